@@ -1,0 +1,8 @@
+//! carelog: an event-sourced record-keeping backend for paired-care programmes (结对关爱).
+//!
+//! See ARCHITECTURE.md for the bird's-eye view. The layers, bottom up:
+//! [`codec`] (the only bincode), [`log`] (the only sled), [`time`].
+
+pub mod codec;
+pub mod log;
+pub mod time;

@@ -1,0 +1,240 @@
+//! Reading: every event from a position, one stream from a version, and subscriptions that
+//! catch up and then follow live appends.
+//!
+//! Readers see only up to the durable head that the writer publishes after each flush, so no
+//! reader ever sees an event that a crash could still take away. sled's `watch_prefix` fires
+//! before a write is durable, so it is not used at all: subscribers wait on the published head.
+
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use super::storage::{RawSegment, Storage, StorageError};
+use super::{Log, LogError, RecordedEvent};
+use crate::codec::{self, SegmentV1, StoredEventV1, StoredHeadV1};
+
+/// The most events one read call returns.
+pub const MAX_READ_LIMIT: usize = 100_000;
+
+/// State shared by the writer and the readers.
+pub struct Shared {
+    pub(super) storage: std::sync::Arc<dyn Storage>,
+    head: Mutex<(u64, [u8; 32])>,
+    head_changed: Condvar,
+}
+
+impl Shared {
+    pub(super) fn new(storage: std::sync::Arc<dyn Storage>, head: Option<StoredHeadV1>) -> Self {
+        let head = head.map(|h| (h.position, h.chain_hash)).unwrap_or((0, [0; 32]));
+        Self {
+            storage,
+            head: Mutex::new(head),
+            head_changed: Condvar::new(),
+        }
+    }
+
+    /// (position, chain hash) of the durable head.
+    pub(super) fn durable_head(&self) -> (u64, [u8; 32]) {
+        *self.head.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Called by the writer after a flush.
+    pub(super) fn publish(&self, head: StoredHeadV1) {
+        let mut guard = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        assert!(guard.0 <= head.position, "the durable head never goes back");
+        *guard = (head.position, head.chain_hash);
+        self.head_changed.notify_all();
+    }
+
+    /// Waits until the durable head passes `position`, or the timeout ends. Returns the head.
+    fn wait_past(&self, position: u64, timeout: Duration) -> u64 {
+        let guard = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = self
+            .head_changed
+            .wait_timeout_while(guard, timeout, |h| h.0 <= position)
+            .unwrap_or_else(|p| p.into_inner());
+        guard.0
+    }
+}
+
+/// Decodes a raw segment, checking that its key matches its first event.
+pub(crate) fn decode_segment(raw: &RawSegment) -> Result<Vec<StoredEventV1>, LogError> {
+    let segment: SegmentV1 = codec::decode("segment", &raw.1)?;
+    Ok(segment.events)
+}
+
+/// The stored event at a position, read from its segment.
+pub(crate) fn stored_event_at(
+    storage: &dyn Storage,
+    position: u64,
+) -> Result<Option<StoredEventV1>, LogError> {
+    if let Some(raw) = storage.segments_from(position).next() {
+        let raw = raw?;
+        let events = decode_segment(&raw)?;
+        return Ok(events.into_iter().find(|e| e.position == position));
+    }
+    Ok(None)
+}
+
+/// Events in position order from a position up to a bound, decoded one segment at a time so
+/// memory stays flat however long the log is.
+pub struct EventIter<'a> {
+    segments: Box<dyn Iterator<Item = Result<RawSegment, StorageError>> + Send + 'a>,
+    buffered: std::vec::IntoIter<StoredEventV1>,
+    next_position: u64,
+    until_position: u64,
+    done: bool,
+}
+
+impl Iterator for EventIter<'_> {
+    type Item = Result<StoredEventV1, LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done || self.next_position > self.until_position {
+                return None;
+            }
+            if let Some(e) = self.buffered.next() {
+                if e.position < self.next_position {
+                    continue;
+                }
+                if e.position != self.next_position {
+                    self.done = true;
+                    return Some(Err(LogError::Storage(StorageError::Corrupt {
+                        path: std::path::PathBuf::new(),
+                        detail: format!(
+                            "position {} is missing (found {}): run `carelog verify`",
+                            self.next_position, e.position
+                        ),
+                    })));
+                }
+                self.next_position += 1;
+                return Some(Ok(e));
+            }
+            match self.segments.next() {
+                None => {
+                    self.done = true;
+                    return None;
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(e.into()));
+                }
+                Some(Ok(raw)) => match decode_segment(&raw) {
+                    Ok(events) => self.buffered = events.into_iter(),
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl Log {
+    /// Stored events from `from_position` up to `until_position` (inclusive, capped at the
+    /// durable head), lazily. The projection engine reads through this.
+    pub fn stored_events(&self, from_position: u64, until_position: u64) -> EventIter<'_> {
+        let until = until_position.min(self.head_position());
+        EventIter {
+            segments: self.shared.storage.segments_from(from_position.max(1)),
+            buffered: Vec::new().into_iter(),
+            next_position: from_position.max(1),
+            until_position: until,
+            done: false,
+        }
+    }
+
+    /// Up to `limit` events (at most [`MAX_READ_LIMIT`]) from `from_position`.
+    pub fn read_from(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        let limit = limit.min(MAX_READ_LIMIT);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for e in self.stored_events(from_position, u64::MAX).take(limit) {
+            out.push(RecordedEvent::try_from(e?)?);
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` events (at most [`MAX_READ_LIMIT`]) of one stream from `from_version`.
+    pub fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let limit = limit.min(MAX_READ_LIMIT);
+        let head = self.head_position();
+        let entries = self.shared.storage.stream_entries(stream, from_version, limit)?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (version, position) in entries {
+            if position > head {
+                break;
+            }
+            let stored = stored_event_at(self.shared.storage.as_ref(), position)?.ok_or_else(|| {
+                StorageError::Corrupt {
+                    path: self.path().to_path_buf(),
+                    detail: format!(
+                        "stream {stream:?} version {version} points at missing position {position}: run `carelog verify`"
+                    ),
+                }
+            })?;
+            out.push(RecordedEvent::try_from(stored)?);
+        }
+        Ok(out)
+    }
+
+    /// The event at a position, if it is durable.
+    pub fn event_at(&self, position: u64) -> Result<Option<RecordedEvent>, LogError> {
+        if position == 0 || position > self.head_position() {
+            return Ok(None);
+        }
+        match stored_event_at(self.shared.storage.as_ref(), position)? {
+            Some(e) => Ok(Some(RecordedEvent::try_from(e)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A subscription that yields every event after `after_position`: first what is stored,
+    /// then live appends, each only once durable.
+    pub fn subscribe(&self, after_position: u64) -> Subscription {
+        Subscription {
+            log: self.clone(),
+            last_position: after_position,
+        }
+    }
+}
+
+/// Follows the log. Each call to [`Subscription::next_batch`] returns the next durable events.
+pub struct Subscription {
+    log: Log,
+    last_position: u64,
+}
+
+impl Subscription {
+    /// The position of the last event handed out.
+    pub fn last_position(&self) -> u64 {
+        self.last_position
+    }
+
+    /// The next events after the last one handed out, at most `limit`; waits up to `timeout` for
+    /// new durable events when caught up (an empty vector means none came in time).
+    pub fn next_batch(
+        &mut self,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        if self.log.head_position() <= self.last_position {
+            self.log.shared.wait_past(self.last_position, timeout);
+        }
+        let events = self.log.read_from(self.last_position + 1, limit.max(1))?;
+        if let Some(last) = events.last() {
+            assert_eq!(
+                last.position,
+                self.last_position + events.len() as u64,
+                "a subscription hands out dense positions"
+            );
+            self.last_position = last.position;
+        }
+        Ok(events)
+    }
+}
