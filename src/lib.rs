@@ -1,8 +1,11 @@
 //! carelog: an event-sourced record-keeping backend for paired-care programmes (结对关爱).
 //!
 //! See ARCHITECTURE.md for the bird's-eye view. The layers, bottom up:
-//! [`codec`] (the only bincode), [`log`] (the only sled), [`time`].
+//! [`codec`] (the only bincode), [`log`] (the only sled), [`time`], [`domain`] (the programme).
 
 pub mod codec;
 pub mod log;
 pub mod time;
+pub mod domain;
+pub mod app;
+pub mod cli;

@@ -27,10 +27,11 @@ use crate::time::{self, Clock, Instant, SystemClock, TimeError};
 pub use read::{EventIter, Subscription};
 pub use storage::{SledStorage, Storage, StorageError};
 pub use verify::{Digest, VerifyProblem, VerifyProblemKind, VerifyReport};
-pub use writer::WriterStats;
+pub use writer::{Pending, WriterStats};
 
-/// At most this many events in one append batch (one caller's all-or-nothing unit).
-pub const MAX_BATCH_EVENTS: usize = 10_000;
+/// At most this many events in one append batch (one caller's all-or-nothing unit: an `import`
+/// is one batch).
+pub const MAX_BATCH_EVENTS: usize = 500_000;
 /// At most this many events in one commit (many callers' batches sharing one flush).
 pub const MAX_COMMIT_EVENTS: usize = 16_384;
 /// A segment (one stored value) holds at most this many events ...
@@ -117,6 +118,10 @@ pub struct NewEvent {
     pub correlation_id: Option<Uuid>,
     pub causation_id: Option<Uuid>,
     pub payload: Vec<u8>,
+    /// A recording time to keep, when restoring an export or replaying a known history (the
+    /// demo). The writer honours it only if it is not in the future and not earlier than the
+    /// previous event's; otherwise the batch is refused. None: the writer's clock.
+    pub recorded_at: Option<Instant>,
 }
 
 impl NewEvent {
@@ -139,6 +144,7 @@ impl NewEvent {
             correlation_id: None,
             causation_id: None,
             payload,
+            recorded_at: None,
         }
     }
 
@@ -290,6 +296,12 @@ impl Log {
     /// durable. Blocks while the writer's queue is full.
     pub fn append(&self, batch: AppendBatch) -> Result<Vec<Ack>, LogError> {
         self.writer.append(batch)
+    }
+
+    /// Queues a batch without waiting; batches commit in submission order. The caller learns
+    /// the outcome from [`Pending::wait`] (after the flush).
+    pub fn submit(&self, batch: AppendBatch) -> Result<Pending, LogError> {
+        self.writer.submit(batch)
     }
 
     /// The durable head: the last position a reader may see (0 for an empty log).

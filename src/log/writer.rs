@@ -53,6 +53,17 @@ struct Request {
     reply: Reply,
 }
 
+/// A submitted batch; [`Pending::wait`] returns its acks once they are durable.
+pub struct Pending {
+    answer: Receiver<Result<Vec<Ack>, LogError>>,
+}
+
+impl Pending {
+    pub fn wait(self) -> Result<Vec<Ack>, LogError> {
+        self.answer.recv().map_err(|_| LogError::WriterGone)?
+    }
+}
+
 /// The handle callers use; dropping the last one stops the writer thread after it drains.
 pub struct WriterHandle {
     sender: Mutex<Option<SyncSender<Request>>>,
@@ -105,6 +116,12 @@ impl WriterHandle {
     }
 
     pub(super) fn append(&self, batch: AppendBatch) -> Result<Vec<Ack>, LogError> {
+        self.submit(batch)?.wait()
+    }
+
+    /// Queues a batch (blocking while the queue is full) and returns without waiting for it.
+    /// Batches are committed in the order they were submitted.
+    pub(super) fn submit(&self, batch: AppendBatch) -> Result<Pending, LogError> {
         let sender = {
             let guard = self.sender.lock().map_err(|_| LogError::WriterGone)?;
             guard.clone().ok_or(LogError::WriterGone)?
@@ -116,7 +133,7 @@ impl WriterHandle {
             self.counters.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(LogError::WriterGone);
         }
-        answer.recv().map_err(|_| LogError::WriterGone)?
+        Ok(Pending { answer })
     }
 
     pub(super) fn stats(&self) -> WriterStats {
@@ -194,12 +211,7 @@ impl Writer {
             return;
         }
         let now = self.clock.now();
-        // recorded_at never goes back, whatever the clock does.
-        let recorded_at = match self.last_recorded {
-            Some(last) if last > now => last,
-            _ => now,
-        };
-        let recorded_stored = time::to_stored(&recorded_at);
+        let last_recorded_before = self.last_recorded;
 
         let start_head = self.head;
         let mut pending_events: Vec<StoredEventV1> = Vec::new();
@@ -210,9 +222,10 @@ impl Writer {
         for request in group {
             let head_before = self.head;
             let events_before = pending_events.len();
+            let last_recorded = self.last_recorded;
             match self.lay_out(
                 &request.batch,
-                &recorded_stored,
+                now,
                 &mut pending_events,
                 &pending_ids,
                 &mut pending_streams,
@@ -228,6 +241,7 @@ impl Writer {
                 }
                 Err((e, streams_before)) => {
                     self.head = head_before;
+                    self.last_recorded = last_recorded;
                     pending_events.truncate(events_before);
                     pending_streams = streams_before;
                     let _ = request.reply.send(Err(e));
@@ -245,10 +259,9 @@ impl Writer {
         }
 
         let written = pending_events.len() as u64;
-        let result = self.write(&pending_events, &recorded_stored);
+        let result = self.write(&pending_events);
         match result {
             Ok(flush_nanos) => {
-                self.last_recorded = Some(recorded_at);
                 for (stream, v) in pending_streams {
                     self.remember_stream(stream, v);
                 }
@@ -268,6 +281,7 @@ impl Writer {
                 // The commit may be partly on disk but was never made durable: take no further
                 // appends rather than guess (a restart re-reads the true head from storage).
                 self.head = start_head;
+                self.last_recorded = last_recorded_before;
                 let reason = e.to_string();
                 self.poisoned = Some(reason.clone());
                 for a in accepted {
@@ -283,7 +297,7 @@ impl Writer {
     fn lay_out(
         &mut self,
         batch: &AppendBatch,
-        recorded_at: &StoredTime,
+        now: time::Instant,
         pending: &mut Vec<StoredEventV1>,
         pending_ids: &HashMap<[u8; 16], usize>,
         pending_streams: &mut HashMap<String, u64>,
@@ -363,7 +377,34 @@ impl Writer {
         }
 
         let mut acks = Vec::with_capacity(batch.events.len());
-        for e in &batch.events {
+        for (index, e) in batch.events.iter().enumerate() {
+            // recorded_at never goes back and is never in the future, whatever the clock does.
+            let recorded_at = match e.recorded_at {
+                None => self.last_recorded.map_or(now, |last| last.max(now)),
+                Some(asked) if asked > now => {
+                    return fail(
+                        LogError::InvalidEvent {
+                            index,
+                            field: "recordedat",
+                            rule: format!("a kept recording time may not be in the future (now {now})"),
+                        },
+                        streams_before,
+                    );
+                }
+                Some(asked) if self.last_recorded.is_some_and(|last| asked < last) => {
+                    return fail(
+                        LogError::InvalidEvent {
+                            index,
+                            field: "recordedat",
+                            rule: "a kept recording time may not be earlier than the previous event's".into(),
+                        },
+                        streams_before,
+                    );
+                }
+                Some(asked) => asked,
+            };
+            self.last_recorded = Some(recorded_at);
+            let recorded_at = &time::to_stored(&recorded_at);
             let version = match self.current_version(&e.stream, pending_streams) {
                 Ok(v) => v + 1,
                 Err(err) => return fail(err, streams_before),
@@ -447,7 +488,7 @@ impl Writer {
     }
 
     /// Writes the pending events as one atomic commit, then flushes. Returns the flush time.
-    fn write(&self, events: &[StoredEventV1], recorded_at: &StoredTime) -> Result<u64, LogError> {
+    fn write(&self, events: &[StoredEventV1]) -> Result<u64, LogError> {
         let mut commit = Commit::default();
         let mut start = 0;
         while start < events.len() {
@@ -475,11 +516,7 @@ impl Writer {
                 .stream_entries
                 .push((e.stream.clone(), e.stream_version, e.position));
         }
-        commit.head = Some(StoredHeadV1 {
-            position: self.head.position,
-            chain_hash: self.head.chain_hash,
-            recorded_at: *recorded_at,
-        });
+        commit.head = Some(self.head);
         self.storage.commit(commit)?;
         let flush_start = std::time::Instant::now();
         self.storage.flush()?;

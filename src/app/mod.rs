@@ -1,0 +1,388 @@
+//! The application layer: the commands and queries that the CLI and the HTTP service both call.
+//! No business rule lives in either shell; they parse, call this, and format.
+//!
+//! [`App`] owns the [`Log`] and the current [`Records`] (folded from the log at open). An append
+//! checks each event against the records, folds it in, and hands the batch to the log's writer,
+//! all under one lock, then waits for durability outside the lock, so concurrent callers still
+//! share the writer's group commit. A batch the log then refuses marks the records stale; the
+//! next call rebuilds them from the log, which is the truth.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use uuid::Uuid;
+
+use crate::domain::cloudevent::{FormatError, IncomingEvent};
+use crate::domain::events::EventDecodeError;
+use crate::domain::{DomainError, DomainEvent, Records, stream_of};
+use crate::log::{Ack, AppendBatch, Log, LogError, NewEvent, OpenOptions, RecordedEvent};
+use crate::time::{self, Clock, SystemClock};
+
+/// Errors of the application layer: every one names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("event {index}: {error}")]
+    Format { index: usize, error: FormatError },
+    #[error("event {index} ({event_type}): {error}; nothing of it was written")]
+    Rejected {
+        index: usize,
+        event_type: &'static str,
+        error: DomainError,
+    },
+    #[error("event {index}: id {event_id} is already in the log at position {position} with different content; nothing was written. Use a new id for a new event")]
+    IdConflict {
+        index: usize,
+        event_id: Uuid,
+        position: u64,
+    },
+    #[error("event {index}: id {event_id} is being written by another request right now: retry")]
+    InFlight { index: usize, event_id: Uuid },
+    #[error("{already} of the batch's {total} events are already in the log; nothing was written. Resend the batch whole, or only its new events")]
+    PartialDuplicate { already: usize, total: usize },
+    #[error("the event at position {position} cannot be read by this build ({source}): upgrade carelog")]
+    Undecodable {
+        position: u64,
+        source: EventDecodeError,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+impl AppError {
+    /// The index in its batch of the event an error is about, if it is about one.
+    pub fn event_index(&self) -> Option<usize> {
+        match self {
+            AppError::Format { index, .. }
+            | AppError::Rejected { index, .. }
+            | AppError::IdConflict { index, .. }
+            | AppError::InFlight { index, .. } => Some(*index),
+            AppError::Log(LogError::InvalidEvent { index, .. }) => Some(*index),
+            _ => None,
+        }
+    }
+}
+
+/// What the caller lets the log keep from the incoming events.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Keep {
+    /// Keep an incoming `recordedby` (a local operator restoring an export). Never over HTTP.
+    pub recorded_by: bool,
+    /// Keep an incoming `recordedat` (restoring an export, replaying a known history).
+    pub recorded_at: bool,
+}
+
+struct RecordsState {
+    records: Records,
+    /// The log position the records are folded up to.
+    position: u64,
+    stale: bool,
+    in_flight: HashSet<Uuid>,
+}
+
+/// The application: a log and its current records.
+pub struct App {
+    log: Log,
+    state: Mutex<RecordsState>,
+    clock: Arc<dyn Clock>,
+}
+
+/// An event read back: the envelope and the decoded domain event.
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    pub recorded: RecordedEvent,
+    pub event: DomainEvent,
+}
+
+impl App {
+    /// Opens the store at `dir` (creating it when `create`) and folds the records.
+    pub fn open(dir: &Path, create: bool) -> Result<Self, AppError> {
+        let options = if create { OpenOptions::default() } else { OpenOptions::existing() };
+        let log = Log::open(dir, options)?;
+        Self::with_log(log, Arc::new(SystemClock))
+    }
+
+    /// An application over an open log, with a clock for validation's "now".
+    pub fn with_log(log: Log, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+        let app = Self {
+            log,
+            state: Mutex::new(RecordsState {
+                records: Records::new(),
+                position: 0,
+                stale: true,
+                in_flight: HashSet::new(),
+            }),
+            clock,
+        };
+        drop(app.fresh_state()?);
+        Ok(app)
+    }
+
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RecordsState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The records state, rebuilt from the log when stale, caught up when behind.
+    fn fresh_state(&self) -> Result<MutexGuard<'_, RecordsState>, AppError> {
+        let mut state = self.lock();
+        if state.stale {
+            state.records = Records::new();
+            state.position = 0;
+        }
+        let head = self.log.head_position();
+        if state.position < head && state.in_flight.is_empty() {
+            for stored in self.log.stored_events(state.position + 1, head) {
+                let stored = stored?;
+                let event = DomainEvent::decode(&stored.event_type, stored.schema_version, &stored.payload)
+                    .map_err(|source| AppError::Undecodable { position: stored.position, source })?;
+                let occurred = time::from_stored(&stored.occurred_at).map_err(LogError::from)?;
+                state.records.apply(Uuid::from_bytes(stored.event_id), &event, &occurred);
+                state.position = stored.position;
+            }
+        }
+        state.stale = false;
+        Ok(state)
+    }
+
+    /// A copy-free look at the current records.
+    pub fn with_records<T>(&self, f: impl FnOnce(&Records) -> T) -> Result<T, AppError> {
+        let state = self.fresh_state()?;
+        Ok(f(&state.records))
+    }
+
+    /// Appends a batch of incoming events, all or none: checks each against the records (and the
+    /// events before it in the batch), then writes them; returns once they are durable.
+    /// `authorize` is called for each event with the records before it is accepted (the HTTP
+    /// service checks roles there); `actor` is who records.
+    pub fn append(
+        &self,
+        incoming: Vec<IncomingEvent>,
+        actor: &str,
+        keep: Keep,
+        authorize: &dyn Fn(&Records, &IncomingEvent) -> Result<(), String>,
+    ) -> Result<Vec<Ack>, AppError> {
+        self.submit(incoming, actor, keep, authorize)?.wait()
+    }
+
+    /// [`App::append`] without waiting for durability: the batch is checked, folded into the
+    /// records and queued; [`PendingAppend::wait`] returns its acks once durable. Batches are
+    /// written in the order they were submitted, so a caller may keep several in flight.
+    pub fn submit(
+        &self,
+        incoming: Vec<IncomingEvent>,
+        actor: &str,
+        keep: Keep,
+        authorize: &dyn Fn(&Records, &IncomingEvent) -> Result<(), String>,
+    ) -> Result<PendingAppend<'_>, AppError> {
+        if incoming.is_empty() {
+            return Err(AppError::Usage("no events to append".into()));
+        }
+        let mut state = self.fresh_state()?;
+        let now = self.clock.now();
+
+        // Resends: answered with their original positions, nothing checked or written again.
+        let mut duplicates = Vec::new();
+        for (index, e) in incoming.iter().enumerate() {
+            let Some(id) = e.id else { continue };
+            if state.in_flight.contains(&id) {
+                return Err(AppError::InFlight { index, event_id: id });
+            }
+            if let Some(position) = self.log.position_of(id)? {
+                let same = self.is_same_event(position, e, actor, keep)?;
+                if !same {
+                    return Err(AppError::IdConflict { index, event_id: id, position });
+                }
+                let stream_version = self.log.event_at(position)?.map(|r| r.stream_version).unwrap_or(0);
+                duplicates.push(Ack { event_id: id, position, stream_version, duplicate: true });
+            }
+        }
+        if !duplicates.is_empty() {
+            if duplicates.len() == incoming.len() {
+                return Ok(PendingAppend { app: self, ids: Vec::new(), inner: Some(Inner::Done(duplicates)) });
+            }
+            return Err(AppError::PartialDuplicate { already: duplicates.len(), total: incoming.len() });
+        }
+
+        // Check and fold each event in order; a failure after the first leaves the records
+        // holding events that will not be written, so they are rebuilt.
+        let mut events = Vec::with_capacity(incoming.len());
+        for (index, e) in incoming.iter().enumerate() {
+            let rejected = |error| AppError::Rejected { index, event_type: e.event.event_type(), error };
+            if let Err(reason) = authorize(&state.records, e) {
+                if index > 0 {
+                    state.stale = true;
+                }
+                return Err(AppError::Forbidden(format!("event {index}: {reason}")));
+            }
+            if let Err(error) = state.records.check(&e.event, &e.occurred_at, &now) {
+                if index > 0 {
+                    state.stale = true;
+                }
+                return Err(rejected(error));
+            }
+            let event_id = e.id.unwrap_or_else(Uuid::now_v7);
+            let payload = e.event.encode().map_err(LogError::from)?;
+            let recorded_by = match (&e.recorded_by, keep.recorded_by) {
+                (Some(by), true) => by.clone(),
+                _ => actor.to_string(),
+            };
+            events.push(NewEvent {
+                event_id,
+                stream: stream_of(&e.event),
+                event_type: e.event.event_type().to_string(),
+                schema_version: e.event.schema_version(),
+                occurred_at: e.occurred_at,
+                recorded_by,
+                correlation_id: e.correlation_id,
+                causation_id: e.causation_id,
+                payload,
+                recorded_at: if keep.recorded_at { e.recorded_at } else { None },
+            });
+            state.records.apply(event_id, &e.event, &e.occurred_at);
+        }
+
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let batch = AppendBatch::new(events);
+        let keeps_time = keep.recorded_at && incoming.iter().any(|e| e.recorded_at.is_some());
+        let pending = match self.log.submit(batch) {
+            Ok(p) => p,
+            Err(e) => {
+                state.stale = true;
+                return Err(e.into());
+            }
+        };
+        if keeps_time {
+            // A kept recording time can still be refused by the writer (earlier than the last);
+            // wait under the lock so no other batch is checked against records that may not be.
+            let result = pending.wait();
+            let acks = self.finish(state, &ids, result)?;
+            return Ok(PendingAppend { app: self, ids: Vec::new(), inner: Some(Inner::Done(acks)) });
+        }
+        state.in_flight.extend(ids.iter().copied());
+        Ok(PendingAppend { app: self, ids, inner: Some(Inner::Waiting(pending)) })
+    }
+
+    fn finish(
+        &self,
+        mut state: MutexGuard<'_, RecordsState>,
+        ids: &[Uuid],
+        result: Result<Vec<Ack>, LogError>,
+    ) -> Result<Vec<Ack>, AppError> {
+        match result {
+            Ok(acks) => {
+                assert_eq!(acks.len(), ids.len(), "one ack per event");
+                if let Some(last) = acks.last()
+                    && !state.stale
+                {
+                    state.position = state.position.max(last.position);
+                }
+                Ok(acks)
+            }
+            Err(e) => {
+                state.stale = true;
+                Err(e.into())
+            }
+        }
+    }
+
+    fn is_same_event(&self, position: u64, e: &IncomingEvent, actor: &str, keep: Keep) -> Result<bool, AppError> {
+        let Some(stored) = self.read_event(position)? else {
+            return Ok(false);
+        };
+        let by = match (&e.recorded_by, keep.recorded_by) {
+            (Some(by), true) => by.as_str(),
+            _ => actor,
+        };
+        Ok(stored.event == e.event
+            && time::to_stored(&stored.recorded.occurred_at) == time::to_stored(&e.occurred_at)
+            && stored.recorded.recorded_by == by)
+    }
+
+    /// The event at a position, decoded.
+    pub fn read_event(&self, position: u64) -> Result<Option<LoggedEvent>, AppError> {
+        match self.log.event_at(position)? {
+            None => Ok(None),
+            Some(recorded) => Ok(Some(decode_recorded(recorded)?)),
+        }
+    }
+
+    /// Up to `limit` events from a position, decoded.
+    pub fn read_from(&self, from_position: u64, limit: usize) -> Result<Vec<LoggedEvent>, AppError> {
+        self.log.read_from(from_position, limit)?.into_iter().map(decode_recorded).collect()
+    }
+
+    /// Up to `limit` events of one stream from a version, decoded.
+    pub fn read_stream(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<LoggedEvent>, AppError> {
+        self.log.read_stream(stream, from_version, limit)?.into_iter().map(decode_recorded).collect()
+    }
+
+    /// Calls `each` with every event from a position, in order, decoded; memory stays flat.
+    pub fn for_each_event(
+        &self,
+        from_position: u64,
+        mut each: impl FnMut(LoggedEvent) -> Result<(), AppError>,
+    ) -> Result<(), AppError> {
+        for stored in self.log.stored_events(from_position, u64::MAX) {
+            let recorded = RecordedEvent::try_from(stored?).map_err(LogError::from)?;
+            each(decode_recorded(recorded)?)?;
+        }
+        Ok(())
+    }
+}
+
+enum Inner {
+    Done(Vec<Ack>),
+    Waiting(crate::log::Pending),
+}
+
+/// A batch checked and queued; [`PendingAppend::wait`] returns its acks once durable.
+pub struct PendingAppend<'a> {
+    app: &'a App,
+    ids: Vec<Uuid>,
+    inner: Option<Inner>,
+}
+
+impl Drop for PendingAppend<'_> {
+    fn drop(&mut self) {
+        // Dropped unread: still settle the records' in-flight set.
+        if self.inner.is_some() {
+            let _ = self.settle();
+        }
+    }
+}
+
+impl PendingAppend<'_> {
+    pub fn wait(mut self) -> Result<Vec<Ack>, AppError> {
+        self.settle()
+    }
+
+    fn settle(&mut self) -> Result<Vec<Ack>, AppError> {
+        match self.inner.take() {
+            None => Err(AppError::Usage("the append was already settled".into())),
+            Some(Inner::Done(acks)) => Ok(acks),
+            Some(Inner::Waiting(pending)) => {
+                let result = pending.wait();
+                let mut state = self.app.lock();
+                for id in &self.ids {
+                    state.in_flight.remove(id);
+                }
+                self.app.finish(state, &self.ids, result)
+            }
+        }
+    }
+}
+
+/// Decodes a recorded event's payload.
+pub fn decode_recorded(recorded: RecordedEvent) -> Result<LoggedEvent, AppError> {
+    let event = DomainEvent::decode(&recorded.event_type, recorded.schema_version, &recorded.payload)
+        .map_err(|source| AppError::Undecodable { position: recorded.position, source })?;
+    Ok(LoggedEvent { recorded, event })
+}

@@ -1,0 +1,229 @@
+//! The command line: parse, call the application layer, format. No business rule lives here.
+//!
+//! Exit codes: 0 success, 1 a check failed (verify, claims check), 2 bad input or usage.
+//! Errors go to stderr and name the line, the field and the rule.
+
+mod output;
+mod records_io;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::{App, AppError};
+use crate::log::{Digest, LogError, StorageError};
+
+/// carelog: event-sourced records of a paired-care programme (结对关爱), on an embedded sled store.
+#[derive(Debug, Parser)]
+#[command(name = "carelog", version, about, long_about = None)]
+pub struct Cli {
+    /// The store's directory.
+    #[arg(long, global = true, env = "CARELOG_DATA", default_value = "carelog-data")]
+    pub data: PathBuf,
+    /// Who is recording (for write commands); an event line's `recordedby` is kept over it.
+    #[arg(long, global = true, env = "CARELOG_ACTOR")]
+    pub actor: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Append events, one CloudEvents JSON object per line; one ack line each once durable.
+    Append {
+        /// A file of JSON lines, or - (the default) for standard input.
+        file: Option<PathBuf>,
+        /// Keep each line's `recordedat` (restoring an export into a new store).
+        #[arg(long)]
+        keep_recorded_at: bool,
+    },
+    /// Append a whole file of JSON lines as one all-or-nothing batch.
+    Import {
+        file: PathBuf,
+        /// Keep each line's `recordedat` (restoring an export into a new store).
+        #[arg(long)]
+        keep_recorded_at: bool,
+    },
+    /// Print every event in order: jsonl is exactly what `append` accepts (same ids).
+    Export {
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+    /// Show events readably.
+    Log {
+        /// Only this stream (e.g. pairing-<uuid>).
+        #[arg(long)]
+        stream: Option<String>,
+        /// From this position (or stream version, with --stream).
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute every hash and check every position; exit 1 naming the first bad position.
+    Verify {
+        #[arg(long)]
+        json: bool,
+        /// Also prove the log still holds this digest's head (from `carelog digest --json`).
+        #[arg(long)]
+        digest: Option<PathBuf>,
+        /// Skip the check of the id and stream indexes (faster).
+        #[arg(long)]
+        skip_indexes: bool,
+    },
+    /// Print the head: position and chain hash. Keep it to prove later the log was only appended to.
+    Digest {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the event types with their versions and an example of each.
+    Events {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A command's failure: its exit code and message.
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
+        Failure { code: 2, message: e.to_string() }
+    }
+}
+
+impl From<LogError> for Failure {
+    fn from(e: LogError) -> Self {
+        Failure { code: 2, message: e.to_string() }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure { code: 2, message: format!("i/o error: {e}") }
+    }
+}
+
+pub(crate) fn usage(message: impl Into<String>) -> Failure {
+    Failure { code: 2, message: message.into() }
+}
+
+/// Runs the command line; returns the process's exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            if f.message.contains("Broken pipe") {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("carelog: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn actor(cli: &Cli) -> String {
+    cli.actor.clone().unwrap_or_else(|| {
+        let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+        format!("cli:{user}")
+    })
+}
+
+pub(crate) fn open_existing(dir: &Path) -> Result<App, Failure> {
+    Ok(App::open(dir, false)?)
+}
+
+/// Whether to draw progress: only for a person at a terminal.
+pub(crate) fn progress_wanted() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+fn dispatch(cli: &Cli) -> Result<u8, Failure> {
+    match &cli.command {
+        Command::Append { file, keep_recorded_at } => {
+            let app = App::open(&cli.data, true)?;
+            records_io::append(&app, file.as_deref(), &actor(cli), *keep_recorded_at)
+        }
+        Command::Import { file, keep_recorded_at } => {
+            let app = App::open(&cli.data, true)?;
+            records_io::import(&app, file, &actor(cli), *keep_recorded_at)
+        }
+        Command::Export { format } => {
+            let app = open_existing(&cli.data)?;
+            records_io::export(&app, *format)
+        }
+        Command::Log { stream, from, limit, json } => {
+            let app = open_existing(&cli.data)?;
+            records_io::show_log(&app, stream.as_deref(), *from, *limit, *json)
+        }
+        Command::Verify { json, digest, skip_indexes } => verify(&cli.data, *json, digest.as_deref(), *skip_indexes),
+        Command::Digest { json } => {
+            let log = crate::log::Log::open(&cli.data, crate::log::OpenOptions::existing())?;
+            let d = log.digest();
+            if *json {
+                output::print_json(&d)?;
+            } else {
+                println!("head position {}\nchain hash    {}\nalgorithm     {}", d.position, d.chain_hash, d.algorithm);
+            }
+            Ok(0)
+        }
+        Command::Events { json } => records_io::list_event_types(*json),
+    }
+}
+
+fn verify(dir: &Path, json: bool, digest_file: Option<&Path>, skip_indexes: bool) -> Result<u8, Failure> {
+    let digest: Option<Digest> = match digest_file {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| usage(format!("cannot read digest {}: {e}", p.display())))?;
+            Some(serde_json::from_str(&text).map_err(|e| usage(format!("{} is not a digest from `carelog digest --json`: {e}", p.display())))?)
+        }
+    };
+    let log = match crate::log::Log::open(dir, crate::log::OpenOptions::existing()) {
+        Ok(log) => log,
+        // A store that does not even open is a failed check, not bad usage.
+        Err(LogError::Storage(e @ StorageError::Corrupt { .. })) => {
+            return Err(Failure { code: 1, message: format!("verify failed: {e}") });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let show = progress_wanted();
+    let mut progress = |n: u64| {
+        if show {
+            eprint!("\rverified {n} events");
+        }
+    };
+    let report = log.verify(!skip_indexes, digest.as_ref(), &mut progress)?;
+    if show {
+        eprint!("\r");
+    }
+    if json {
+        output::print_json(&report)?;
+    } else if let Some(p) = &report.problem {
+        println!("NOT INTACT at position {}: {:?}: {}", p.position, p.kind, p.detail);
+    } else {
+        println!(
+            "intact: {} events, head {} chain {}{}",
+            report.events_checked,
+            report.head.position,
+            report.head.chain_hash,
+            if digest.is_some() { "; the digest's head is unchanged" } else { "" }
+        );
+    }
+    std::io::stdout().flush()?;
+    Ok(if report.intact { 0 } else { 1 })
+}

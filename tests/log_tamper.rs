@@ -1,0 +1,589 @@
+//! Tampering with a store behind the log's back (through sled directly, with the key layout of
+//! `carelog::log::keys`) must be caught by `verify`, at the right position and with the right
+//! kind; opening a store that is locked, missing or not a store must be a clear error.
+//!
+//! Each case builds a fresh store of 3000 events in several commits (so several segments).
+
+use std::path::Path;
+use std::process::Command;
+
+use carelog::codec::{self, SegmentV1, StoredHeadV1};
+use carelog::log::{
+    AppendBatch, Digest, Log, LogError, NewEvent, OpenOptions, StorageError, VerifyProblemKind,
+    VerifyReport, hash, keys,
+};
+use carelog::time::parse_instant;
+
+const TREE: &str = "carelog-log-v1";
+const EVENTS: u64 = 3000;
+const STREAMS: [&str; 5] = ["pair-a", "pair-b", "pair-c", "pair-d", "pair-e"];
+
+/// The payload of the event at `position`: a marker findable in the segment's bytes.
+fn marker(position: u64) -> Vec<u8> {
+    format!("<<payload of event {position:06}>>").into_bytes()
+}
+
+fn event(position: u64) -> NewEvent {
+    NewEvent::new(
+        STREAMS[(position % STREAMS.len() as u64) as usize],
+        "test.noted",
+        1,
+        parse_instant("2023-05-01T09:30:00+08:00").unwrap(),
+        "tester",
+        marker(position),
+    )
+}
+
+/// A fresh store of [`EVENTS`] events appended in batches of uneven sizes. Returns the log's
+/// final digest.
+fn build_store(dir: &Path) -> Digest {
+    let log = Log::open(dir, OpenOptions::default()).unwrap();
+    let mut position = 0;
+    for size in [400u64, 700, 300, 600, 500, 500] {
+        let batch: Vec<NewEvent> = (position + 1..=position + size).map(event).collect();
+        let acks = log.append(AppendBatch::new(batch)).unwrap();
+        assert_eq!(acks.last().unwrap().position, position + size);
+        position += size;
+    }
+    assert_eq!(position, EVENTS);
+    let report = log.verify(true, None, &mut |_| {}).unwrap();
+    assert!(report.intact, "the fresh store must verify: {report:?}");
+    log.digest()
+}
+
+/// Opens the store with sled directly, hands the log's tree to `f`, flushes and closes it.
+fn tamper<R>(dir: &Path, f: impl FnOnce(&sled::Tree) -> R) -> R {
+    let db = sled::open(dir).unwrap();
+    let tree = db.open_tree(TREE).unwrap();
+    let out = f(&tree);
+    tree.flush().unwrap();
+    db.flush().unwrap();
+    out
+}
+
+/// The first positions of the store's segments, in order.
+fn segment_starts(tree: &sled::Tree) -> Vec<u64> {
+    tree.scan_prefix([keys::SEGMENT_PREFIX])
+        .map(|kv| keys::segment_position(&kv.unwrap().0).unwrap())
+        .collect()
+}
+
+fn verify_store(dir: &Path, against: Option<&Digest>) -> VerifyReport {
+    let log = Log::open(dir, OpenOptions::existing()).unwrap();
+    let with_indexes = log.verify(true, against, &mut |_| {}).unwrap();
+    // Without the index checks, the events' own problems must be found just the same.
+    let without = log.verify(false, against, &mut |_| {}).unwrap();
+    assert_eq!(with_indexes.problem, without.problem, "with and without index checks");
+    with_indexes
+}
+
+fn expect_problem(report: &VerifyReport, position: u64, kinds: &[VerifyProblemKind]) {
+    assert!(!report.intact, "tampering went unnoticed: {report:?}");
+    let problem = report.problem.as_ref().expect("a problem");
+    assert!(
+        kinds.contains(&problem.kind),
+        "expected one of {kinds:?} at {position}, got {problem:?}"
+    );
+    assert_eq!(problem.position, position, "position of {problem:?}");
+    assert!(!problem.detail.is_empty());
+}
+
+/// Reading a damaged store answers (Ok or Err) and never panics.
+fn read_everything(dir: &Path) {
+    let log = Log::open(dir, OpenOptions::existing()).unwrap();
+    let _ = log.read_from(1, usize::MAX);
+    for p in [1, 400, 401, 1100, 1101, 1500, 2000, 2500, 3000] {
+        let _ = log.event_at(p);
+    }
+    for s in STREAMS {
+        let _ = log.read_stream(s, 1, usize::MAX);
+    }
+}
+
+#[test]
+fn a_store_has_several_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
+    let starts = tamper(dir.path(), segment_starts);
+    assert!(starts.len() >= 5, "{starts:?}");
+    assert_eq!(starts[0], 1);
+    assert!(starts.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn a_byte_edited_in_a_payload_is_modified_at_that_event() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
+    let target = 1234;
+    let (first, next) = tamper(dir.path(), |tree| {
+        let starts = segment_starts(tree);
+        let i = starts.iter().rposition(|s| *s <= target).unwrap();
+        let key = keys::segment(starts[i]);
+        let mut value = tree.get(key).unwrap().unwrap().to_vec();
+        let m = marker(target);
+        let at = value.windows(m.len()).position(|w| w == m.as_slice()).unwrap();
+        value[at + 5] ^= 0x01;
+        tree.insert(key, value).unwrap();
+        (starts[i], starts.get(i + 1).copied().unwrap_or(EVENTS + 1))
+    });
+    assert!(first <= target && target < next);
+    let report = verify_store(dir.path(), None);
+    expect_problem(&report, target, &[VerifyProblemKind::Modified]);
+    // Every event before the edited one was checked.
+    assert_eq!(report.events_checked, target - 1);
+    read_everything(dir.path());
+}
+
+#[test]
+fn a_deleted_middle_segment_is_missing_at_its_first_position() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
+    let deleted = tamper(dir.path(), |tree| {
+        let starts = segment_starts(tree);
+        let middle = starts[starts.len() / 2];
+        assert!(middle > 1);
+        tree.remove(keys::segment(middle)).unwrap().unwrap();
+        middle
+    });
+    let report = verify_store(dir.path(), None);
+    expect_problem(&report, deleted, &[VerifyProblemKind::Missing]);
+    read_everything(dir.path());
+}
+
+#[test]
+fn swapped_segments_are_out_of_order_or_modified_at_the_first_swapped_position() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
+    let first_swapped = tamper(dir.path(), |tree| {
+        let starts = segment_starts(tree);
+        let (a, b) = (keys::segment(starts[1]), keys::segment(starts[3]));
+        let va = tree.get(a).unwrap().unwrap();
+        let vb = tree.get(b).unwrap().unwrap();
+        tree.insert(a, vb).unwrap();
+        tree.insert(b, va).unwrap();
+        starts[1]
+    });
+    let report = verify_store(dir.path(), None);
+    // Nothing is missing: every event is still stored, in the wrong place.
+    expect_problem(
+        &report,
+        first_swapped,
+        &[VerifyProblemKind::OutOfOrder, VerifyProblemKind::Modified],
+    );
+    read_everything(dir.path());
+}
+
+#[test]
+fn a_deleted_last_segment_is_a_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
+    let last = tamper(dir.path(), |tree| {
+        let last = *segment_starts(tree).last().unwrap();
+        tree.remove(keys::segment(last)).unwrap().unwrap();
+        last
+    });
+    let report = verify_store(dir.path(), None);
+    expect_problem(&report, last, &[VerifyProblemKind::Missing]);
+    assert_eq!(report.events_checked, last - 1);
+    read_everything(dir.path());
+}
+
+/// A careful attacker cuts the tail and rewrites the head and the indexes to match: only a
+/// digest taken before can tell.
+#[test]
+fn a_careful_truncation_is_caught_by_an_earlier_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let digest = build_store(dir.path());
+    assert_eq!(digest.position, EVENTS);
+    let new_last = tamper(dir.path(), |tree| {
+        let last = *segment_starts(tree).last().unwrap();
+        let removed = tree.remove(keys::segment(last)).unwrap().unwrap();
+        let removed: SegmentV1 = codec::decode("segment", &removed).unwrap();
+        for e in &removed.events {
+            tree.remove(keys::id(&e.event_id)).unwrap().unwrap();
+            tree.remove(keys::stream_version(&e.stream, e.stream_version))
+                .unwrap()
+                .unwrap();
+        }
+        let previous = *segment_starts(tree).last().unwrap();
+        let segment: SegmentV1 =
+            codec::decode("segment", &tree.get(keys::segment(previous)).unwrap().unwrap()).unwrap();
+        let new_last = segment.events.last().unwrap();
+        assert_eq!(new_last.position, last - 1);
+        let head = StoredHeadV1 {
+            position: new_last.position,
+            chain_hash: new_last.chain_hash,
+            recorded_at: new_last.recorded_at,
+        };
+        tree.insert(keys::HEAD, codec::encode("durable head", &head).unwrap())
+            .unwrap();
+        new_last.position
+    });
+    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    assert_eq!(log.head_position(), new_last);
+    for check_indexes in [true, false] {
+        let report = log.verify(check_indexes, Some(&digest), &mut |_| {}).unwrap();
+        assert!(!report.intact, "truncation went unnoticed: {report:?}");
+        let problem = report.problem.unwrap();
+        assert_eq!(problem.kind, VerifyProblemKind::DigestMismatch, "{problem:?}");
+        assert!(
+            problem.position > new_last && problem.position <= digest.position,
+            "{problem:?}"
+        );
+    }
+}
+
+/// An attacker who edits an event and recomputes every hash after it (and the head) leaves a
+/// self-consistent log: a digest taken after the edited position catches it, one taken before
+/// it does not (the log up to there is unchanged).
+#[test]
+fn a_rehashed_rewrite_is_caught_by_a_digest_past_it_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let early = {
+        let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+        let batch: Vec<NewEvent> = (1..=1000).map(event).collect();
+        log.append(AppendBatch::new(batch)).unwrap();
+        log.digest()
+    };
+    assert_eq!(early.position, 1000);
+    let late = {
+        let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+        for start in [1001u64, 1501, 2001, 2501] {
+            let batch: Vec<NewEvent> = (start..start + 500).map(event).collect();
+            log.append(AppendBatch::new(batch)).unwrap();
+        }
+        log.digest()
+    };
+    assert_eq!(late.position, EVENTS);
+    let edited = 1700;
+    tamper(dir.path(), |tree| {
+        let starts = segment_starts(tree);
+        let mut chain = [0u8; 32];
+        let mut head = None;
+        for first in starts {
+            let key = keys::segment(first);
+            let mut segment: SegmentV1 =
+                codec::decode("segment", &tree.get(key).unwrap().unwrap()).unwrap();
+            for e in &mut segment.events {
+                if e.position == edited {
+                    e.payload = b"<<a different story>>".to_vec();
+                }
+                e.leaf_hash = hash::leaf(&e.canonical_bytes().unwrap());
+                e.chain_hash = hash::chain(&chain, &e.leaf_hash);
+                chain = e.chain_hash;
+                head = Some(StoredHeadV1 {
+                    position: e.position,
+                    chain_hash: e.chain_hash,
+                    recorded_at: e.recorded_at,
+                });
+            }
+            tree.insert(key, codec::encode("segment", &segment).unwrap())
+                .unwrap();
+        }
+        tree.insert(keys::HEAD, codec::encode("durable head", &head.unwrap()).unwrap())
+            .unwrap();
+    });
+    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    assert_eq!(log.event_at(edited).unwrap().unwrap().payload, b"<<a different story>>");
+    assert_ne!(log.digest(), late, "the rewrite changed the head");
+    let report = log.verify(true, Some(&early), &mut |_| {}).unwrap();
+    assert!(report.intact, "the log up to the early digest is unchanged: {report:?}");
+    let report = log.verify(true, Some(&late), &mut |_| {}).unwrap();
+    assert!(!report.intact, "the rewrite went unnoticed: {report:?}");
+    let problem = report.problem.unwrap();
+    assert_eq!(problem.kind, VerifyProblemKind::DigestMismatch, "{problem:?}");
+    assert_eq!(problem.position, late.position);
+}
+
+/// A digest is a claim about a prefix: appends after it keep it valid.
+#[test]
+fn appends_after_a_digest_keep_it_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let digest = build_store(dir.path());
+    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    log.append(AppendBatch::new(vec![event(EVENTS + 1), event(EVENTS + 2)]))
+        .unwrap();
+    let report = log.verify(true, Some(&digest), &mut |_| {}).unwrap();
+    assert!(report.intact, "{report:?}");
+    assert_eq!(report.head.position, EVENTS + 2);
+    // A digest with another chain hash at the same position is a mismatch.
+    let mut forged = digest.clone();
+    let mut bytes = hex::decode(&forged.chain_hash).unwrap();
+    bytes[0] ^= 0xFF;
+    forged.chain_hash = hex::encode(bytes);
+    let report = log.verify(true, Some(&forged), &mut |_| {}).unwrap();
+    let problem = report.problem.unwrap();
+    assert_eq!(problem.kind, VerifyProblemKind::DigestMismatch);
+    assert_eq!(problem.position, EVENTS);
+}
+
+#[test]
+fn a_corrupt_id_index_entry_is_modified() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
+    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let victim = log.event_at(1234).unwrap().unwrap().event_id;
+    let other = log.event_at(2345).unwrap().unwrap().event_id;
+    drop(log);
+
+    // The entry points at another event's position.
+    tamper(dir.path(), |tree| {
+        tree.insert(keys::id(victim.as_bytes()), &keys::position_value(1235)[..])
+            .unwrap()
+            .unwrap();
+    });
+    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let report = log.verify(true, None, &mut |_| {}).unwrap();
+    expect_problem(&report, 1235, &[VerifyProblemKind::Modified]);
+    // The events themselves are intact: only the index is damaged.
+    assert!(log.verify(false, None, &mut |_| {}).unwrap().intact);
+    drop(log);
+
+    // The entry is not even a position (and another one points past the end).
+    tamper(dir.path(), |tree| {
+        tree.insert(keys::id(victim.as_bytes()), &b"\x01\x02\x03"[..])
+            .unwrap();
+        tree.insert(keys::id(other.as_bytes()), &keys::position_value(EVENTS + 7)[..])
+            .unwrap();
+    });
+    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let report = log.verify(true, None, &mut |_| {}).unwrap();
+    assert!(!report.intact);
+    assert_eq!(report.problem.unwrap().kind, VerifyProblemKind::Modified);
+    // The events themselves are intact: only the index is damaged.
+    assert!(log.verify(false, None, &mut |_| {}).unwrap().intact);
+    // A damaged index entry is an error for whoever looks it up, not a panic or a wrong answer.
+    match log.position_of(victim) {
+        Err(LogError::Storage(StorageError::Corrupt { .. })) => {}
+        other => panic!("expected a corrupt-store error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_deleted_id_index_entry_is_modified() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
+    tamper(dir.path(), |tree| {
+        let (k, _) = tree.scan_prefix([keys::ID_PREFIX]).next().unwrap().unwrap();
+        tree.remove(k).unwrap().unwrap();
+    });
+    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let report = log.verify(true, None, &mut |_| {}).unwrap();
+    assert!(!report.intact, "{report:?}");
+    assert_eq!(report.problem.unwrap().kind, VerifyProblemKind::Modified);
+}
+
+#[test]
+fn a_corrupt_stream_index_entry_is_modified() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
+    tamper(dir.path(), |tree| {
+        // Version 10 of stream "pair-b" (position 5 * 9 + 1 = 46) now points at position 47.
+        let key = keys::stream_version("pair-b", 10);
+        let old = tree.insert(key, &keys::position_value(47)[..]).unwrap().unwrap();
+        assert_eq!(keys::position_of_value(&old), Some(46));
+    });
+    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let report = log.verify(true, None, &mut |_| {}).unwrap();
+    expect_problem(&report, 47, &[VerifyProblemKind::Modified]);
+    assert!(log.verify(false, None, &mut |_| {}).unwrap().intact);
+}
+
+/// A tiny deterministic generator (splitmix64), seeded from the clock; the seed is printed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("CARELOG_TAMPER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("seed {seed} (rerun with CARELOG_TAMPER_SEED={seed})");
+    seed
+}
+
+#[test]
+fn garbage_as_a_segment_value_is_modified_and_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
+    let mut rng = Rng(seed());
+    let (target, next, original) = tamper(dir.path(), |tree| {
+        let starts = segment_starts(tree);
+        let target = starts[2];
+        (target, starts[3], tree.get(keys::segment(target)).unwrap().unwrap())
+    });
+    let mut values: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        vec![0],
+        // A huge length prefix for the events vector.
+        vec![0xFF; 9],
+        vec![0xFD, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F],
+        // The original, cut short.
+        original[..original.len() / 2].to_vec(),
+        // The original with trailing bytes.
+        [&original[..], b"junk"].concat(),
+    ];
+    for _ in 0..12 {
+        let n = (rng.next() % 4096) as usize;
+        values.push(rng.bytes(n));
+    }
+    // The original with a few random bytes overwritten anywhere (headers and lengths too).
+    for _ in 0..12 {
+        let mut v = original.to_vec();
+        for _ in 0..=(rng.next() % 4) {
+            let i = (rng.next() % v.len() as u64) as usize;
+            v[i] ^= (rng.next() % 255 + 1) as u8;
+        }
+        values.push(v);
+    }
+    for value in values {
+        tamper(dir.path(), |tree| {
+            tree.insert(keys::segment(target), value.clone()).unwrap();
+        });
+        let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+        let report = log.verify(false, None, &mut |_| {}).unwrap();
+        assert!(!report.intact, "garbage went unnoticed ({} bytes)", value.len());
+        let problem = report.problem.clone().unwrap();
+        // The problem lies inside the damaged segment (at its start when it does not decode).
+        assert!(
+            problem.position >= target && problem.position < next,
+            "{problem:?}"
+        );
+        assert!(
+            matches!(
+                problem.kind,
+                VerifyProblemKind::Modified | VerifyProblemKind::OutOfOrder | VerifyProblemKind::Missing
+            ),
+            "{problem:?}"
+        );
+        if codec::decode::<SegmentV1>("segment", &value).is_err() {
+            assert_eq!(problem.kind, VerifyProblemKind::Modified, "{problem:?}");
+            assert_eq!(problem.position, target, "{problem:?}");
+        }
+        drop(log);
+        read_everything(dir.path());
+    }
+    // Put back, the original verifies again: the damage was all there was.
+    tamper(dir.path(), |tree| {
+        tree.insert(keys::segment(target), original).unwrap();
+    });
+    assert!(verify_store(dir.path(), None).intact);
+}
+
+#[test]
+fn a_store_held_open_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+    log.append(AppendBatch::new(vec![event(1)])).unwrap();
+    // In this process.
+    match Log::open(dir.path(), OpenOptions::default()) {
+        Err(e @ LogError::Storage(StorageError::Locked { .. })) => {
+            assert!(e.to_string().contains("locked"), "{e}");
+        }
+        Err(e) => panic!("expected a locked error, got {e:?}"),
+        Ok(_) => panic!("a store held open was opened a second time"),
+    }
+    // And from another process.
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "lock_child_entry", "--nocapture", "--test-threads=1"])
+        .env(LOCK_CHILD_ENV, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("LOCKED-OK"), "{stdout}");
+    // Once closed, the store opens again.
+    drop(log);
+    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    assert_eq!(log.head_position(), 1);
+}
+
+const LOCK_CHILD_ENV: &str = "CARELOG_LOCK_CHILD";
+
+/// Run by `a_store_held_open_is_locked` in a child process; does nothing otherwise.
+#[test]
+fn lock_child_entry() {
+    let Some(dir) = std::env::var_os(LOCK_CHILD_ENV) else {
+        return;
+    };
+    for options in [OpenOptions::default(), OpenOptions::existing()] {
+        match Log::open(&dir, options) {
+            Err(e @ LogError::Storage(StorageError::Locked { .. })) => {
+                assert!(e.to_string().contains("locked"), "{e}");
+            }
+            Err(e) => panic!("expected a locked error, got {e:?}"),
+            Ok(_) => panic!("a store held open by another process was opened"),
+        }
+    }
+    println!("LOCKED-OK");
+}
+
+#[test]
+fn opening_a_missing_store_for_reading_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("no-such-store");
+    match Log::open(&absent, OpenOptions::existing()) {
+        Err(LogError::Storage(StorageError::Missing { path })) => assert_eq!(path, absent),
+        Err(e) => panic!("expected a missing store, got {e:?}"),
+        Ok(_) => panic!("a missing store was opened"),
+    }
+    assert!(!absent.exists(), "opening for reading created the directory");
+    // An empty directory holds no store either.
+    match Log::open(dir.path(), OpenOptions::existing()) {
+        Err(LogError::Storage(StorageError::Missing { .. })) => {}
+        Err(e) => panic!("expected a missing store, got {e:?}"),
+        Ok(_) => panic!("an empty directory was opened as a store"),
+    }
+}
+
+#[test]
+fn a_directory_of_garbage_is_an_error_not_a_panic() {
+    let mut rng = Rng(seed());
+    // Files that are not sled's.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), rng.bytes(1000)).unwrap();
+    for options in [OpenOptions::default(), OpenOptions::existing()] {
+        assert!(Log::open(dir.path(), options).is_err());
+    }
+    match Log::open(dir.path(), OpenOptions::default()) {
+        Err(LogError::Storage(StorageError::NotAStore { .. })) => {}
+        other => panic!("expected not-a-store, got {:?}", other.err()),
+    }
+    // Garbage under sled's own file names.
+    for round in 0..4 {
+        let dir = tempfile::tempdir().unwrap();
+        let size = [0usize, 7, 600, 70_000][round];
+        std::fs::write(dir.path().join("conf"), rng.bytes(size.min(300))).unwrap();
+        std::fs::write(dir.path().join("db"), rng.bytes(size)).unwrap();
+        std::fs::create_dir(dir.path().join("blobs")).unwrap();
+        std::fs::write(dir.path().join("snap.0000000000000000"), rng.bytes(size)).unwrap();
+        for options in [OpenOptions::existing(), OpenOptions::default()] {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Log::open(dir.path(), options).map(|_| ())
+            }));
+            match result {
+                Ok(Err(_)) => {}
+                Ok(Ok(())) => panic!("a directory of garbage ({size} bytes) opened as a store"),
+                Err(_) => panic!("opening a directory of garbage ({size} bytes) panicked"),
+            }
+        }
+    }
+}
