@@ -9,3 +9,6 @@ pub mod time;
 pub mod domain;
 pub mod app;
 pub mod cli;
+pub mod projection;
+#[path = "../projections/mod.rs"]
+pub mod projections;

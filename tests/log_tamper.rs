@@ -53,7 +53,18 @@ fn build_store(dir: &Path) -> Digest {
 
 /// Opens the store with sled directly, hands the log's tree to `f`, flushes and closes it.
 fn tamper<R>(dir: &Path, f: impl FnOnce(&sled::Tree) -> R) -> R {
-    let db = sled::open(dir).unwrap();
+    // The lock may linger for some milliseconds after the log closed (see `open_existing`).
+    let start = std::time::Instant::now();
+    let db = loop {
+        match sled::open(dir) {
+            Ok(db) => break db,
+            Err(e) if start.elapsed() < std::time::Duration::from_secs(10) => {
+                assert!(e.to_string().contains("could not acquire lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     let tree = db.open_tree(TREE).unwrap();
     let out = f(&tree);
     tree.flush().unwrap();
@@ -69,7 +80,7 @@ fn segment_starts(tree: &sled::Tree) -> Vec<u64> {
 }
 
 fn verify_store(dir: &Path, against: Option<&Digest>) -> VerifyReport {
-    let log = Log::open(dir, OpenOptions::existing()).unwrap();
+    let log = open_existing(dir);
     let with_indexes = log.verify(true, against, &mut |_| {}).unwrap();
     // Without the index checks, the events' own problems must be found just the same.
     let without = log.verify(false, against, &mut |_| {}).unwrap();
@@ -90,13 +101,36 @@ fn expect_problem(report: &VerifyReport, position: u64, kinds: &[VerifyProblemKi
 
 /// Reading a damaged store answers (Ok or Err) and never panics.
 fn read_everything(dir: &Path) {
-    let log = Log::open(dir, OpenOptions::existing()).unwrap();
+    let log = open_existing(dir);
     let _ = log.read_from(1, usize::MAX);
-    for p in [1, 400, 401, 1100, 1101, 1500, 2000, 2500, 3000] {
+    let _ = log.read_from(1500, 10);
+    for p in [1, 400, 401, 1100, 1101, 1300, 1500, 2000, 2500, 3000] {
         let _ = log.event_at(p);
     }
+    // `read_stream` decodes a whole segment per event: read a window around every segment.
     for s in STREAMS {
-        let _ = log.read_stream(s, 1, usize::MAX);
+        for v in [1, 79, 219, 279, 399, 499, 599] {
+            let _ = log.read_stream(s, v, 4);
+        }
+        let _ = log.stream_version(s);
+    }
+}
+
+/// Opens an existing store. sled 0.34.7 may hold its lock for some milliseconds after the
+/// last handle of a store in this process is dropped (its background writes finish on their
+/// own threads), so a `Locked` error is retried for a while; any other error fails the test.
+fn open_existing(dir: &Path) -> Log {
+    let start = std::time::Instant::now();
+    loop {
+        match Log::open(dir, OpenOptions::existing()) {
+            Ok(log) => return log,
+            Err(LogError::Storage(StorageError::Locked { .. }))
+                if start.elapsed() < std::time::Duration::from_secs(10) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("could not open {}: {e:?}", dir.display()),
+        }
     }
 }
 
@@ -219,7 +253,7 @@ fn a_careful_truncation_is_caught_by_an_earlier_digest() {
             .unwrap();
         new_last.position
     });
-    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let log = open_existing(dir.path());
     assert_eq!(log.head_position(), new_last);
     for check_indexes in [true, false] {
         let report = log.verify(check_indexes, Some(&digest), &mut |_| {}).unwrap();
@@ -247,7 +281,7 @@ fn a_rehashed_rewrite_is_caught_by_a_digest_past_it_only() {
     };
     assert_eq!(early.position, 1000);
     let late = {
-        let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+        let log = open_existing(dir.path());
         for start in [1001u64, 1501, 2001, 2501] {
             let batch: Vec<NewEvent> = (start..start + 500).map(event).collect();
             log.append(AppendBatch::new(batch)).unwrap();
@@ -283,7 +317,7 @@ fn a_rehashed_rewrite_is_caught_by_a_digest_past_it_only() {
         tree.insert(keys::HEAD, codec::encode("durable head", &head.unwrap()).unwrap())
             .unwrap();
     });
-    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let log = open_existing(dir.path());
     assert_eq!(log.event_at(edited).unwrap().unwrap().payload, b"<<a different story>>");
     assert_ne!(log.digest(), late, "the rewrite changed the head");
     let report = log.verify(true, Some(&early), &mut |_| {}).unwrap();
@@ -300,7 +334,7 @@ fn a_rehashed_rewrite_is_caught_by_a_digest_past_it_only() {
 fn appends_after_a_digest_keep_it_valid() {
     let dir = tempfile::tempdir().unwrap();
     let digest = build_store(dir.path());
-    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let log = open_existing(dir.path());
     log.append(AppendBatch::new(vec![event(EVENTS + 1), event(EVENTS + 2)]))
         .unwrap();
     let report = log.verify(true, Some(&digest), &mut |_| {}).unwrap();
@@ -321,7 +355,7 @@ fn appends_after_a_digest_keep_it_valid() {
 fn a_corrupt_id_index_entry_is_modified() {
     let dir = tempfile::tempdir().unwrap();
     build_store(dir.path());
-    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let log = open_existing(dir.path());
     let victim = log.event_at(1234).unwrap().unwrap().event_id;
     let other = log.event_at(2345).unwrap().unwrap().event_id;
     drop(log);
@@ -332,7 +366,7 @@ fn a_corrupt_id_index_entry_is_modified() {
             .unwrap()
             .unwrap();
     });
-    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let log = open_existing(dir.path());
     let report = log.verify(true, None, &mut |_| {}).unwrap();
     expect_problem(&report, 1235, &[VerifyProblemKind::Modified]);
     // The events themselves are intact: only the index is damaged.
@@ -346,7 +380,7 @@ fn a_corrupt_id_index_entry_is_modified() {
         tree.insert(keys::id(other.as_bytes()), &keys::position_value(EVENTS + 7)[..])
             .unwrap();
     });
-    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let log = open_existing(dir.path());
     let report = log.verify(true, None, &mut |_| {}).unwrap();
     assert!(!report.intact);
     assert_eq!(report.problem.unwrap().kind, VerifyProblemKind::Modified);
@@ -367,7 +401,7 @@ fn a_deleted_id_index_entry_is_modified() {
         let (k, _) = tree.scan_prefix([keys::ID_PREFIX]).next().unwrap().unwrap();
         tree.remove(k).unwrap().unwrap();
     });
-    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let log = open_existing(dir.path());
     let report = log.verify(true, None, &mut |_| {}).unwrap();
     assert!(!report.intact, "{report:?}");
     assert_eq!(report.problem.unwrap().kind, VerifyProblemKind::Modified);
@@ -383,7 +417,7 @@ fn a_corrupt_stream_index_entry_is_modified() {
         let old = tree.insert(key, &keys::position_value(47)[..]).unwrap().unwrap();
         assert_eq!(keys::position_of_value(&old), Some(46));
     });
-    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let log = open_existing(dir.path());
     let report = log.verify(true, None, &mut |_| {}).unwrap();
     expect_problem(&report, 47, &[VerifyProblemKind::Modified]);
     assert!(log.verify(false, None, &mut |_| {}).unwrap().intact);
@@ -458,7 +492,7 @@ fn garbage_as_a_segment_value_is_modified_and_never_a_panic() {
         tamper(dir.path(), |tree| {
             tree.insert(keys::segment(target), value.clone()).unwrap();
         });
-        let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+        let log = open_existing(dir.path());
         let report = log.verify(false, None, &mut |_| {}).unwrap();
         assert!(!report.intact, "garbage went unnoticed ({} bytes)", value.len());
         let problem = report.problem.clone().unwrap();
@@ -512,7 +546,7 @@ fn a_store_held_open_is_locked() {
     assert!(stdout.contains("LOCKED-OK"), "{stdout}");
     // Once closed, the store opens again.
     drop(log);
-    let log = Log::open(dir.path(), OpenOptions::existing()).unwrap();
+    let log = open_existing(dir.path());
     assert_eq!(log.head_position(), 1);
 }
 

@@ -1,0 +1,114 @@
+//! `activity_totals`: what the cadres did — contacts, home visits, policy follow-ups, difficulties
+//! resolved, errands, aid given (fen), escalations — by period, cadre, unit and recipient
+//! category; each with the events behind it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::book::PairingBook;
+use super::facts::{Fact, Facts, sorted_sources};
+use crate::domain::events::Category;
+use crate::domain::{Date, DomainEvent};
+use crate::projection::{EventView, Figure, Projection, Query};
+
+pub struct ActivityTotals;
+
+/// The report metric each kind of activity counts toward.
+pub const METRICS: [&str; 7] = ["contacts", "home_visits", "policy_followups", "difficulties_resolved", "errands_done", "aid_given_fen", "escalations"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    /// Index into [`METRICS`].
+    pub metric: u8,
+    pub pairing: Uuid,
+    /// The cadre holding the pairing on the day: the one credited.
+    pub cadre: Option<Uuid>,
+    pub categories: Vec<Category>,
+    /// Fen for aid given, 1 for everything else.
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub book: PairingBook,
+    /// difficulty → pairing
+    pub difficulties: BTreeMap<Uuid, Uuid>,
+    pub facts: Facts<Activity>,
+}
+
+fn classify(difficulties: &BTreeMap<Uuid, Uuid>, event: &DomainEvent) -> Option<(u8, Uuid, i64)> {
+    use DomainEvent as E;
+    Some(match event {
+        E::ContactRecorded(e) => (0, e.pairing_id, 1),
+        E::VisitRecorded(e) => (1, e.pairing_id, 1),
+        E::PolicyFollowupRecorded(e) => (2, e.pairing_id, 1),
+        E::DifficultyResolved(e) => (3, *difficulties.get(&e.difficulty_id)?, 1),
+        E::ErrandDone(e) => (4, e.pairing_id, 1),
+        E::AidGiven(e) => (5, e.pairing_id, e.value_fen.fen()),
+        E::EscalationRaised(e) => (6, e.pairing_id, 1),
+        _ => return None,
+    })
+}
+
+fn activity(book: &PairingBook, difficulties: &BTreeMap<Uuid, Uuid>, event: &DomainEvent, on: Date) -> Option<Activity> {
+    let (metric, pairing, amount) = classify(difficulties, event)?;
+    Some(Activity { metric, pairing, cadre: book.holder_on(pairing, on), categories: book.categories_on(pairing, on), amount })
+}
+
+impl Projection for ActivityTotals {
+    const NAME: &'static str = "activity_totals";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "contacts, visits, follow-ups, difficulties resolved, errands, aid (fen), escalations by period, cadre, unit, category";
+    type State = State;
+
+    fn apply(state: &mut State, ev: &EventView<'_>) {
+        state.book.apply(ev);
+        if let DomainEvent::DifficultyRaised(e) = ev.event {
+            state.difficulties.insert(e.difficulty_id, e.pairing_id);
+        }
+        let (book, difficulties) = (&state.book, &state.difficulties);
+        if state.facts.adjust(ev, |corrected, fact: &Fact<Activity>| activity(book, difficulties, corrected, fact.on)) {
+            return;
+        }
+        if let Some(a) = activity(&state.book, &state.difficulties, ev.event, ev.occurred_on) {
+            state.facts.insert(ev, a);
+        }
+    }
+
+    fn query(state: &State, query: &Query) -> serde_json::Value {
+        let mut totals: BTreeMap<&str, i64> = METRICS.iter().map(|m| (*m, 0)).collect();
+        let mut by_cadre: BTreeMap<String, BTreeMap<&str, i64>> = BTreeMap::new();
+        let mut by_unit: BTreeMap<String, BTreeMap<&str, i64>> = BTreeMap::new();
+        let mut by_category: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
+        for f in state.facts.matching(|f| query.counts(f.on)) {
+            let m = METRICS[usize::from(f.value.metric)];
+            *totals.entry(m).or_default() += f.value.amount;
+            let cadre = f.value.cadre.map(|c| c.to_string()).unwrap_or_else(|| "unknown".into());
+            *by_cadre.entry(cadre).or_default().entry(m).or_default() += f.value.amount;
+            let unit = f.value.cadre.and_then(|c| state.book.unit_of(c)).map(|u| u.to_string()).unwrap_or_else(|| "unknown".into());
+            *by_unit.entry(unit).or_default().entry(m).or_default() += f.value.amount;
+            for c in &f.value.categories {
+                *by_category.entry(c.as_str()).or_default().entry(m).or_default() += f.value.amount;
+            }
+        }
+        json!({"period": query.period.map(|p| p.to_string()), "totals": totals, "by_cadre": by_cadre, "by_unit": by_unit, "by_category": by_category})
+    }
+
+    fn figures(state: &State, query: &Query) -> Vec<Figure> {
+        METRICS
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let facts: Vec<_> = state.facts.matching(|f| usize::from(f.value.metric) == i && query.counts(f.on)).collect();
+                let value = facts.iter().map(|f| f.value.amount).sum();
+                let events = sorted_sources(facts.iter().map(|f| f.source).collect());
+                let adjustments = state.facts.adjustments_where(|on, before| usize::from(before.metric) == i && query.counts(on));
+                Figure { metric: m.to_string(), value, events, adjustments }
+            })
+            .collect()
+    }
+}
+

@@ -1,0 +1,149 @@
+//! The engine: one pass over the log feeding every projection, as of a position or a recorded
+//! time, starting from the best checkpoints.
+
+use std::any::Any;
+
+use uuid::Uuid;
+
+use super::checkpoint::Checkpoints;
+use super::{AnyProjection, EventView};
+use crate::domain::{Date, DomainEvent};
+use crate::log::{Log, LogError};
+use crate::time::{self, Instant};
+
+/// Where a replay stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// Everything durable now.
+    Now,
+    /// The records as they were at this position.
+    Position(u64),
+    /// The records as they were at this recorded time.
+    Time(Instant),
+}
+
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("the event at position {position} cannot be read by this build ({detail}): upgrade carelog")]
+    Undecodable { position: u64, detail: String },
+}
+
+/// Called now and then with (events done, events to do).
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// Projection states after a replay, in the order of the projections given.
+pub struct Rebuilt {
+    pub states: Vec<Box<dyn Any + Send>>,
+    /// The last position applied.
+    pub position: u64,
+    /// The day of the last event applied, or None for an empty log.
+    pub last_day: Option<Date>,
+    /// How many events were read from the log (the tail after the checkpoints).
+    pub events_read: u64,
+}
+
+/// The last position recorded at or before `at` (0 when none). Recorded times never go back
+/// along the log, so this is a binary search.
+pub fn position_as_of(log: &Log, at: &Instant) -> Result<u64, EngineError> {
+    let (mut lo, mut hi) = (0u64, log.head_position());
+    // Invariant: recorded_at(lo) <= at (or lo = 0), recorded_at(hi + 1) > at.
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        let Some(e) = log.event_at(mid)? else {
+            return Err(EngineError::Log(LogError::Storage(crate::log::StorageError::Corrupt {
+                path: log.path().to_path_buf(),
+                detail: format!("position {mid} is missing: run `carelog verify`"),
+            })));
+        };
+        if e.recorded_at <= *at {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(lo)
+}
+
+/// The position an [`AsOf`] means.
+pub fn resolve(log: &Log, as_of: AsOf) -> Result<u64, EngineError> {
+    let head = log.head_position();
+    Ok(match as_of {
+        AsOf::Now => head,
+        AsOf::Position(p) => p.min(head),
+        AsOf::Time(t) => position_as_of(log, &t)?,
+    })
+}
+
+/// Replays the log into every projection given, as of `as_of`, in one pass: each event is read
+/// and decoded once. Starts each projection from its best checkpoint when `checkpoints` is given,
+/// and saves new ones along the way.
+pub fn replay(
+    log: &Log,
+    projections: &[&dyn AnyProjection],
+    as_of: AsOf,
+    checkpoints: Option<&Checkpoints>,
+    progress: Progress<'_>,
+) -> Result<Rebuilt, EngineError> {
+    let target = resolve(log, as_of)?;
+    let mut states: Vec<Box<dyn Any + Send>> = Vec::with_capacity(projections.len());
+    let mut starts: Vec<u64> = Vec::with_capacity(projections.len());
+    for p in projections {
+        let loaded = checkpoints.and_then(|c| c.load_best(log, *p, target));
+        match loaded {
+            Some((position, state)) => {
+                states.push(state);
+                starts.push(position);
+            }
+            None => {
+                states.push(p.new_state());
+                starts.push(0);
+            }
+        }
+    }
+    let from = starts.iter().copied().min().unwrap_or(target);
+    let mut last_day = None;
+    let mut events_read = 0u64;
+    let total = target.saturating_sub(from);
+    for stored in log.stored_events(from + 1, target) {
+        let stored = stored?;
+        let event = DomainEvent::decode(&stored.event_type, stored.schema_version, &stored.payload)
+            .map_err(|e| EngineError::Undecodable { position: stored.position, detail: e.to_string() })?;
+        let occurred_at = time::from_stored(&stored.occurred_at).map_err(LogError::from)?;
+        let recorded_at = time::from_stored(&stored.recorded_at).map_err(LogError::from)?;
+        let occurred_on = Date(time::shanghai_date(&occurred_at));
+        let view = EventView {
+            position: stored.position,
+            event_id: Uuid::from_bytes(stored.event_id),
+            occurred_at: &occurred_at,
+            occurred_on,
+            recorded_at: &recorded_at,
+            recorded_by: &stored.recorded_by,
+            event: &event,
+        };
+        for ((p, state), start) in projections.iter().zip(states.iter_mut()).zip(&starts) {
+            if stored.position > *start {
+                p.apply(state.as_mut(), &view);
+            }
+        }
+        last_day = Some(occurred_on);
+        events_read += 1;
+        if events_read.is_multiple_of(65_536) {
+            progress(events_read, total);
+        }
+        if let Some(c) = checkpoints
+            && c.is_due(stored.position)
+        {
+            for (p, state) in projections.iter().zip(&states) {
+                c.save(*p, stored.position, &stored.chain_hash, state.as_ref());
+            }
+        }
+    }
+    if last_day.is_none() && target > 0 {
+        last_day = log.event_at(target)?.map(|e| Date(time::shanghai_date(&e.occurred_at)));
+    }
+    progress(events_read, total);
+    Ok(Rebuilt { states, position: target, last_day, events_read })
+}
