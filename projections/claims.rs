@@ -10,7 +10,6 @@ use super::facts::{Fact, Facts};
 use crate::domain::DomainEvent;
 use crate::domain::events::ClaimFiledV1;
 use crate::projection::{EventView, Projection, Query};
-use crate::time;
 
 pub struct Claims;
 
@@ -66,9 +65,4 @@ impl Projection for Claims {
         });
         json!({"claims": claims, "by_metric": by_metric})
     }
-}
-
-/// The recorded time of a claim, parsed.
-pub fn recorded_at(record: &ClaimRecord) -> Option<time::Instant> {
-    time::parse_instant(&record.recorded_at).ok()
 }

@@ -107,10 +107,11 @@ fn read_everything(dir: &Path) {
     for p in [1, 400, 401, 1100, 1101, 1300, 1500, 2000, 2500, 3000] {
         let _ = log.event_at(p);
     }
-    // `read_stream` decodes a whole segment per event: read a window around every segment.
+    // `read_stream` decodes a whole segment per event: read small windows, around positions
+    // 1, 1100 and 1400 (the edges of the segment the garbage test damages).
     for s in STREAMS {
-        for v in [1, 79, 219, 279, 399, 499, 599] {
-            let _ = log.read_stream(s, v, 4);
+        for v in [1, 219, 279] {
+            let _ = log.read_stream(s, v, 3);
         }
         let _ = log.stream_version(s);
     }

@@ -7,6 +7,8 @@
 //! share the writer's group commit. A batch the log then refuses marks the records stale; the
 //! next call rebuilds them from the log, which is the truth.
 
+pub mod report;
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a check failed (verify, claims check), 2 bad input or usage.
 //! Errors go to stderr and name the line, the field and the rule.
 
+mod figures;
 mod output;
 mod records_io;
 
@@ -88,6 +89,60 @@ pub enum Command {
     },
     /// List the event types with their versions and an example of each.
     Events {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The programme report: every figure of the source report, from the records.
+    Report {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_enum, default_value = "en")]
+        lang: Lang,
+        #[command(flatten)]
+        at: figures::AsOfArgs,
+    },
+    /// One projection's view (JSON).
+    Project {
+        name: String,
+        /// Accepted for symmetry; the output is always JSON.
+        #[arg(long)]
+        json: bool,
+        /// A query parameter NAME=VALUE (on=YYYY-MM-DD, days=30, deadline_days=30).
+        #[arg(long = "param")]
+        params: Vec<String>,
+        #[command(flatten)]
+        at: figures::AsOfArgs,
+    },
+    /// List the projections with their versions.
+    Projections {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A figure and exactly the events behind it.
+    Explain {
+        metric: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        at: figures::AsOfArgs,
+    },
+    /// Reported figures (claims) against the records.
+    Claims {
+        #[command(subcommand)]
+        command: ClaimsCommand,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Lang {
+    En,
+    Zh,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClaimsCommand {
+    /// Compare every claim with the records, now and as of the claim; exit 1 when any differs.
+    Check {
         #[arg(long)]
         json: bool,
     },
@@ -182,6 +237,11 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Events { json } => records_io::list_event_types(*json),
+        Command::Report { json, lang, at } => figures::report(&open_existing(&cli.data)?, at, *json, matches!(lang, Lang::Zh)),
+        Command::Project { name, json: _, params, at } => figures::project(&open_existing(&cli.data)?, name, at, params),
+        Command::Projections { json } => figures::projections(*json),
+        Command::Explain { metric, json, at } => figures::explain(&open_existing(&cli.data)?, metric, at, *json),
+        Command::Claims { command: ClaimsCommand::Check { json } } => figures::claims_check(&open_existing(&cli.data)?, *json),
     }
 }
 

@@ -1,0 +1,153 @@
+//! The commands that show figures: report, project, projections, explain, claims check.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use super::output::print_json;
+use super::{Failure, progress_wanted, usage};
+use crate::app::App;
+use crate::app::report::{METRICS, section_title};
+use crate::projection::{AsOf, Period, Query};
+use crate::time;
+
+/// The flags every figure command shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AsOfArgs {
+    /// What the records said at this recorded time (RFC 3339, or a date meaning its end in Asia/Shanghai).
+    #[arg(long, conflicts_with = "at_position")]
+    pub as_of: Option<String>,
+    /// What the records said at this log position.
+    #[arg(long)]
+    pub at_position: Option<u64>,
+    /// Count only what happened in FROM..TO (dates; either end may be left empty).
+    #[arg(long)]
+    pub period: Option<String>,
+}
+
+impl AsOfArgs {
+    pub fn as_of(&self) -> Result<AsOf, Failure> {
+        match (&self.as_of, self.at_position) {
+            (Some(t), _) => Ok(AsOf::Time(time::parse_as_of(t).map_err(|e| usage(format!("--as-of: {e}")))?)),
+            (None, Some(p)) => Ok(AsOf::Position(p)),
+            (None, None) => Ok(AsOf::Now),
+        }
+    }
+
+    pub fn period(&self) -> Result<Option<Period>, Failure> {
+        match &self.period {
+            None => Ok(None),
+            Some(text) => Period::parse(text).map(Some).ok_or_else(|| usage(format!("--period {text:?}: use FROM..TO with dates YYYY-MM-DD, FROM not after TO"))),
+        }
+    }
+}
+
+/// Progress on a terminal for long replays.
+pub fn progress() -> impl FnMut(u64, u64) {
+    let show = progress_wanted();
+    move |done: u64, total: u64| {
+        if show && total > 100_000 {
+            eprint!("\rreplaying {done}/{total} events");
+            if done >= total {
+                eprint!("\r\x1b[K");
+            }
+        }
+    }
+}
+
+pub fn report(app: &App, args: &AsOfArgs, json_out: bool, zh: bool) -> Result<u8, Failure> {
+    let report = app.report(args.as_of()?, args.period()?, zh, &mut progress())?;
+    if json_out {
+        print_json(&report)?;
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    let title = if zh { "庆阳市教育局 结对关爱 — 记录汇总" } else { "Qingyang Education Bureau paired care (结对关爱) — from the records" };
+    writeln!(out, "{title}")?;
+    let as_of = match &report.as_of.recorded_at {
+        Some(t) => format!("as of position {} (recorded {})", report.as_of.position, t),
+        None => "the store is empty".to_string(),
+    };
+    writeln!(out, "{as_of}\n")?;
+    let mut section = ' ';
+    for (f, def) in report.figures.iter().zip(METRICS) {
+        if def.section != section {
+            section = def.section;
+            writeln!(out, "{}", section_title(section, zh))?;
+        }
+        writeln!(out, "  {:<48} {:>16}   {}  [{}]", f.label, f.value_text, f.period, f.metric)?;
+    }
+    writeln!(out, "\nEach figure is computed from individual events: `carelog explain METRIC` lists them.")?;
+    Ok(0)
+}
+
+pub fn explain(app: &App, metric: &str, args: &AsOfArgs, json_out: bool) -> Result<u8, Failure> {
+    let e = app.explain(metric, args.as_of()?, args.period()?, &mut progress())?;
+    if json_out {
+        let events: Vec<_> = e.events.iter().map(|s| json!({"id": s.id, "position": s.position})).collect();
+        print_json(&json!({"metric": e.metric, "value": e.value, "period": e.period, "as_of": e.as_of, "events": events, "adjustments": e.adjustments}))?;
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{} = {} ({}), from {} events:", e.metric, e.value, e.period, e.events.len())?;
+    for s in e.events.iter().take(50) {
+        if let Some(ev) = app.read_event(s.position)? {
+            writeln!(out, "  #{:<8} {}  {}  {}", s.position, time::display_shanghai(&ev.recorded.occurred_at), ev.event.event_type(), s.id)?;
+        }
+    }
+    if e.events.len() > 50 {
+        writeln!(out, "  … and {} more (--json lists all)", e.events.len() - 50)?;
+    }
+    for a in &e.adjustments {
+        writeln!(out, "  {:?}: event #{} by #{} ({})", a.kind, a.target.position, a.by.position, a.reason)?;
+    }
+    Ok(0)
+}
+
+pub fn projections(json_out: bool) -> Result<u8, Failure> {
+    let list: Vec<_> = crate::projections::registry().iter().map(|p| json!({"name": p.name(), "version": p.version(), "about": p.about()})).collect();
+    if json_out {
+        print_json(&list)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for p in &list {
+            writeln!(out, "{:<16} v{:<3} {}", p["name"].as_str().unwrap_or_default(), p["version"], p["about"].as_str().unwrap_or_default())?;
+        }
+    }
+    Ok(0)
+}
+
+pub fn project(app: &App, name: &str, args: &AsOfArgs, params: &[String]) -> Result<u8, Failure> {
+    let mut query = Query { period: args.period()?, ..Query::default() };
+    for p in params {
+        let (k, v) = p.split_once('=').ok_or_else(|| usage(format!("--param {p:?}: use NAME=VALUE (e.g. days=30)")))?;
+        if k == "on" {
+            query.on = Some(crate::domain::Date::parse(v).ok_or_else(|| usage(format!("--param on={v}: use YYYY-MM-DD")))?);
+        } else {
+            query.params.insert(k.to_string(), v.to_string());
+        }
+    }
+    let view = app.project(name, args.as_of()?, query, &mut progress())?;
+    print_json(&view)?;
+    Ok(0)
+}
+
+pub fn claims_check(app: &App, json_out: bool) -> Result<u8, Failure> {
+    let checks = app.claims_check(&mut progress())?;
+    let all_hold = checks.iter().all(|c| c.verdict == "holds");
+    if json_out {
+        print_json(&json!({"all_hold": all_hold, "claims": checks}))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{:<38} {:>14} {:>14} {:>14}  verdict", "metric", "claimed", "recorded now", "then")?;
+        for c in &checks {
+            let show = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+            writeln!(out, "{:<38} {:>14} {:>14} {:>14}  {}", c.metric, c.claimed, show(c.recorded), show(c.recorded_then), c.verdict)?;
+            for r in c.reasons.iter().take(20) {
+                writeln!(out, "    {}: #{} {} — {}", r.kind, r.position, r.id, r.detail)?;
+            }
+        }
+        writeln!(out, "\n{} claims, {}", checks.len(), if all_hold { "all hold" } else { "some differ" })?;
+    }
+    Ok(if all_hold { 0 } else { 1 })
+}
