@@ -17,7 +17,15 @@ use crate::projection::{EventView, Figure, Projection, Query};
 pub struct ActivityTotals;
 
 /// The report metric each kind of activity counts toward.
-pub const METRICS: [&str; 7] = ["contacts", "home_visits", "policy_followups", "difficulties_resolved", "errands_done", "aid_given_fen", "escalations"];
+pub const METRICS: [&str; 7] = [
+    "contacts",
+    "home_visits",
+    "policy_followups",
+    "difficulties_resolved",
+    "errands_done",
+    "aid_given_fen",
+    "escalations",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activity {
@@ -53,9 +61,20 @@ fn classify(difficulties: &BTreeMap<Uuid, Uuid>, event: &DomainEvent) -> Option<
     })
 }
 
-fn activity(book: &PairingBook, difficulties: &BTreeMap<Uuid, Uuid>, event: &DomainEvent, on: Date) -> Option<Activity> {
+fn activity(
+    book: &PairingBook,
+    difficulties: &BTreeMap<Uuid, Uuid>,
+    event: &DomainEvent,
+    on: Date,
+) -> Option<Activity> {
     let (metric, pairing, amount) = classify(difficulties, event)?;
-    Some(Activity { metric, pairing, cadre: book.holder_on(pairing, on), categories: book.categories_on(pairing, on), amount })
+    Some(Activity {
+        metric,
+        pairing,
+        cadre: book.holder_on(pairing, on),
+        categories: book.categories_on(pairing, on),
+        amount,
+    })
 }
 
 impl Projection for ActivityTotals {
@@ -70,7 +89,9 @@ impl Projection for ActivityTotals {
             state.difficulties.insert(e.difficulty_id, e.pairing_id);
         }
         let (book, difficulties) = (&state.book, &state.difficulties);
-        if state.facts.adjust(ev, |corrected, fact: &Fact<Activity>| activity(book, difficulties, corrected, fact.on)) {
+        if state.facts.adjust(ev, |corrected, fact: &Fact<Activity>| {
+            activity(book, difficulties, corrected, fact.on)
+        }) {
             return;
         }
         if let Some(a) = activity(&state.book, &state.difficulties, ev.event, ev.occurred_on) {
@@ -86,12 +107,25 @@ impl Projection for ActivityTotals {
         for f in state.facts.matching(|f| query.counts(f.on)) {
             let m = METRICS[usize::from(f.value.metric)];
             *totals.entry(m).or_default() += f.value.amount;
-            let cadre = f.value.cadre.map(|c| c.to_string()).unwrap_or_else(|| "unknown".into());
+            let cadre = f
+                .value
+                .cadre
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "unknown".into());
             *by_cadre.entry(cadre).or_default().entry(m).or_default() += f.value.amount;
-            let unit = f.value.cadre.and_then(|c| state.book.unit_of(c)).map(|u| u.to_string()).unwrap_or_else(|| "unknown".into());
+            let unit = f
+                .value
+                .cadre
+                .and_then(|c| state.book.unit_of(c))
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| "unknown".into());
             *by_unit.entry(unit).or_default().entry(m).or_default() += f.value.amount;
             for c in &f.value.categories {
-                *by_category.entry(c.as_str()).or_default().entry(m).or_default() += f.value.amount;
+                *by_category
+                    .entry(c.as_str())
+                    .or_default()
+                    .entry(m)
+                    .or_default() += f.value.amount;
             }
         }
         json!({"period": query.period.map(|p| p.to_string()), "totals": totals, "by_cadre": by_cadre, "by_unit": by_unit, "by_category": by_category})
@@ -102,13 +136,22 @@ impl Projection for ActivityTotals {
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let facts: Vec<_> = state.facts.matching(|f| usize::from(f.value.metric) == i && query.counts(f.on)).collect();
+                let facts: Vec<_> = state
+                    .facts
+                    .matching(|f| usize::from(f.value.metric) == i && query.counts(f.on))
+                    .collect();
                 let value = facts.iter().map(|f| f.value.amount).sum();
                 let events = sorted_sources(facts.iter().map(|f| f.source).collect());
-                let adjustments = state.facts.adjustments_where(|on, before| usize::from(before.metric) == i && query.counts(on));
-                Figure { metric: m.to_string(), value, events, adjustments }
+                let adjustments = state.facts.adjustments_where(|on, before| {
+                    usize::from(before.metric) == i && query.counts(on)
+                });
+                Figure {
+                    metric: m.to_string(),
+                    value,
+                    events,
+                    adjustments,
+                }
             })
             .collect()
     }
 }
-

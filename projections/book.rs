@@ -28,7 +28,9 @@ pub struct RecipientEntry {
 
 impl RecipientEntry {
     pub fn category_on(&self, category: Category, d: Date) -> Option<&CategorySpan> {
-        self.categories.iter().find(|c| c.category == category && c.from <= d && c.to.is_none_or(|t| d <= t))
+        self.categories
+            .iter()
+            .find(|c| c.category == category && c.from <= d && c.to.is_none_or(|t| d <= t))
     }
 }
 
@@ -53,7 +55,10 @@ impl PairingEntry {
     pub fn active_on(&self, d: Date) -> bool {
         self.established <= d
             && self.ended.is_none_or(|e| d <= e)
-            && !self.suspensions.iter().any(|(from, to)| *from <= d && to.is_none_or(|t| d < t))
+            && !self
+                .suspensions
+                .iter()
+                .any(|(from, to)| *from <= d && to.is_none_or(|t| d < t))
     }
 
     pub fn holder_on(&self, d: Date) -> Option<&Holder> {
@@ -86,17 +91,33 @@ impl PairingBook {
                 }
             }
             E::RecipientRegistered(e) => {
-                self.recipients.insert(e.recipient_id, RecipientEntry { kind: e.kind, unit: e.unit_id, categories: Vec::new() });
+                self.recipients.insert(
+                    e.recipient_id,
+                    RecipientEntry {
+                        kind: e.kind,
+                        unit: e.unit_id,
+                        categories: Vec::new(),
+                    },
+                );
                 self.created_by.insert(ev.event_id, e.recipient_id);
             }
             E::CategoryCertified(e) => {
                 if let Some(r) = self.recipients.get_mut(&e.recipient_id) {
-                    r.categories.push(CategorySpan { category: e.category, from: e.from, to: e.to, source: ev.source() });
+                    r.categories.push(CategorySpan {
+                        category: e.category,
+                        from: e.from,
+                        to: e.to,
+                        source: ev.source(),
+                    });
                 }
             }
             E::CategoryEnded(e) => {
                 if let Some(r) = self.recipients.get_mut(&e.recipient_id)
-                    && let Some(c) = r.categories.iter_mut().rev().find(|c| c.category == e.category && c.to.is_none())
+                    && let Some(c) = r
+                        .categories
+                        .iter_mut()
+                        .rev()
+                        .find(|c| c.category == e.category && c.to.is_none())
                 {
                     c.to = Some(e.on);
                 }
@@ -107,7 +128,11 @@ impl PairingBook {
                     PairingEntry {
                         recipient: e.recipient_id,
                         established: e.on,
-                        holders: vec![Holder { cadre: e.cadre_id, from: e.on, source: ev.source() }],
+                        holders: vec![Holder {
+                            cadre: e.cadre_id,
+                            from: e.on,
+                            source: ev.source(),
+                        }],
                         ended: None,
                         suspensions: Vec::new(),
                         source: ev.source(),
@@ -117,7 +142,11 @@ impl PairingBook {
             }
             E::PairingTransferred(e) => {
                 if let Some(p) = self.pairings.get_mut(&e.pairing_id) {
-                    p.holders.push(Holder { cadre: e.to_cadre_id, from: e.on, source: ev.source() });
+                    p.holders.push(Holder {
+                        cadre: e.to_cadre_id,
+                        from: e.on,
+                        source: ev.source(),
+                    });
                 }
             }
             E::PairingSuspended(e) => {
@@ -150,7 +179,10 @@ impl PairingBook {
 
     /// The cadre holding a pairing on a day.
     pub fn holder_on(&self, pairing: Uuid, d: Date) -> Option<Uuid> {
-        self.pairings.get(&pairing).and_then(|p| p.holder_on(d)).map(|h| h.cadre)
+        self.pairings
+            .get(&pairing)
+            .and_then(|p| p.holder_on(d))
+            .map(|h| h.cadre)
     }
 
     /// The unit of a cadre (as now recorded).
@@ -160,8 +192,15 @@ impl PairingBook {
 
     /// The categories a pairing's recipient holds on a day.
     pub fn categories_on(&self, pairing: Uuid, d: Date) -> Vec<Category> {
-        let Some(p) = self.pairings.get(&pairing) else { return Vec::new() };
-        let Some(r) = self.recipients.get(&p.recipient) else { return Vec::new() };
-        Category::ALL.into_iter().filter(|c| r.category_on(*c, d).is_some()).collect()
+        let Some(p) = self.pairings.get(&pairing) else {
+            return Vec::new();
+        };
+        let Some(r) = self.recipients.get(&p.recipient) else {
+            return Vec::new();
+        };
+        Category::ALL
+            .into_iter()
+            .filter(|c| r.category_on(*c, d).is_some())
+            .collect()
     }
 }

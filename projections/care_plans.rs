@@ -43,28 +43,59 @@ pub struct State {
 
 impl State {
     fn school_on(&self, pupil: Uuid, d: Date) -> Option<Uuid> {
-        self.schools.get(&pupil)?.iter().rev().find(|(from, _)| *from <= d)?.1
+        self.schools
+            .get(&pupil)?
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= d)?
+            .1
     }
 }
 
 impl Projection for CarePlans {
     const NAME: &'static str = "care_plans";
     const VERSION: u32 = 1;
-    const ABOUT: &'static str = "open care plans, their teacher, last and next review, overdue reviews";
+    const ABOUT: &'static str =
+        "open care plans, their teacher, last and next review, overdue reviews";
     type State = State;
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
         use DomainEvent as E;
-        state.last_day = Some(state.last_day.map_or(ev.occurred_on, |d| d.max(ev.occurred_on)));
+        state.last_day = Some(
+            state
+                .last_day
+                .map_or(ev.occurred_on, |d| d.max(ev.occurred_on)),
+        );
         let d = ev.occurred_on;
         match ev.event {
-            E::PupilEnrolled(e) => state.schools.entry(e.pupil_id).or_default().push((e.on, Some(e.school_id))),
-            E::PupilMoved(e) => state.schools.entry(e.pupil_id).or_default().push((e.on, Some(e.school_id))),
-            E::PupilLeft(e) => state.schools.entry(e.pupil_id).or_default().push((e.on, None)),
+            E::PupilEnrolled(e) => state
+                .schools
+                .entry(e.pupil_id)
+                .or_default()
+                .push((e.on, Some(e.school_id))),
+            E::PupilMoved(e) => state
+                .schools
+                .entry(e.pupil_id)
+                .or_default()
+                .push((e.on, Some(e.school_id))),
+            E::PupilLeft(e) => state
+                .schools
+                .entry(e.pupil_id)
+                .or_default()
+                .push((e.on, None)),
             E::CarePlanOpened(e) => {
                 state.plans.insert(
                     e.plan_id,
-                    Plan { pupil: e.pupil_id, scheme: e.scheme, teacher: e.teacher_id, opened_on: d, last_review: None, next_review: e.next_review, closed_on: None, source: ev.source() },
+                    Plan {
+                        pupil: e.pupil_id,
+                        scheme: e.scheme,
+                        teacher: e.teacher_id,
+                        opened_on: d,
+                        last_review: None,
+                        next_review: e.next_review,
+                        closed_on: None,
+                        source: ev.source(),
+                    },
                 );
                 state.opened_by.insert(ev.event_id, e.plan_id);
             }
@@ -94,19 +125,26 @@ impl Projection for CarePlans {
     }
 
     fn query(state: &State, query: &Query) -> serde_json::Value {
-        let Some(d) = query.on.or(state.last_day) else { return json!({"open": []}) };
+        let Some(d) = query.on.or(state.last_day) else {
+            return json!({"open": []});
+        };
         let open: Vec<_> = state
             .plans
             .iter()
             .filter(|(_, p)| p.open_on(d))
             .map(|(id, p)| json!({"plan_id": id, "pupil_id": p.pupil, "scheme": p.scheme, "teacher_id": p.teacher, "last_review": p.last_review, "next_review": p.next_review, "review_overdue": p.next_review < d}))
             .collect();
-        let overdue = open.iter().filter(|p| p["review_overdue"] == json!(true)).count();
+        let overdue = open
+            .iter()
+            .filter(|p| p["review_overdue"] == json!(true))
+            .count();
         json!({"on": d, "open_count": open.len(), "overdue_reviews": overdue, "open": open})
     }
 
     fn figures(state: &State, query: &Query) -> Vec<Figure> {
-        let Some(d) = query.on.or(state.last_day) else { return Vec::new() };
+        let Some(d) = query.on.or(state.last_day) else {
+            return Vec::new();
+        };
         let mut welfare_pupils: BTreeMap<Uuid, Source> = BTreeMap::new();
         let mut schools: BTreeMap<Uuid, Source> = BTreeMap::new();
         let mut one_to_one: BTreeSet<Source> = BTreeSet::new();
@@ -123,9 +161,17 @@ impl Projection for CarePlans {
                 }
             }
         }
-        let fig = |metric: &str, events: Vec<Source>| Figure { metric: metric.into(), value: events.len() as i64, events: sorted_sources(events), adjustments: Vec::new() };
+        let fig = |metric: &str, events: Vec<Source>| Figure {
+            metric: metric.into(),
+            value: events.len() as i64,
+            events: sorted_sources(events),
+            adjustments: Vec::new(),
+        };
         vec![
-            fig("welfare_home_orphans_with_plan", welfare_pupils.into_values().collect()),
+            fig(
+                "welfare_home_orphans_with_plan",
+                welfare_pupils.into_values().collect(),
+            ),
             fig("welfare_home_plan_schools", schools.into_values().collect()),
             fig("one_to_one_plans", one_to_one.into_iter().collect()),
         ]

@@ -24,11 +24,16 @@ pub struct Pupil {
 
 impl Pupil {
     fn in_school_on(&self, d: Date) -> bool {
-        self.enrolled.iter().any(|(from, to)| *from <= d && to.is_none_or(|t| d < t))
+        self.enrolled
+            .iter()
+            .any(|(from, to)| *from <= d && to.is_none_or(|t| d < t))
     }
 
     fn category_on(&self, c: Category, d: Date) -> Option<Source> {
-        self.categories.iter().find(|(x, from, to, _)| *x == c && *from <= d && to.is_none_or(|t| d <= t)).map(|x| x.3)
+        self.categories
+            .iter()
+            .find(|(x, from, to, _)| *x == c && *from <= d && to.is_none_or(|t| d <= t))
+            .map(|x| x.3)
     }
 }
 
@@ -62,9 +67,18 @@ impl Projection for Census {
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
         use DomainEvent as E;
-        state.last_day = Some(state.last_day.map_or(ev.occurred_on, |d| d.max(ev.occurred_on)));
+        state.last_day = Some(
+            state
+                .last_day
+                .map_or(ev.occurred_on, |d| d.max(ev.occurred_on)),
+        );
         match ev.event {
-            E::PupilEnrolled(e) => state.pupils.entry(e.pupil_id).or_default().enrolled.push((e.on, None)),
+            E::PupilEnrolled(e) => state
+                .pupils
+                .entry(e.pupil_id)
+                .or_default()
+                .enrolled
+                .push((e.on, None)),
             E::PupilLeft(e) => {
                 if let Some(p) = state.pupils.get_mut(&e.pupil_id)
                     && let Some(last) = p.enrolled.last_mut()
@@ -74,18 +88,30 @@ impl Projection for Census {
             }
             E::CategoryCertified(e) => {
                 // Only persons who are or become pupils are counted, but categories come first.
-                state.pupils.entry(e.recipient_id).or_default().categories.push((e.category, e.from, e.to, ev.source()));
+                state
+                    .pupils
+                    .entry(e.recipient_id)
+                    .or_default()
+                    .categories
+                    .push((e.category, e.from, e.to, ev.source()));
             }
             E::CategoryEnded(e) => {
                 if let Some(p) = state.pupils.get_mut(&e.recipient_id)
-                    && let Some(c) = p.categories.iter_mut().rev().find(|c| c.0 == e.category && c.2.is_none())
+                    && let Some(c) = p
+                        .categories
+                        .iter_mut()
+                        .rev()
+                        .find(|c| c.0 == e.category && c.2.is_none())
                 {
                     c.2 = Some(e.on);
                 }
             }
             _ => {}
         }
-        if state.dropouts.adjust(ev, |corrected, _f: &Fact<DropoutCause>| dropout(corrected)) {
+        if state
+            .dropouts
+            .adjust(ev, |corrected, _f: &Fact<DropoutCause>| dropout(corrected))
+        {
             return;
         }
         if let Some(cause) = dropout(ev.event) {
@@ -95,13 +121,20 @@ impl Projection for Census {
 
     fn query(state: &State, query: &Query) -> serde_json::Value {
         let figures = Self::figures(state, query);
-        let counts: BTreeMap<String, i64> = figures.iter().map(|f| (f.metric.clone(), f.value)).collect();
+        let counts: BTreeMap<String, i64> = figures
+            .iter()
+            .map(|f| (f.metric.clone(), f.value))
+            .collect();
         let mut by_cause: BTreeMap<String, u32> = BTreeMap::new();
         for f in state.dropouts.matching(|f| query.counts(f.on)) {
-            *by_cause.entry(format!("{:?}", f.value).to_lowercase()).or_default() += 1;
+            *by_cause
+                .entry(format!("{:?}", f.value).to_lowercase())
+                .or_default() += 1;
         }
         let on = query.on.or(state.last_day);
-        let in_school = on.map_or(0, |d| state.pupils.values().filter(|p| p.in_school_on(d)).count());
+        let in_school = on.map_or(0, |d| {
+            state.pupils.values().filter(|p| p.in_school_on(d)).count()
+        });
         json!({"on": on, "pupils_in_school": in_school, "counts": counts, "dropouts_by_cause": by_cause})
     }
 
@@ -109,16 +142,31 @@ impl Projection for Census {
         let mut out = Vec::new();
         if let Some(d) = query.on.or(state.last_day) {
             for (category, metric) in CENSUS {
-                let events: Vec<Source> = state.pupils.values().filter(|p| p.in_school_on(d)).filter_map(|p| p.category_on(category, d)).collect();
-                out.push(Figure { metric: metric.into(), value: events.len() as i64, events: sorted_sources(events), adjustments: Vec::new() });
+                let events: Vec<Source> = state
+                    .pupils
+                    .values()
+                    .filter(|p| p.in_school_on(d))
+                    .filter_map(|p| p.category_on(category, d))
+                    .collect();
+                out.push(Figure {
+                    metric: metric.into(),
+                    value: events.len() as i64,
+                    events: sorted_sources(events),
+                    adjustments: Vec::new(),
+                });
             }
         }
-        let poverty: Vec<_> = state.dropouts.matching(|f| f.value == DropoutCause::Poverty && query.counts(f.on)).collect();
+        let poverty: Vec<_> = state
+            .dropouts
+            .matching(|f| f.value == DropoutCause::Poverty && query.counts(f.on))
+            .collect();
         out.push(Figure {
             metric: "poverty_dropouts".into(),
             value: poverty.len() as i64,
             events: sorted_sources(poverty.iter().map(|f| f.source).collect()),
-            adjustments: state.dropouts.adjustments_where(|on, before| *before == DropoutCause::Poverty && query.counts(on)),
+            adjustments: state.dropouts.adjustments_where(|on, before| {
+                *before == DropoutCause::Poverty && query.counts(on)
+            }),
         });
         out
     }

@@ -28,19 +28,32 @@ pub struct State {
 impl Projection for Claims {
     const NAME: &'static str = "claims";
     const VERSION: u32 = 1;
-    const ABOUT: &'static str = "every recorded claim (a reported figure) with its scope, period and source";
+    const ABOUT: &'static str =
+        "every recorded claim (a reported figure) with its scope, period and source";
     type State = State;
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
-        let adjusted = state.claims.adjust(ev, |corrected, f: &Fact<ClaimRecord>| match corrected {
-            DomainEvent::ClaimFiled(c) => Some(ClaimRecord { claim: c.clone(), recorded_at: f.value.recorded_at.clone() }),
-            _ => None,
-        });
+        let adjusted =
+            state
+                .claims
+                .adjust(ev, |corrected, f: &Fact<ClaimRecord>| match corrected {
+                    DomainEvent::ClaimFiled(c) => Some(ClaimRecord {
+                        claim: c.clone(),
+                        recorded_at: f.value.recorded_at.clone(),
+                    }),
+                    _ => None,
+                });
         if adjusted {
             return;
         }
         if let DomainEvent::ClaimFiled(c) = ev.event {
-            state.claims.insert(ev, ClaimRecord { claim: c.clone(), recorded_at: ev.recorded_at.to_rfc3339() });
+            state.claims.insert(
+                ev,
+                ClaimRecord {
+                    claim: c.clone(),
+                    recorded_at: ev.recorded_at.to_rfc3339(),
+                },
+            );
         }
     }
 
@@ -59,10 +72,15 @@ impl Projection for Claims {
                 })
             })
             .collect();
-        let by_metric: BTreeMap<&str, usize> = state.claims.live.values().fold(BTreeMap::new(), |mut m, f| {
-            *m.entry(f.value.claim.metric.as_str()).or_default() += 1;
-            m
-        });
+        let by_metric: BTreeMap<&str, usize> =
+            state
+                .claims
+                .live
+                .values()
+                .fold(BTreeMap::new(), |mut m, f| {
+                    *m.entry(f.value.claim.metric.as_str()).or_default() += 1;
+                    m
+                });
         json!({"claims": claims, "by_metric": by_metric})
     }
 }

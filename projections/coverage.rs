@@ -29,8 +29,14 @@ pub struct State {
 
 fn touch(event: &DomainEvent) -> Option<Touch> {
     match event {
-        DomainEvent::ContactRecorded(e) => Some(Touch { pairing: e.pairing_id, visit: false }),
-        DomainEvent::VisitRecorded(e) => Some(Touch { pairing: e.pairing_id, visit: true }),
+        DomainEvent::ContactRecorded(e) => Some(Touch {
+            pairing: e.pairing_id,
+            visit: false,
+        }),
+        DomainEvent::VisitRecorded(e) => Some(Touch {
+            pairing: e.pairing_id,
+            visit: true,
+        }),
         _ => None,
     }
 }
@@ -43,8 +49,15 @@ impl Projection for Coverage {
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
         state.book.apply(ev);
-        state.last_day = Some(state.last_day.map_or(ev.occurred_on, |d| d.max(ev.occurred_on)));
-        if state.touches.adjust(ev, |corrected, _f: &Fact<Touch>| touch(corrected)) {
+        state.last_day = Some(
+            state
+                .last_day
+                .map_or(ev.occurred_on, |d| d.max(ev.occurred_on)),
+        );
+        if state
+            .touches
+            .adjust(ev, |corrected, _f: &Fact<Touch>| touch(corrected))
+        {
             return;
         }
         if let Some(t) = touch(ev.event) {
@@ -53,14 +66,20 @@ impl Projection for Coverage {
     }
 
     fn query(state: &State, query: &Query) -> serde_json::Value {
-        let Some(d) = query.on.or(state.last_day) else { return json!({"overdue": []}) };
+        let Some(d) = query.on.or(state.last_day) else {
+            return json!({"overdue": []});
+        };
         let days = i64::from(query.param_u32("days", 30));
         let since = Date(d.0 - chrono::Duration::days(days));
         // Last contact and last visit on or before the day, per pairing.
         let mut last: BTreeMap<Uuid, (Option<Date>, Option<Date>)> = BTreeMap::new();
         for f in state.touches.matching(|f| f.on <= d) {
             let entry = last.entry(f.value.pairing).or_default();
-            let slot = if f.value.visit { &mut entry.1 } else { &mut entry.0 };
+            let slot = if f.value.visit {
+                &mut entry.1
+            } else {
+                &mut entry.0
+            };
             if slot.is_none_or(|x| x < f.on) {
                 *slot = Some(f.on);
             }
@@ -73,7 +92,9 @@ impl Projection for Coverage {
             let no_visit = visit.is_none_or(|v| v < since);
             if no_contact || no_visit {
                 let holder = p.holder_on(d).map(|h| h.cadre);
-                *by_cadre.entry(holder.map(|h| h.to_string()).unwrap_or_default()).or_default() += 1;
+                *by_cadre
+                    .entry(holder.map(|h| h.to_string()).unwrap_or_default())
+                    .or_default() += 1;
                 overdue.push(json!({"pairing_id": id, "cadre_id": holder, "last_contact": contact, "last_visit": visit, "no_contact": no_contact, "no_visit": no_visit}));
             }
         }

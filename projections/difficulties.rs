@@ -39,7 +39,14 @@ impl Projection for Difficulties {
             E::DifficultyRaised(e) => {
                 state.difficulties.insert(
                     e.difficulty_id,
-                    Difficulty { pairing: e.pairing_id, description: e.description.clone(), raised_on: ev.occurred_on, resolved_on: None, dropped_on: None, source: ev.source() },
+                    Difficulty {
+                        pairing: e.pairing_id,
+                        description: e.description.clone(),
+                        raised_on: ev.occurred_on,
+                        resolved_on: None,
+                        dropped_on: None,
+                        source: ev.source(),
+                    },
                 );
                 state.raised_by.insert(ev.event_id, e.difficulty_id);
             }
@@ -63,10 +70,24 @@ impl Projection for Difficulties {
     }
 
     fn query(state: &State, query: &Query) -> serde_json::Value {
-        let within = |d: Option<Date>| d.is_some_and(|d| query.counts(d) && query.on.is_none_or(|on| d <= on));
-        let raised = state.difficulties.values().filter(|x| within(Some(x.raised_on))).count();
-        let resolved = state.difficulties.values().filter(|x| within(x.resolved_on)).count();
-        let dropped = state.difficulties.values().filter(|x| within(x.dropped_on)).count();
+        let within = |d: Option<Date>| {
+            d.is_some_and(|d| query.counts(d) && query.on.is_none_or(|on| d <= on))
+        };
+        let raised = state
+            .difficulties
+            .values()
+            .filter(|x| within(Some(x.raised_on)))
+            .count();
+        let resolved = state
+            .difficulties
+            .values()
+            .filter(|x| within(x.resolved_on))
+            .count();
+        let dropped = state
+            .difficulties
+            .values()
+            .filter(|x| within(x.dropped_on))
+            .count();
         let open: Vec<_> = state
             .difficulties
             .iter()

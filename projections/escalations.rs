@@ -49,18 +49,31 @@ pub struct State {
 impl Projection for Escalations {
     const NAME: &'static str = "escalations";
     const VERSION: u32 = 1;
-    const ABOUT: &'static str = "escalations by stage, their age, and which are overdue (deadline_days, default 30)";
+    const ABOUT: &'static str =
+        "escalations by stage, their age, and which are overdue (deadline_days, default 30)";
     type State = State;
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
         use DomainEvent as E;
-        state.last_day = Some(state.last_day.map_or(ev.occurred_on, |d| d.max(ev.occurred_on)));
+        state.last_day = Some(
+            state
+                .last_day
+                .map_or(ev.occurred_on, |d| d.max(ev.occurred_on)),
+        );
         let d = ev.occurred_on;
         match ev.event {
             E::EscalationRaised(e) => {
                 state.escalations.insert(
                     e.escalation_id,
-                    Escalation { pairing: e.pairing_id, to_level: e.to_level.clone(), raised_on: d, acknowledged_on: None, answered_on: None, closed_on: None, source: ev.source() },
+                    Escalation {
+                        pairing: e.pairing_id,
+                        to_level: e.to_level.clone(),
+                        raised_on: d,
+                        acknowledged_on: None,
+                        answered_on: None,
+                        closed_on: None,
+                        source: ev.source(),
+                    },
                 );
                 state.raised_by.insert(ev.event_id, e.escalation_id);
             }
@@ -89,12 +102,18 @@ impl Projection for Escalations {
     }
 
     fn query(state: &State, query: &Query) -> serde_json::Value {
-        let Some(d) = query.on.or(state.last_day) else { return json!({"escalations": []}) };
+        let Some(d) = query.on.or(state.last_day) else {
+            return json!({"escalations": []});
+        };
         let deadline = i64::from(query.param_u32("deadline_days", 30));
         let mut by_stage: BTreeMap<&str, u32> = BTreeMap::new();
         let mut list = Vec::new();
         let mut overdue = 0u32;
-        for (id, x) in state.escalations.iter().filter(|(_, x)| x.raised_on <= d && query.counts(x.raised_on)) {
+        for (id, x) in state
+            .escalations
+            .iter()
+            .filter(|(_, x)| x.raised_on <= d && query.counts(x.raised_on))
+        {
             let stage = x.stage_on(d);
             *by_stage.entry(stage).or_default() += 1;
             let age_days = (d.0 - x.raised_on.0).num_days();

@@ -35,36 +35,67 @@ pub struct Facts<V> {
 
 impl<V> Default for Facts<V> {
     fn default() -> Self {
-        Self { live: BTreeMap::new(), adjustments: Vec::new() }
+        Self {
+            live: BTreeMap::new(),
+            adjustments: Vec::new(),
+        }
     }
 }
 
 impl<V: Clone> Facts<V> {
     pub fn insert(&mut self, ev: &EventView<'_>, value: V) {
-        self.live.insert(ev.event_id, Fact { source: ev.source(), on: ev.occurred_on, value });
+        self.live.insert(
+            ev.event_id,
+            Fact {
+                source: ev.source(),
+                on: ev.occurred_on,
+                value,
+            },
+        );
     }
 
     /// Applies a void or correction if `ev` is one and its target is a fact here. `rederive`
     /// turns the corrected event into the fact's new value (None: the correction no longer
     /// counts here, e.g. it changed the kind). Returns true when `ev` was a void or correction.
-    pub fn adjust(&mut self, ev: &EventView<'_>, rederive: impl Fn(&DomainEvent, &Fact<V>) -> Option<V>) -> bool {
+    pub fn adjust(
+        &mut self,
+        ev: &EventView<'_>,
+        rederive: impl Fn(&DomainEvent, &Fact<V>) -> Option<V>,
+    ) -> bool {
         match ev.event {
             DomainEvent::RecordVoided(v) => {
                 if let Some(fact) = self.live.remove(&v.target_event_id) {
                     self.adjustments.push(DatedAdjustment {
                         on: fact.on,
-                        adjustment: Adjustment { target: fact.source, by: ev.source(), kind: AdjustmentKind::Voided, reason: v.reason.clone() },
+                        adjustment: Adjustment {
+                            target: fact.source,
+                            by: ev.source(),
+                            kind: AdjustmentKind::Voided,
+                            reason: v.reason.clone(),
+                        },
                         before: fact.value,
                     });
                 }
                 true
             }
             DomainEvent::RecordCorrected(c) => {
-                let Some(fact) = self.live.get(&c.target_event_id).cloned() else { return true };
-                let Ok(corrected) = DomainEvent::decode(&c.event_type, c.schema_version, &c.payload) else { return true };
+                let Some(fact) = self.live.get(&c.target_event_id).cloned() else {
+                    return true;
+                };
+                let Ok(corrected) =
+                    DomainEvent::decode(&c.event_type, c.schema_version, &c.payload)
+                else {
+                    return true;
+                };
                 match rederive(&corrected, &fact) {
                     Some(value) => {
-                        self.live.insert(c.target_event_id, Fact { value, ..fact.clone() });
+                        self.live.insert(
+                            c.target_event_id,
+                            Fact {
+                                value,
+                                ..fact.clone()
+                            },
+                        );
                     }
                     None => {
                         self.live.remove(&c.target_event_id);
@@ -72,7 +103,12 @@ impl<V: Clone> Facts<V> {
                 }
                 self.adjustments.push(DatedAdjustment {
                     on: fact.on,
-                    adjustment: Adjustment { target: fact.source, by: ev.source(), kind: AdjustmentKind::Corrected, reason: c.reason.clone() },
+                    adjustment: Adjustment {
+                        target: fact.source,
+                        by: ev.source(),
+                        kind: AdjustmentKind::Corrected,
+                        reason: c.reason.clone(),
+                    },
                     before: fact.value.clone(),
                 });
                 true
@@ -82,13 +118,20 @@ impl<V: Clone> Facts<V> {
     }
 
     /// Live facts counted by a query filter.
-    pub fn matching<'a>(&'a self, keep: impl Fn(&Fact<V>) -> bool + 'a) -> impl Iterator<Item = &'a Fact<V>> + 'a {
+    pub fn matching<'a>(
+        &'a self,
+        keep: impl Fn(&Fact<V>) -> bool + 'a,
+    ) -> impl Iterator<Item = &'a Fact<V>> + 'a {
         self.live.values().filter(move |f| keep(f))
     }
 
     /// The adjustments of facts a filter keeps (on their day and value before the adjustment).
     pub fn adjustments_where(&self, keep: impl Fn(Date, &V) -> bool) -> Vec<Adjustment> {
-        self.adjustments.iter().filter(|a| keep(a.on, &a.before)).map(|a| a.adjustment.clone()).collect()
+        self.adjustments
+            .iter()
+            .filter(|a| keep(a.on, &a.before))
+            .map(|a| a.adjustment.clone())
+            .collect()
     }
 }
 

@@ -31,7 +31,9 @@ pub struct State {
 }
 
 fn gift(book: &PairingBook, event: &DomainEvent, on: Date) -> Option<Gift> {
-    let DomainEvent::AidGiven(e) = event else { return None };
+    let DomainEvent::AidGiven(e) = event else {
+        return None;
+    };
     Some(Gift {
         goods: e.form == AidForm::Goods,
         value_fen: e.value_fen.fen(),
@@ -44,13 +46,16 @@ fn gift(book: &PairingBook, event: &DomainEvent, on: Date) -> Option<Gift> {
 impl Projection for Funds {
     const NAME: &'static str = "funds";
     const VERSION: u32 = 1;
-    const ABOUT: &'static str = "cash and goods by fund source, recipient and cadre, with a conservation check";
+    const ABOUT: &'static str =
+        "cash and goods by fund source, recipient and cadre, with a conservation check";
     type State = State;
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
         state.book.apply(ev);
         let book = &state.book;
-        if state.gifts.adjust(ev, |corrected, fact: &Fact<Gift>| gift(book, corrected, fact.on)) {
+        if state.gifts.adjust(ev, |corrected, fact: &Fact<Gift>| {
+            gift(book, corrected, fact.on)
+        }) {
             return;
         }
         if let Some(g) = gift(&state.book, ev.event, ev.occurred_on) {
@@ -74,11 +79,18 @@ impl Projection for Funds {
                 cash += g.value_fen;
             }
             *by_source.entry(g.fund_source.clone()).or_default() += g.value_fen;
-            *by_recipient.entry(g.recipient.map(|r| r.to_string()).unwrap_or_default()).or_default() += g.value_fen;
-            *by_cadre.entry(g.cadre.map(|r| r.to_string()).unwrap_or_default()).or_default() += g.value_fen;
+            *by_recipient
+                .entry(g.recipient.map(|r| r.to_string()).unwrap_or_default())
+                .or_default() += g.value_fen;
+            *by_cadre
+                .entry(g.cadre.map(|r| r.to_string()).unwrap_or_default())
+                .or_default() += g.value_fen;
         }
         let sum = |m: &BTreeMap<String, i64>| m.values().sum::<i64>();
-        let conserved = cash + goods == total && sum(&by_source) == total && sum(&by_recipient) == total && sum(&by_cadre) == total;
+        let conserved = cash + goods == total
+            && sum(&by_source) == total
+            && sum(&by_recipient) == total
+            && sum(&by_cadre) == total;
         json!({
             "period": query.period.map(|p| p.to_string()),
             "gifts": count,

@@ -27,16 +27,23 @@ fn day(state: &State, query: &Query) -> Option<Date> {
 impl Projection for Pairings {
     const NAME: &'static str = "pairings";
     const VERSION: u32 = 1;
-    const ABOUT: &'static str = "active pairings on a day, each cadre's load, each recipient's cadre history";
+    const ABOUT: &'static str =
+        "active pairings on a day, each cadre's load, each recipient's cadre history";
     type State = State;
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
         state.book.apply(ev);
-        state.last_day = Some(state.last_day.map_or(ev.occurred_on, |d| d.max(ev.occurred_on)));
+        state.last_day = Some(
+            state
+                .last_day
+                .map_or(ev.occurred_on, |d| d.max(ev.occurred_on)),
+        );
     }
 
     fn query(state: &State, query: &Query) -> serde_json::Value {
-        let Some(d) = day(state, query) else { return json!({"on": null, "active": [], "load": {}}) };
+        let Some(d) = day(state, query) else {
+            return json!({"on": null, "active": [], "load": {}});
+        };
         let mut load: BTreeMap<Uuid, u32> = BTreeMap::new();
         let mut active = Vec::new();
         for (id, p) in &state.book.pairings {
@@ -63,7 +70,9 @@ impl Projection for Pairings {
     }
 
     fn figures(state: &State, query: &Query) -> Vec<Figure> {
-        let Some(d) = day(state, query) else { return Vec::new() };
+        let Some(d) = day(state, query) else {
+            return Vec::new();
+        };
         let mut cadres: BTreeMap<Uuid, Source> = BTreeMap::new();
         let mut by_category: BTreeMap<&'static str, Vec<Source>> = BTreeMap::new();
         let mut recipients_counted: BTreeSet<(Uuid, &'static str)> = BTreeSet::new();
@@ -74,11 +83,19 @@ impl Projection for Pairings {
                     *s = h.source;
                 }
             }
-            let Some(r) = state.book.recipients.get(&p.recipient) else { continue };
+            let Some(r) = state.book.recipients.get(&p.recipient) else {
+                continue;
+            };
             let metric = match r.kind {
-                RecipientKind::Household if r.category_on(Category::ExtremelyPoor, d).is_some() => Some("paired_poor_households"),
-                RecipientKind::Person if r.category_on(Category::Orphan, d).is_some() => Some("paired_orphans"),
-                RecipientKind::Person if r.category_on(Category::SeverelyDisabled, d).is_some() => Some("paired_severely_disabled"),
+                RecipientKind::Household if r.category_on(Category::ExtremelyPoor, d).is_some() => {
+                    Some("paired_poor_households")
+                }
+                RecipientKind::Person if r.category_on(Category::Orphan, d).is_some() => {
+                    Some("paired_orphans")
+                }
+                RecipientKind::Person if r.category_on(Category::SeverelyDisabled, d).is_some() => {
+                    Some("paired_severely_disabled")
+                }
                 _ => None,
             };
             if let Some(m) = metric
@@ -88,7 +105,11 @@ impl Projection for Pairings {
             }
         }
         let mut out = vec![figure("cadres_paired", cadres.into_values().collect())];
-        for m in ["paired_orphans", "paired_severely_disabled", "paired_poor_households"] {
+        for m in [
+            "paired_orphans",
+            "paired_severely_disabled",
+            "paired_poor_households",
+        ] {
             out.push(figure(m, by_category.remove(m).unwrap_or_default()));
         }
         out
@@ -97,5 +118,10 @@ impl Projection for Pairings {
 
 fn figure(metric: &str, events: Vec<Source>) -> Figure {
     let events = super::facts::sorted_sources(events);
-    Figure { metric: metric.to_string(), value: events.len() as i64, events, adjustments: Vec::new() }
+    Figure {
+        metric: metric.to_string(),
+        value: events.len() as i64,
+        events,
+        adjustments: Vec::new(),
+    }
 }

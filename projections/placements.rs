@@ -26,7 +26,11 @@ pub struct Placement {
 
 impl Placement {
     fn mode_on(&self, d: Date) -> Option<PlacementMode> {
-        self.modes.iter().rev().find(|(from, _, _)| *from <= d).map(|(_, m, _)| *m)
+        self.modes
+            .iter()
+            .rev()
+            .find(|(from, _, _)| *from <= d)
+            .map(|(_, m, _)| *m)
     }
 }
 
@@ -46,17 +50,28 @@ const MODES: [(PlacementMode, &str); 3] = [
 impl Projection for Placements {
     const NAME: &'static str = "placements";
     const VERSION: u32 = 1;
-    const ABOUT: &'static str = "disabled children placed in a period, by placement mode, and the changes";
+    const ABOUT: &'static str =
+        "disabled children placed in a period, by placement mode, and the changes";
     type State = State;
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
         use DomainEvent as E;
-        state.last_day = Some(state.last_day.map_or(ev.occurred_on, |d| d.max(ev.occurred_on)));
+        state.last_day = Some(
+            state
+                .last_day
+                .map_or(ev.occurred_on, |d| d.max(ev.occurred_on)),
+        );
         match ev.event {
             E::PlacementDecided(e) => {
                 state.placements.insert(
                     e.placement_id,
-                    Placement { pupil: e.pupil_id, decided_on: e.on, modes: vec![(e.on, e.mode, e.school_id)], ended_on: None, source: ev.source() },
+                    Placement {
+                        pupil: e.pupil_id,
+                        decided_on: e.on,
+                        modes: vec![(e.on, e.mode, e.school_id)],
+                        ended_on: None,
+                        source: ev.source(),
+                    },
                 );
                 state.decided_by.insert(ev.event_id, e.placement_id);
             }
@@ -81,7 +96,10 @@ impl Projection for Placements {
 
     fn query(state: &State, query: &Query) -> serde_json::Value {
         let figures = Self::figures(state, query);
-        let totals: BTreeMap<String, i64> = figures.iter().map(|f| (f.metric.clone(), f.value)).collect();
+        let totals: BTreeMap<String, i64> = figures
+            .iter()
+            .map(|f| (f.metric.clone(), f.value))
+            .collect();
         let changes: Vec<_> = state
             .placements
             .iter()
@@ -92,14 +110,32 @@ impl Projection for Placements {
 
     fn figures(state: &State, query: &Query) -> Vec<Figure> {
         let end = query.period.map(|p| p.to).or(query.on).or(state.last_day);
-        let placed: Vec<&Placement> = state.placements.values().filter(|p| query.counts(p.decided_on)).collect();
+        let placed: Vec<&Placement> = state
+            .placements
+            .values()
+            .filter(|p| query.counts(p.decided_on))
+            .collect();
         let mut out = Vec::new();
         for (mode, metric) in MODES {
-            let events: Vec<Source> = placed.iter().filter(|p| end.and_then(|d| p.mode_on(d)) == Some(mode)).map(|p| p.source).collect();
-            out.push(Figure { metric: metric.into(), value: events.len() as i64, events: sorted_sources(events), adjustments: Vec::new() });
+            let events: Vec<Source> = placed
+                .iter()
+                .filter(|p| end.and_then(|d| p.mode_on(d)) == Some(mode))
+                .map(|p| p.source)
+                .collect();
+            out.push(Figure {
+                metric: metric.into(),
+                value: events.len() as i64,
+                events: sorted_sources(events),
+                adjustments: Vec::new(),
+            });
         }
         let all: Vec<Source> = placed.iter().map(|p| p.source).collect();
-        out.push(Figure { metric: "placements_total".into(), value: all.len() as i64, events: sorted_sources(all), adjustments: Vec::new() });
+        out.push(Figure {
+            metric: "placements_total".into(),
+            value: all.len() as i64,
+            events: sorted_sources(all),
+            adjustments: Vec::new(),
+        });
         out
     }
 }

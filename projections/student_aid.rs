@@ -28,8 +28,15 @@ pub struct State {
 }
 
 fn payment(event: &DomainEvent) -> Option<Payment> {
-    let DomainEvent::StudentAidPaid(e) = event else { return None };
-    Some(Payment { pupil: e.pupil_id, programme: e.programme, term: e.term.clone(), amount_fen: e.amount_fen.fen() })
+    let DomainEvent::StudentAidPaid(e) = event else {
+        return None;
+    };
+    Some(Payment {
+        pupil: e.pupil_id,
+        programme: e.programme,
+        term: e.term.clone(),
+        amount_fen: e.amount_fen.fen(),
+    })
 }
 
 fn programme_name(p: AidProgramme) -> &'static str {
@@ -48,7 +55,10 @@ impl Projection for StudentAid {
     type State = State;
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
-        if state.payments.adjust(ev, |corrected, _f: &Fact<Payment>| payment(corrected)) {
+        if state
+            .payments
+            .adjust(ev, |corrected, _f: &Fact<Payment>| payment(corrected))
+        {
             return;
         }
         if let Some(p) = payment(ev.event) {
@@ -60,7 +70,11 @@ impl Projection for StudentAid {
         let mut by: BTreeMap<&str, BTreeMap<String, (u64, i64)>> = BTreeMap::new();
         let (mut times, mut paid) = (0u64, 0i64);
         for f in state.payments.matching(|f| query.counts(f.on)) {
-            let e = by.entry(programme_name(f.value.programme)).or_default().entry(f.value.term.clone()).or_default();
+            let e = by
+                .entry(programme_name(f.value.programme))
+                .or_default()
+                .entry(f.value.term.clone())
+                .or_default();
             e.0 += 1;
             e.1 += f.value.amount_fen;
             times += 1;
@@ -68,7 +82,15 @@ impl Projection for StudentAid {
         }
         let by_json: BTreeMap<&str, BTreeMap<String, serde_json::Value>> = by
             .into_iter()
-            .map(|(p, terms)| (p, terms.into_iter().map(|(t, (n, fen))| (t, json!({"person_times": n, "paid_fen": fen}))).collect()))
+            .map(|(p, terms)| {
+                (
+                    p,
+                    terms
+                        .into_iter()
+                        .map(|(t, (n, fen))| (t, json!({"person_times": n, "paid_fen": fen})))
+                        .collect(),
+                )
+            })
             .collect();
         json!({"period": query.period.map(|p| p.to_string()), "person_times": times, "paid_fen": paid, "by_programme_and_term": by_json})
     }
@@ -76,19 +98,40 @@ impl Projection for StudentAid {
     fn figures(state: &State, query: &Query) -> Vec<Figure> {
         let count = |metric: &str, programme: Option<AidProgramme>, money: bool| {
             let keep = |p: &Payment| programme.is_none_or(|x| p.programme == x);
-            let facts: Vec<_> = state.payments.matching(|f| keep(&f.value) && query.counts(f.on)).collect();
-            let value = if money { facts.iter().map(|f| f.value.amount_fen).sum() } else { facts.len() as i64 };
+            let facts: Vec<_> = state
+                .payments
+                .matching(|f| keep(&f.value) && query.counts(f.on))
+                .collect();
+            let value = if money {
+                facts.iter().map(|f| f.value.amount_fen).sum()
+            } else {
+                facts.len() as i64
+            };
             Figure {
                 metric: metric.to_string(),
                 value,
                 events: sorted_sources(facts.iter().map(|f| f.source).collect()),
-                adjustments: state.payments.adjustments_where(|on, before| keep(before) && query.counts(on)),
+                adjustments: state
+                    .payments
+                    .adjustments_where(|on, before| keep(before) && query.counts(on)),
             }
         };
         vec![
-            count("student_aid_orphans_person_times", Some(AidProgramme::ForOrphans), false),
-            count("student_aid_unsupported_person_times", Some(AidProgramme::ForUnsupported), false),
-            count("student_aid_disabled_person_times", Some(AidProgramme::ForDisabled), false),
+            count(
+                "student_aid_orphans_person_times",
+                Some(AidProgramme::ForOrphans),
+                false,
+            ),
+            count(
+                "student_aid_unsupported_person_times",
+                Some(AidProgramme::ForUnsupported),
+                false,
+            ),
+            count(
+                "student_aid_disabled_person_times",
+                Some(AidProgramme::ForDisabled),
+                false,
+            ),
             count("student_aid_paid_fen", None, true),
         ]
     }

@@ -28,12 +28,16 @@ pub enum CodecError {
         what: &'static str,
         source: bincode::Error,
     },
-    #[error("stored bytes of {what} do not decode ({source}); the store may be corrupt: run `carelog verify`")]
+    #[error(
+        "stored bytes of {what} do not decode ({source}); the store may be corrupt: run `carelog verify`"
+    )]
     Decode {
         what: &'static str,
         source: bincode::Error,
     },
-    #[error("unknown event type {event_type:?} version {schema_version}: this build cannot read it; upgrade carelog")]
+    #[error(
+        "unknown event type {event_type:?} version {schema_version}: this build cannot read it; upgrade carelog"
+    )]
     UnknownType {
         event_type: String,
         schema_version: u16,

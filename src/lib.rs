@@ -3,12 +3,12 @@
 //! See ARCHITECTURE.md for the bird's-eye view. The layers, bottom up:
 //! [`codec`] (the only bincode), [`log`] (the only sled), [`time`], [`domain`] (the programme).
 
-pub mod codec;
-pub mod log;
-pub mod time;
-pub mod domain;
 pub mod app;
 pub mod cli;
+pub mod codec;
+pub mod domain;
+pub mod log;
 pub mod projection;
 #[path = "../projections/mod.rs"]
 pub mod projections;
+pub mod time;

@@ -18,13 +18,17 @@ pub type Instant = DateTime<FixedOffset>;
 /// Errors converting stored or typed times.
 #[derive(Debug, thiserror::Error)]
 pub enum TimeError {
-    #[error("stored time {unix_seconds}s+{nanos}ns offset {offset_seconds}s is not a valid instant")]
+    #[error(
+        "stored time {unix_seconds}s+{nanos}ns offset {offset_seconds}s is not a valid instant"
+    )]
     InvalidStored {
         unix_seconds: i64,
         nanos: u32,
         offset_seconds: i32,
     },
-    #[error("{text:?} is not a time: use RFC 3339 with an offset, e.g. 2023-12-31T18:00:00+08:00 ({reason})")]
+    #[error(
+        "{text:?} is not a time: use RFC 3339 with an offset, e.g. 2023-12-31T18:00:00+08:00 ({reason})"
+    )]
     Parse { text: String, reason: String },
 }
 
@@ -45,7 +49,8 @@ pub fn from_stored(stored: &StoredTime) -> Result<Instant, TimeError> {
         offset_seconds: stored.offset_seconds,
     };
     let offset = FixedOffset::east_opt(stored.offset_seconds).ok_or_else(invalid)?;
-    let utc = DateTime::<Utc>::from_timestamp(stored.unix_seconds, stored.nanos).ok_or_else(invalid)?;
+    let utc =
+        DateTime::<Utc>::from_timestamp(stored.unix_seconds, stored.nanos).ok_or_else(invalid)?;
     Ok(utc.with_timezone(&offset))
 }
 

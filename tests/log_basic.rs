@@ -19,10 +19,20 @@ fn append_read_and_verify_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
     let acks = log
-        .append(AppendBatch::new(vec![event("a", 1), event("b", 2), event("a", 3)]))
+        .append(AppendBatch::new(vec![
+            event("a", 1),
+            event("b", 2),
+            event("a", 3),
+        ]))
         .unwrap();
-    assert_eq!(acks.iter().map(|a| a.position).collect::<Vec<_>>(), [1, 2, 3]);
-    assert_eq!(acks.iter().map(|a| a.stream_version).collect::<Vec<_>>(), [1, 1, 2]);
+    assert_eq!(
+        acks.iter().map(|a| a.position).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        acks.iter().map(|a| a.stream_version).collect::<Vec<_>>(),
+        [1, 1, 2]
+    );
     let all = log.read_from(1, 10).unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(all[2].payload, 3u32.to_le_bytes());

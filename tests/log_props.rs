@@ -21,7 +21,10 @@ enum ExpKind {
     NoStream,
     ExactCorrect,
     /// A wrong exact version: the correct one shifted by 1..=3 (up or down when possible).
-    ExactWrong { shift: u8, down: bool },
+    ExactWrong {
+        shift: u8,
+        down: bool,
+    },
 }
 
 /// One event of a generated batch.
@@ -34,11 +37,7 @@ enum EvSpec {
     },
     /// Reuses the id of an event generated earlier (appended or rejected): with the very same
     /// content (a resend), or with one field changed (`change` picks which).
-    Reuse {
-        pick: u16,
-        same: bool,
-        change: u8,
-    },
+    Reuse { pick: u16, same: bool, change: u8 },
 }
 
 #[derive(Debug, Clone)]
@@ -48,7 +47,9 @@ enum Op {
         expectations: Vec<(usize, ExpKind)>,
     },
     /// Resends a whole batch appended earlier (written or rejected), with its expectations.
-    Resend { pick: u16 },
+    Resend {
+        pick: u16,
+    },
     Restart,
 }
 
@@ -83,10 +84,7 @@ fn append_op() -> impl Strategy<Value = Op> {
         .prop_flat_map(|streams| {
             (
                 proptest::collection::vec(ev_spec(streams.clone()), 1..=5),
-                proptest::collection::vec(
-                    (proptest::sample::select(streams), exp_kind()),
-                    0..=3,
-                ),
+                proptest::collection::vec((proptest::sample::select(streams), exp_kind()), 0..=3),
             )
         })
         .prop_map(|(events, expectations)| Op::Append {
@@ -195,7 +193,8 @@ impl Model {
         for spec in events {
             let e = match spec {
                 EvSpec::Reuse { pick, same, change } if !self.generated.is_empty() => {
-                    let original = self.generated[usize::from(*pick) % self.generated.len()].clone();
+                    let original =
+                        self.generated[usize::from(*pick) % self.generated.len()].clone();
                     if *same {
                         original
                     } else {
@@ -204,7 +203,12 @@ impl Model {
                 }
                 EvSpec::Reuse { change, .. } => {
                     *serial += 1;
-                    new_event(usize::from(*change) % STREAMS.len(), vec![*change], 8, *serial)
+                    new_event(
+                        usize::from(*change) % STREAMS.len(),
+                        vec![*change],
+                        8,
+                        *serial,
+                    )
                 }
                 EvSpec::New {
                     stream,
@@ -385,7 +389,10 @@ fn check_error(expected: &Expected, got: &LogError) {
         ) => stream == s && expected == e && actual == a,
         _ => false,
     };
-    assert!(ok, "the model expected {expected:?}, the log answered Err({got:?})");
+    assert!(
+        ok,
+        "the model expected {expected:?}, the log answered Err({got:?})"
+    );
 }
 
 /// The log's visible state equals the model's: head, stream versions, nothing past the head.
@@ -393,7 +400,11 @@ fn check_state(log: &Log, model: &Model) {
     assert_eq!(log.head_position(), model.head(), "head position");
     assert_eq!(log.digest().position, model.head(), "digest position");
     for s in STREAMS {
-        assert_eq!(log.stream_version(s).unwrap(), model.version(s), "version of stream {s:?}");
+        assert_eq!(
+            log.stream_version(s).unwrap(),
+            model.version(s),
+            "version of stream {s:?}"
+        );
     }
     assert!(
         log.read_from(model.head() + 1, 10).unwrap().is_empty(),
@@ -404,16 +415,31 @@ fn check_state(log: &Log, model: &Model) {
 
 fn check_recorded(got: &RecordedEvent, want: &ModelEvent, position: u64) {
     assert_eq!(got.position, position);
-    assert_eq!(got.event_id, want.event.event_id, "id at position {position}");
-    assert_eq!(got.stream, want.event.stream, "stream at position {position}");
-    assert_eq!(got.stream_version, want.stream_version, "version at position {position}");
+    assert_eq!(
+        got.event_id, want.event.event_id,
+        "id at position {position}"
+    );
+    assert_eq!(
+        got.stream, want.event.stream,
+        "stream at position {position}"
+    );
+    assert_eq!(
+        got.stream_version, want.stream_version,
+        "version at position {position}"
+    );
     assert_eq!(got.event_type, want.event.event_type);
     assert_eq!(got.schema_version, want.event.schema_version);
-    assert_eq!(to_stored(&got.occurred_at), to_stored(&want.event.occurred_at));
+    assert_eq!(
+        to_stored(&got.occurred_at),
+        to_stored(&want.event.occurred_at)
+    );
     assert_eq!(got.recorded_by, want.event.recorded_by);
     assert_eq!(got.correlation_id, want.event.correlation_id);
     assert_eq!(got.causation_id, want.event.causation_id);
-    assert_eq!(got.payload, want.event.payload, "payload at position {position}");
+    assert_eq!(
+        got.payload, want.event.payload,
+        "payload at position {position}"
+    );
 }
 
 /// Runs the ops against a fresh store and the model; returns how often each answer came.
@@ -482,7 +508,10 @@ fn run(ops: &[Op]) -> HashMap<&'static str, usize> {
         check_recorded(got, want, i as u64 + 1);
     }
     for pair in all.windows(2) {
-        assert!(pair[0].recorded_at <= pair[1].recorded_at, "recorded_at went back");
+        assert!(
+            pair[0].recorded_at <= pair[1].recorded_at,
+            "recorded_at went back"
+        );
     }
     for s in STREAMS {
         let got = log.read_stream(s, 1, usize::MAX).unwrap();
@@ -571,8 +600,14 @@ fn the_model_covers_every_answer() {
         append(vec![reuse(3, true, 0), reuse(3, true, 0)], vec![]),
         append(vec![new(1, 11)], vec![(1, ExpKind::NoStream)]),
         Op::Restart,
-        append(vec![reuse(0, true, 0), reuse(2, true, 0)], vec![(2, ExpKind::ExactCorrect)]),
-        append(vec![new(2, 12), new(0, 13), new(2, 14)], vec![(2, ExpKind::NoStream)]),
+        append(
+            vec![reuse(0, true, 0), reuse(2, true, 0)],
+            vec![(2, ExpKind::ExactCorrect)],
+        ),
+        append(
+            vec![new(2, 12), new(0, 13), new(2, 14)],
+            vec![(2, ExpKind::NoStream)],
+        ),
         // Resends of whole batches: the first (written), and the second, rejected then but its
         // event written since by the fourth op: both answered as resends.
         Op::Resend { pick: 0 },
@@ -588,7 +623,10 @@ fn the_model_covers_every_answer() {
         "version_conflict",
         "restart",
     ] {
-        assert!(tally.get(answer).copied().unwrap_or(0) > 0, "{answer} never happened: {tally:?}");
+        assert!(
+            tally.get(answer).copied().unwrap_or(0) > 0,
+            "{answer} never happened: {tally:?}"
+        );
     }
     assert_eq!(tally["written"], 3, "{tally:?}");
     assert_eq!(tally["resend"], 4, "{tally:?}");

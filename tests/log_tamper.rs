@@ -84,7 +84,10 @@ fn verify_store(dir: &Path, against: Option<&Digest>) -> VerifyReport {
     let with_indexes = log.verify(true, against, &mut |_| {}).unwrap();
     // Without the index checks, the events' own problems must be found just the same.
     let without = log.verify(false, against, &mut |_| {}).unwrap();
-    assert_eq!(with_indexes.problem, without.problem, "with and without index checks");
+    assert_eq!(
+        with_indexes.problem, without.problem,
+        "with and without index checks"
+    );
     with_indexes
 }
 
@@ -156,7 +159,10 @@ fn a_byte_edited_in_a_payload_is_modified_at_that_event() {
         let key = keys::segment(starts[i]);
         let mut value = tree.get(key).unwrap().unwrap().to_vec();
         let m = marker(target);
-        let at = value.windows(m.len()).position(|w| w == m.as_slice()).unwrap();
+        let at = value
+            .windows(m.len())
+            .position(|w| w == m.as_slice())
+            .unwrap();
         value[at + 5] ^= 0x01;
         tree.insert(key, value).unwrap();
         (starts[i], starts.get(i + 1).copied().unwrap_or(EVENTS + 1))
@@ -241,8 +247,11 @@ fn a_careful_truncation_is_caught_by_an_earlier_digest() {
                 .unwrap();
         }
         let previous = *segment_starts(tree).last().unwrap();
-        let segment: SegmentV1 =
-            codec::decode("segment", &tree.get(keys::segment(previous)).unwrap().unwrap()).unwrap();
+        let segment: SegmentV1 = codec::decode(
+            "segment",
+            &tree.get(keys::segment(previous)).unwrap().unwrap(),
+        )
+        .unwrap();
         let new_last = segment.events.last().unwrap();
         assert_eq!(new_last.position, last - 1);
         let head = StoredHeadV1 {
@@ -257,10 +266,16 @@ fn a_careful_truncation_is_caught_by_an_earlier_digest() {
     let log = open_existing(dir.path());
     assert_eq!(log.head_position(), new_last);
     for check_indexes in [true, false] {
-        let report = log.verify(check_indexes, Some(&digest), &mut |_| {}).unwrap();
+        let report = log
+            .verify(check_indexes, Some(&digest), &mut |_| {})
+            .unwrap();
         assert!(!report.intact, "truncation went unnoticed: {report:?}");
         let problem = report.problem.unwrap();
-        assert_eq!(problem.kind, VerifyProblemKind::DigestMismatch, "{problem:?}");
+        assert_eq!(
+            problem.kind,
+            VerifyProblemKind::DigestMismatch,
+            "{problem:?}"
+        );
         assert!(
             problem.position > new_last && problem.position <= digest.position,
             "{problem:?}"
@@ -315,18 +330,31 @@ fn a_rehashed_rewrite_is_caught_by_a_digest_past_it_only() {
             tree.insert(key, codec::encode("segment", &segment).unwrap())
                 .unwrap();
         }
-        tree.insert(keys::HEAD, codec::encode("durable head", &head.unwrap()).unwrap())
-            .unwrap();
+        tree.insert(
+            keys::HEAD,
+            codec::encode("durable head", &head.unwrap()).unwrap(),
+        )
+        .unwrap();
     });
     let log = open_existing(dir.path());
-    assert_eq!(log.event_at(edited).unwrap().unwrap().payload, b"<<a different story>>");
+    assert_eq!(
+        log.event_at(edited).unwrap().unwrap().payload,
+        b"<<a different story>>"
+    );
     assert_ne!(log.digest(), late, "the rewrite changed the head");
     let report = log.verify(true, Some(&early), &mut |_| {}).unwrap();
-    assert!(report.intact, "the log up to the early digest is unchanged: {report:?}");
+    assert!(
+        report.intact,
+        "the log up to the early digest is unchanged: {report:?}"
+    );
     let report = log.verify(true, Some(&late), &mut |_| {}).unwrap();
     assert!(!report.intact, "the rewrite went unnoticed: {report:?}");
     let problem = report.problem.unwrap();
-    assert_eq!(problem.kind, VerifyProblemKind::DigestMismatch, "{problem:?}");
+    assert_eq!(
+        problem.kind,
+        VerifyProblemKind::DigestMismatch,
+        "{problem:?}"
+    );
     assert_eq!(problem.position, late.position);
 }
 
@@ -378,8 +406,11 @@ fn a_corrupt_id_index_entry_is_modified() {
     tamper(dir.path(), |tree| {
         tree.insert(keys::id(victim.as_bytes()), &b"\x01\x02\x03"[..])
             .unwrap();
-        tree.insert(keys::id(other.as_bytes()), &keys::position_value(EVENTS + 7)[..])
-            .unwrap();
+        tree.insert(
+            keys::id(other.as_bytes()),
+            &keys::position_value(EVENTS + 7)[..],
+        )
+        .unwrap();
     });
     let log = open_existing(dir.path());
     let report = log.verify(true, None, &mut |_| {}).unwrap();
@@ -415,7 +446,10 @@ fn a_corrupt_stream_index_entry_is_modified() {
     tamper(dir.path(), |tree| {
         // Version 10 of stream "pair-b" (position 5 * 9 + 1 = 46) now points at position 47.
         let key = keys::stream_version("pair-b", 10);
-        let old = tree.insert(key, &keys::position_value(47)[..]).unwrap().unwrap();
+        let old = tree
+            .insert(key, &keys::position_value(47)[..])
+            .unwrap()
+            .unwrap();
         assert_eq!(keys::position_of_value(&old), Some(46));
     });
     let log = open_existing(dir.path());
@@ -463,7 +497,11 @@ fn garbage_as_a_segment_value_is_modified_and_never_a_panic() {
     let (target, next, original) = tamper(dir.path(), |tree| {
         let starts = segment_starts(tree);
         let target = starts[2];
-        (target, starts[3], tree.get(keys::segment(target)).unwrap().unwrap())
+        (
+            target,
+            starts[3],
+            tree.get(keys::segment(target)).unwrap().unwrap(),
+        )
     });
     let mut values: Vec<Vec<u8>> = vec![
         Vec::new(),
@@ -495,7 +533,11 @@ fn garbage_as_a_segment_value_is_modified_and_never_a_panic() {
         });
         let log = open_existing(dir.path());
         let report = log.verify(false, None, &mut |_| {}).unwrap();
-        assert!(!report.intact, "garbage went unnoticed ({} bytes)", value.len());
+        assert!(
+            !report.intact,
+            "garbage went unnoticed ({} bytes)",
+            value.len()
+        );
         let problem = report.problem.clone().unwrap();
         // The problem lies inside the damaged segment (at its start when it does not decode).
         assert!(
@@ -505,7 +547,9 @@ fn garbage_as_a_segment_value_is_modified_and_never_a_panic() {
         assert!(
             matches!(
                 problem.kind,
-                VerifyProblemKind::Modified | VerifyProblemKind::OutOfOrder | VerifyProblemKind::Missing
+                VerifyProblemKind::Modified
+                    | VerifyProblemKind::OutOfOrder
+                    | VerifyProblemKind::Missing
             ),
             "{problem:?}"
         );
@@ -538,12 +582,21 @@ fn a_store_held_open_is_locked() {
     }
     // And from another process.
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "lock_child_entry", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "lock_child_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(LOCK_CHILD_ENV, dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("LOCKED-OK"), "{stdout}");
     // Once closed, the store opens again.
     drop(log);
@@ -580,7 +633,10 @@ fn opening_a_missing_store_for_reading_is_missing() {
         Err(e) => panic!("expected a missing store, got {e:?}"),
         Ok(_) => panic!("a missing store was opened"),
     }
-    assert!(!absent.exists(), "opening for reading created the directory");
+    assert!(
+        !absent.exists(),
+        "opening for reading created the directory"
+    );
     // An empty directory holds no store either.
     match Log::open(dir.path(), OpenOptions::existing()) {
         Err(LogError::Storage(StorageError::Missing { .. })) => {}

@@ -7,6 +7,7 @@
 //! share the writer's group commit. A batch the log then refuses marks the records stale; the
 //! next call rebuilds them from the log, which is the truth.
 
+pub mod demo;
 pub mod report;
 
 use std::collections::HashSet;
@@ -34,7 +35,9 @@ pub enum AppError {
         event_type: &'static str,
         error: DomainError,
     },
-    #[error("event {index}: id {event_id} is already in the log at position {position} with different content; nothing was written. Use a new id for a new event")]
+    #[error(
+        "event {index}: id {event_id} is already in the log at position {position} with different content; nothing was written. Use a new id for a new event"
+    )]
     IdConflict {
         index: usize,
         event_id: Uuid,
@@ -42,9 +45,13 @@ pub enum AppError {
     },
     #[error("event {index}: id {event_id} is being written by another request right now: retry")]
     InFlight { index: usize, event_id: Uuid },
-    #[error("{already} of the batch's {total} events are already in the log; nothing was written. Resend the batch whole, or only its new events")]
+    #[error(
+        "{already} of the batch's {total} events are already in the log; nothing was written. Resend the batch whole, or only its new events"
+    )]
     PartialDuplicate { already: usize, total: usize },
-    #[error("the event at position {position} cannot be read by this build ({source}): upgrade carelog")]
+    #[error(
+        "the event at position {position} cannot be read by this build ({source}): upgrade carelog"
+    )]
     Undecodable {
         position: u64,
         source: EventDecodeError,
@@ -103,7 +110,11 @@ pub struct LoggedEvent {
 impl App {
     /// Opens the store at `dir` (creating it when `create`) and folds the records.
     pub fn open(dir: &Path, create: bool) -> Result<Self, AppError> {
-        let options = if create { OpenOptions::default() } else { OpenOptions::existing() };
+        let options = if create {
+            OpenOptions::default()
+        } else {
+            OpenOptions::existing()
+        };
         let log = Log::open(dir, options)?;
         Self::with_log(log, Arc::new(SystemClock))
     }
@@ -120,7 +131,8 @@ impl App {
             }),
             clock,
         };
-        drop(app.fresh_state()?);
+        // The records are folded on first use (an append), not here: reading commands
+        // (report, verify, export) never need them.
         Ok(app)
     }
 
@@ -143,10 +155,16 @@ impl App {
         if state.position < head && state.in_flight.is_empty() {
             for stored in self.log.stored_events(state.position + 1, head) {
                 let stored = stored?;
-                let event = DomainEvent::decode(&stored.event_type, stored.schema_version, &stored.payload)
-                    .map_err(|source| AppError::Undecodable { position: stored.position, source })?;
+                let event =
+                    DomainEvent::decode(&stored.event_type, stored.schema_version, &stored.payload)
+                        .map_err(|source| AppError::Undecodable {
+                            position: stored.position,
+                            source,
+                        })?;
                 let occurred = time::from_stored(&stored.occurred_at).map_err(LogError::from)?;
-                state.records.apply(Uuid::from_bytes(stored.event_id), &event, &occurred);
+                state
+                    .records
+                    .apply(Uuid::from_bytes(stored.event_id), &event, &occurred);
                 state.position = stored.position;
             }
         }
@@ -195,29 +213,56 @@ impl App {
         for (index, e) in incoming.iter().enumerate() {
             let Some(id) = e.id else { continue };
             if state.in_flight.contains(&id) {
-                return Err(AppError::InFlight { index, event_id: id });
+                return Err(AppError::InFlight {
+                    index,
+                    event_id: id,
+                });
             }
             if let Some(position) = self.log.position_of(id)? {
                 let same = self.is_same_event(position, e, actor, keep)?;
                 if !same {
-                    return Err(AppError::IdConflict { index, event_id: id, position });
+                    return Err(AppError::IdConflict {
+                        index,
+                        event_id: id,
+                        position,
+                    });
                 }
-                let stream_version = self.log.event_at(position)?.map(|r| r.stream_version).unwrap_or(0);
-                duplicates.push(Ack { event_id: id, position, stream_version, duplicate: true });
+                let stream_version = self
+                    .log
+                    .event_at(position)?
+                    .map(|r| r.stream_version)
+                    .unwrap_or(0);
+                duplicates.push(Ack {
+                    event_id: id,
+                    position,
+                    stream_version,
+                    duplicate: true,
+                });
             }
         }
         if !duplicates.is_empty() {
             if duplicates.len() == incoming.len() {
-                return Ok(PendingAppend { app: self, ids: Vec::new(), inner: Some(Inner::Done(duplicates)) });
+                return Ok(PendingAppend {
+                    app: self,
+                    ids: Vec::new(),
+                    inner: Some(Inner::Done(duplicates)),
+                });
             }
-            return Err(AppError::PartialDuplicate { already: duplicates.len(), total: incoming.len() });
+            return Err(AppError::PartialDuplicate {
+                already: duplicates.len(),
+                total: incoming.len(),
+            });
         }
 
         // Check and fold each event in order; a failure after the first leaves the records
         // holding events that will not be written, so they are rebuilt.
         let mut events = Vec::with_capacity(incoming.len());
         for (index, e) in incoming.iter().enumerate() {
-            let rejected = |error| AppError::Rejected { index, event_type: e.event.event_type(), error };
+            let rejected = |error| AppError::Rejected {
+                index,
+                event_type: e.event.event_type(),
+                error,
+            };
             if let Err(reason) = authorize(&state.records, e) {
                 if index > 0 {
                     state.stale = true;
@@ -246,7 +291,11 @@ impl App {
                 correlation_id: e.correlation_id,
                 causation_id: e.causation_id,
                 payload,
-                recorded_at: if keep.recorded_at { e.recorded_at } else { None },
+                recorded_at: if keep.recorded_at {
+                    e.recorded_at
+                } else {
+                    None
+                },
             });
             state.records.apply(event_id, &e.event, &e.occurred_at);
         }
@@ -266,10 +315,18 @@ impl App {
             // wait under the lock so no other batch is checked against records that may not be.
             let result = pending.wait();
             let acks = self.finish(state, &ids, result)?;
-            return Ok(PendingAppend { app: self, ids: Vec::new(), inner: Some(Inner::Done(acks)) });
+            return Ok(PendingAppend {
+                app: self,
+                ids: Vec::new(),
+                inner: Some(Inner::Done(acks)),
+            });
         }
         state.in_flight.extend(ids.iter().copied());
-        Ok(PendingAppend { app: self, ids, inner: Some(Inner::Waiting(pending)) })
+        Ok(PendingAppend {
+            app: self,
+            ids,
+            inner: Some(Inner::Waiting(pending)),
+        })
     }
 
     fn finish(
@@ -295,7 +352,13 @@ impl App {
         }
     }
 
-    fn is_same_event(&self, position: u64, e: &IncomingEvent, actor: &str, keep: Keep) -> Result<bool, AppError> {
+    fn is_same_event(
+        &self,
+        position: u64,
+        e: &IncomingEvent,
+        actor: &str,
+        keep: Keep,
+    ) -> Result<bool, AppError> {
         let Some(stored) = self.read_event(position)? else {
             return Ok(false);
         };
@@ -317,13 +380,30 @@ impl App {
     }
 
     /// Up to `limit` events from a position, decoded.
-    pub fn read_from(&self, from_position: u64, limit: usize) -> Result<Vec<LoggedEvent>, AppError> {
-        self.log.read_from(from_position, limit)?.into_iter().map(decode_recorded).collect()
+    pub fn read_from(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<LoggedEvent>, AppError> {
+        self.log
+            .read_from(from_position, limit)?
+            .into_iter()
+            .map(decode_recorded)
+            .collect()
     }
 
     /// Up to `limit` events of one stream from a version, decoded.
-    pub fn read_stream(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<LoggedEvent>, AppError> {
-        self.log.read_stream(stream, from_version, limit)?.into_iter().map(decode_recorded).collect()
+    pub fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<LoggedEvent>, AppError> {
+        self.log
+            .read_stream(stream, from_version, limit)?
+            .into_iter()
+            .map(decode_recorded)
+            .collect()
     }
 
     /// Calls `each` with every event from a position, in order, decoded; memory stays flat.
@@ -384,7 +464,14 @@ impl PendingAppend<'_> {
 
 /// Decodes a recorded event's payload.
 pub fn decode_recorded(recorded: RecordedEvent) -> Result<LoggedEvent, AppError> {
-    let event = DomainEvent::decode(&recorded.event_type, recorded.schema_version, &recorded.payload)
-        .map_err(|source| AppError::Undecodable { position: recorded.position, source })?;
+    let event = DomainEvent::decode(
+        &recorded.event_type,
+        recorded.schema_version,
+        &recorded.payload,
+    )
+    .map_err(|source| AppError::Undecodable {
+        position: recorded.position,
+        source,
+    })?;
     Ok(LoggedEvent { recorded, event })
 }

@@ -44,39 +44,292 @@ const Y2020: (i32, u32, u32) = (2020, 1, 1);
 
 macro_rules! m {
     ($metric:literal, $section:literal, $proj:literal, $basis:ident, $from:expr, $label_en:literal, $label_zh:literal, $money:literal) => {
-        MetricDef { metric: $metric, section: $section, projection: $proj, basis: Basis::$basis, from: $from, to: END2023, label_en: $label_en, label_zh: $label_zh, money: $money }
+        MetricDef {
+            metric: $metric,
+            section: $section,
+            projection: $proj,
+            basis: Basis::$basis,
+            from: $from,
+            to: END2023,
+            label_en: $label_en,
+            label_zh: $label_zh,
+            money: $money,
+        }
     };
 }
 
 /// Every figure of the source report, in its order (sections A–E of FIGURES.md).
 pub const METRICS: &[MetricDef] = &[
-    m!("cadres_paired", 'A', "pairings", OnDay, Y2023, "bureau cadres in a pairing", "局机关干部结对帮扶 (名)", false),
-    m!("paired_orphans", 'A', "pairings", OnDay, Y2023, "orphans paired", "孤儿 (名)", false),
-    m!("paired_severely_disabled", 'A', "pairings", OnDay, Y2023, "severely disabled people in hardship paired", "困难重度残疾人 (名)", false),
-    m!("paired_poor_households", 'A', "pairings", OnDay, Y2023, "extremely poor households paired", "特困家庭 (户)", false),
-    m!("contacts", 'A', "activity_totals", Period, Y2023, "contacts by phone, video or message", "电话、视频、信息联系交流 (次)", false),
-    m!("home_visits", 'A', "activity_totals", Period, Y2023, "home visits", "上门走访探视 (次)", false),
-    m!("policy_followups", 'A', "activity_totals", Period, Y2023, "policy follow-ups with other agencies", "多方联系沟通落实有关政策 (次)", false),
-    m!("difficulties_resolved", 'A', "activity_totals", Period, Y2023, "practical difficulties resolved", "帮助解决实际存在的困难 (个)", false),
-    m!("errands_done", 'A', "activity_totals", Period, Y2023, "things done on the recipient's behalf", "帮办实事 (件)", false),
-    m!("aid_given_fen", 'A', "activity_totals", Period, Y2023, "money and goods given (goods at value)", "资助资金(含物资折合) (元)", true),
-    m!("escalations", 'A', "activity_totals", Period, Y2023, "problems escalated to higher levels", "向上级反映需解决的问题 (个)", false),
-    m!("placements_regular_class", 'B', "placements", Period, Y2020, "disabled children in an ordinary class", "普通学校随班就读 (人)", false),
-    m!("placements_special_school", 'B', "placements", Period, Y2020, "disabled children in a special-education school", "特殊教育学校就读 (人)", false),
-    m!("placements_home_teaching", 'B', "placements", Period, Y2020, "disabled children taught at home", "送教上门 (人)", false),
-    m!("placements_total", 'B', "placements", Period, Y2020, "disabled children of school age placed", "安置适龄残疾儿童 (人)", false),
-    m!("poverty_dropouts", 'B', "census", Period, Y2020, "pupils who dropped out for poverty", "因贫辍学、失学 (人)", false),
-    m!("student_aid_orphans_person_times", 'C', "student_aid", Period, Y2023, "aid to orphans (person-times)", "资助孤儿 (人次)", false),
-    m!("student_aid_unsupported_person_times", 'C', "student_aid", Period, Y2023, "aid to children with no one to raise them (person-times)", "资助事实无人抚养儿童 (人次)", false),
-    m!("student_aid_disabled_person_times", 'C', "student_aid", Period, Y2023, "aid to disabled pupils (person-times)", "资助残疾学生 (人次)", false),
-    m!("student_aid_paid_fen", 'C', "student_aid", Period, Y2023, "aid money paid, all programmes", "资助补助资金 (元)", true),
-    m!("pupils_orphans", 'D', "census", OnDay, Y2023, "orphans in school", "孤儿在校 (名)", false),
-    m!("pupils_single_parent", 'D', "census", OnDay, Y2023, "children of single-parent families in school", "单亲家庭儿童在校 (名)", false),
-    m!("pupils_left_behind", 'D', "census", OnDay, Y2023, "left-behind children in school", "留守儿童在校 (名)", false),
-    m!("pupils_disabled", 'D', "census", OnDay, Y2023, "disabled children in school", "残疾儿童在校 (名)", false),
-    m!("welfare_home_orphans_with_plan", 'E', "care_plans", OnDay, Y2023, "welfare-home orphans with a one-pupil-one-plan", "市福利院孤儿一生一案 (名)", false),
-    m!("welfare_home_plan_schools", 'E', "care_plans", OnDay, Y2023, "schools those orphans attend", "就读学校 (所)", false),
-    m!("one_to_one_plans", 'E', "care_plans", OnDay, Y2023, "one-to-one plans for orphans and unsupported children", "孤儿和事实无人抚养儿童1对1帮扶计划 (份)", false),
+    m!(
+        "cadres_paired",
+        'A',
+        "pairings",
+        OnDay,
+        Y2023,
+        "bureau cadres in a pairing",
+        "局机关干部结对帮扶 (名)",
+        false
+    ),
+    m!(
+        "paired_orphans",
+        'A',
+        "pairings",
+        OnDay,
+        Y2023,
+        "orphans paired",
+        "孤儿 (名)",
+        false
+    ),
+    m!(
+        "paired_severely_disabled",
+        'A',
+        "pairings",
+        OnDay,
+        Y2023,
+        "severely disabled people in hardship paired",
+        "困难重度残疾人 (名)",
+        false
+    ),
+    m!(
+        "paired_poor_households",
+        'A',
+        "pairings",
+        OnDay,
+        Y2023,
+        "extremely poor households paired",
+        "特困家庭 (户)",
+        false
+    ),
+    m!(
+        "contacts",
+        'A',
+        "activity_totals",
+        Period,
+        Y2023,
+        "contacts by phone, video or message",
+        "电话、视频、信息联系交流 (次)",
+        false
+    ),
+    m!(
+        "home_visits",
+        'A',
+        "activity_totals",
+        Period,
+        Y2023,
+        "home visits",
+        "上门走访探视 (次)",
+        false
+    ),
+    m!(
+        "policy_followups",
+        'A',
+        "activity_totals",
+        Period,
+        Y2023,
+        "policy follow-ups with other agencies",
+        "多方联系沟通落实有关政策 (次)",
+        false
+    ),
+    m!(
+        "difficulties_resolved",
+        'A',
+        "activity_totals",
+        Period,
+        Y2023,
+        "practical difficulties resolved",
+        "帮助解决实际存在的困难 (个)",
+        false
+    ),
+    m!(
+        "errands_done",
+        'A',
+        "activity_totals",
+        Period,
+        Y2023,
+        "things done on the recipient's behalf",
+        "帮办实事 (件)",
+        false
+    ),
+    m!(
+        "aid_given_fen",
+        'A',
+        "activity_totals",
+        Period,
+        Y2023,
+        "money and goods given (goods at value)",
+        "资助资金(含物资折合) (元)",
+        true
+    ),
+    m!(
+        "escalations",
+        'A',
+        "activity_totals",
+        Period,
+        Y2023,
+        "problems escalated to higher levels",
+        "向上级反映需解决的问题 (个)",
+        false
+    ),
+    m!(
+        "placements_regular_class",
+        'B',
+        "placements",
+        Period,
+        Y2020,
+        "disabled children in an ordinary class",
+        "普通学校随班就读 (人)",
+        false
+    ),
+    m!(
+        "placements_special_school",
+        'B',
+        "placements",
+        Period,
+        Y2020,
+        "disabled children in a special-education school",
+        "特殊教育学校就读 (人)",
+        false
+    ),
+    m!(
+        "placements_home_teaching",
+        'B',
+        "placements",
+        Period,
+        Y2020,
+        "disabled children taught at home",
+        "送教上门 (人)",
+        false
+    ),
+    m!(
+        "placements_total",
+        'B',
+        "placements",
+        Period,
+        Y2020,
+        "disabled children of school age placed",
+        "安置适龄残疾儿童 (人)",
+        false
+    ),
+    m!(
+        "poverty_dropouts",
+        'B',
+        "census",
+        Period,
+        Y2020,
+        "pupils who dropped out for poverty",
+        "因贫辍学、失学 (人)",
+        false
+    ),
+    m!(
+        "student_aid_orphans_person_times",
+        'C',
+        "student_aid",
+        Period,
+        Y2023,
+        "aid to orphans (person-times)",
+        "资助孤儿 (人次)",
+        false
+    ),
+    m!(
+        "student_aid_unsupported_person_times",
+        'C',
+        "student_aid",
+        Period,
+        Y2023,
+        "aid to children with no one to raise them (person-times)",
+        "资助事实无人抚养儿童 (人次)",
+        false
+    ),
+    m!(
+        "student_aid_disabled_person_times",
+        'C',
+        "student_aid",
+        Period,
+        Y2023,
+        "aid to disabled pupils (person-times)",
+        "资助残疾学生 (人次)",
+        false
+    ),
+    m!(
+        "student_aid_paid_fen",
+        'C',
+        "student_aid",
+        Period,
+        Y2023,
+        "aid money paid, all programmes",
+        "资助补助资金 (元)",
+        true
+    ),
+    m!(
+        "pupils_orphans",
+        'D',
+        "census",
+        OnDay,
+        Y2023,
+        "orphans in school",
+        "孤儿在校 (名)",
+        false
+    ),
+    m!(
+        "pupils_single_parent",
+        'D',
+        "census",
+        OnDay,
+        Y2023,
+        "children of single-parent families in school",
+        "单亲家庭儿童在校 (名)",
+        false
+    ),
+    m!(
+        "pupils_left_behind",
+        'D',
+        "census",
+        OnDay,
+        Y2023,
+        "left-behind children in school",
+        "留守儿童在校 (名)",
+        false
+    ),
+    m!(
+        "pupils_disabled",
+        'D',
+        "census",
+        OnDay,
+        Y2023,
+        "disabled children in school",
+        "残疾儿童在校 (名)",
+        false
+    ),
+    m!(
+        "welfare_home_orphans_with_plan",
+        'E',
+        "care_plans",
+        OnDay,
+        Y2023,
+        "welfare-home orphans with a one-pupil-one-plan",
+        "市福利院孤儿一生一案 (名)",
+        false
+    ),
+    m!(
+        "welfare_home_plan_schools",
+        'E',
+        "care_plans",
+        OnDay,
+        Y2023,
+        "schools those orphans attend",
+        "就读学校 (所)",
+        false
+    ),
+    m!(
+        "one_to_one_plans",
+        'E',
+        "care_plans",
+        OnDay,
+        Y2023,
+        "one-to-one plans for orphans and unsupported children",
+        "孤儿和事实无人抚养儿童1对1帮扶计划 (份)",
+        false
+    ),
 ];
 
 /// The section titles, in English and Chinese.
@@ -107,15 +360,26 @@ fn date((y, m, d): (i32, u32, u32)) -> Date {
 impl MetricDef {
     /// The period this figure counts: the override, or its default.
     pub fn period(&self, override_period: Option<Period>) -> Period {
-        override_period.unwrap_or(Period { from: date(self.from), to: date(self.to) })
+        override_period.unwrap_or(Period {
+            from: date(self.from),
+            to: date(self.to),
+        })
     }
 
     /// The query for this figure, with the day capped by what the records knew.
     fn query(&self, period: Period, as_of_day: Option<Date>) -> Query {
         let on = as_of_day.map_or(period.to, |d| d.min(period.to));
         match self.basis {
-            Basis::Period => Query { period: Some(period), on: Some(on), ..Query::default() },
-            Basis::OnDay => Query { period: None, on: Some(on), ..Query::default() },
+            Basis::Period => Query {
+                period: Some(period),
+                on: Some(on),
+                ..Query::default()
+            },
+            Basis::OnDay => Query {
+                period: None,
+                on: Some(on),
+                ..Query::default()
+            },
         }
     }
 
@@ -196,7 +460,9 @@ impl From<EngineError> for AppError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Log(l) => AppError::Log(l),
-            EngineError::Undecodable { position, detail } => AppError::Usage(format!("the event at position {position} cannot be read by this build ({detail}): upgrade carelog")),
+            EngineError::Undecodable { position, detail } => AppError::Usage(format!(
+                "the event at position {position} cannot be read by this build ({detail}): upgrade carelog"
+            )),
         }
     }
 }
@@ -214,14 +480,19 @@ struct Replayed {
 
 impl Replayed {
     fn figures(&self, projection: &str, query: &Query) -> Vec<Figure> {
-        let Some(i) = self.names.iter().position(|n| *n == projection) else { return Vec::new() };
+        let Some(i) = self.names.iter().position(|n| *n == projection) else {
+            return Vec::new();
+        };
         let p = self.registry.iter().find(|p| p.name() == projection);
-        p.map(|p| p.figures(self.states[i].as_ref(), query)).unwrap_or_default()
+        p.map(|p| p.figures(self.states[i].as_ref(), query))
+            .unwrap_or_default()
     }
 
     fn figure(&self, def: &MetricDef, period: Period) -> Option<Figure> {
         let query = def.query(period, self.as_of_day);
-        self.figures(def.projection, &query).into_iter().find(|f| f.metric == def.metric)
+        self.figures(def.projection, &query)
+            .into_iter()
+            .find(|f| f.metric == def.metric)
     }
 }
 
@@ -231,23 +502,55 @@ impl App {
     }
 
     /// Replays the named projections (all when empty) as of a point, in one pass.
-    fn replay(&self, names: &[&str], as_of: AsOf, progress: ProgressFn<'_>) -> Result<Replayed, AppError> {
+    fn replay(
+        &self,
+        names: &[&str],
+        as_of: AsOf,
+        progress: ProgressFn<'_>,
+    ) -> Result<Replayed, AppError> {
         let registry = crate::projections::registry();
-        let chosen: Vec<&dyn AnyProjection> = registry.iter().filter(|p| names.is_empty() || names.contains(&p.name())).map(|p| p.as_ref()).collect();
+        let chosen: Vec<&dyn AnyProjection> = registry
+            .iter()
+            .filter(|p| names.is_empty() || names.contains(&p.name()))
+            .map(|p| p.as_ref())
+            .collect();
         let checkpoints = self.checkpoints();
         let rebuilt = engine::replay(self.log(), &chosen, as_of, Some(&checkpoints), progress)?;
         let names: Vec<&'static str> = chosen.iter().map(|p| p.name()).collect();
-        let recorded_at = if rebuilt.position == 0 { None } else { self.log().event_at(rebuilt.position)?.map(|e| e.recorded_at) };
+        let recorded_at = if rebuilt.position == 0 {
+            None
+        } else {
+            self.log()
+                .event_at(rebuilt.position)?
+                .map(|e| e.recorded_at)
+        };
         let as_of_day = match as_of {
             AsOf::Now => None,
-            _ => recorded_at.as_ref().map(|t| Date(crate::time::shanghai_date(t))),
+            _ => recorded_at
+                .as_ref()
+                .map(|t| Date(crate::time::shanghai_date(t))),
         };
-        let info = AsOfInfo { position: rebuilt.position, recorded_at: recorded_at.map(|t| t.to_rfc3339()) };
-        Ok(Replayed { registry, states: rebuilt.states, names, info, as_of_day })
+        let info = AsOfInfo {
+            position: rebuilt.position,
+            recorded_at: recorded_at.map(|t| t.to_rfc3339()),
+        };
+        Ok(Replayed {
+            registry,
+            states: rebuilt.states,
+            names,
+            info,
+            as_of_day,
+        })
     }
 
     /// The programme report: every figure of the source report, from the records.
-    pub fn report(&self, as_of: AsOf, period: Option<Period>, zh: bool, progress: ProgressFn<'_>) -> Result<Report, AppError> {
+    pub fn report(
+        &self,
+        as_of: AsOf,
+        period: Option<Period>,
+        zh: bool,
+        progress: ProgressFn<'_>,
+    ) -> Result<Report, AppError> {
         let replayed = self.replay(&[], as_of, progress)?;
         let mut figures = Vec::new();
         for def in METRICS {
@@ -261,35 +564,77 @@ impl App {
                 scope: "庆阳市 (whole programme)",
                 section: def.section.to_string(),
                 label: if zh { def.label_zh } else { def.label_en },
-                value_text: if def.money { crate::domain::Money(value).yuan_text() } else { value.to_string() },
+                value_text: if def.money {
+                    crate::domain::Money(value).yuan_text()
+                } else {
+                    value.to_string()
+                },
                 events: fig.map_or(0, |f| f.events.len()),
             });
         }
-        Ok(Report { as_of: replayed.info, figures })
+        Ok(Report {
+            as_of: replayed.info,
+            figures,
+        })
     }
 
     /// A figure and exactly the events behind it.
-    pub fn explain(&self, metric: &str, as_of: AsOf, period: Option<Period>, progress: ProgressFn<'_>) -> Result<Explanation, AppError> {
-        let def = metric_def(metric).ok_or_else(|| AppError::Usage(format!("unknown metric {metric:?}: `carelog report --json` lists them")))?;
+    pub fn explain(
+        &self,
+        metric: &str,
+        as_of: AsOf,
+        period: Option<Period>,
+        progress: ProgressFn<'_>,
+    ) -> Result<Explanation, AppError> {
+        let def = metric_def(metric).ok_or_else(|| {
+            AppError::Usage(format!(
+                "unknown metric {metric:?}: `carelog report --json` lists them"
+            ))
+        })?;
         let replayed = self.replay(&[def.projection], as_of, progress)?;
         let p = def.period(period);
-        let fig = replayed.figure(def, p).unwrap_or(Figure { metric: metric.into(), value: 0, events: Vec::new(), adjustments: Vec::new() });
-        Ok(Explanation { metric: fig.metric, value: fig.value, period: def.period_text(p, replayed.as_of_day), as_of: replayed.info, events: fig.events, adjustments: fig.adjustments })
+        let fig = replayed.figure(def, p).unwrap_or(Figure {
+            metric: metric.into(),
+            value: 0,
+            events: Vec::new(),
+            adjustments: Vec::new(),
+        });
+        Ok(Explanation {
+            metric: fig.metric,
+            value: fig.value,
+            period: def.period_text(p, replayed.as_of_day),
+            as_of: replayed.info,
+            events: fig.events,
+            adjustments: fig.adjustments,
+        })
     }
 
     /// One projection's view, as of a point, for a period.
-    pub fn project(&self, name: &str, as_of: AsOf, query: Query, progress: ProgressFn<'_>) -> Result<serde_json::Value, AppError> {
+    pub fn project(
+        &self,
+        name: &str,
+        as_of: AsOf,
+        query: Query,
+        progress: ProgressFn<'_>,
+    ) -> Result<serde_json::Value, AppError> {
         let registry = crate::projections::registry();
         if !registry.iter().any(|p| p.name() == name) {
             let names: Vec<_> = registry.iter().map(|p| p.name()).collect();
-            return Err(AppError::Usage(format!("unknown projection {name:?}: one of {}", names.join(", "))));
+            return Err(AppError::Usage(format!(
+                "unknown projection {name:?}: one of {}",
+                names.join(", ")
+            )));
         }
         let replayed = self.replay(&[name], as_of, progress)?;
         let mut query = query;
         if query.on.is_none() {
             query.on = query.period.map(|p| p.to).or(replayed.as_of_day);
         }
-        let p = replayed.registry.iter().find(|p| p.name() == name).ok_or_else(|| AppError::Usage(format!("unknown projection {name:?}")))?;
+        let p = replayed
+            .registry
+            .iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| AppError::Usage(format!("unknown projection {name:?}")))?;
         let mut view = p.query(replayed.states[0].as_ref(), &query);
         view["as_of"] = json!(replayed.info);
         Ok(view)
@@ -299,11 +644,20 @@ impl App {
     pub fn claims_check(&self, progress: ProgressFn<'_>) -> Result<Vec<ClaimCheck>, AppError> {
         let now = self.replay(&[], AsOf::Now, progress)?;
         let claims_index = now.names.iter().position(|n| *n == "claims");
-        let Some(ci) = claims_index else { return Ok(Vec::new()) };
+        let Some(ci) = claims_index else {
+            return Ok(Vec::new());
+        };
         let state = now.states[ci]
             .downcast_ref::<crate::projections::claims::State>()
-            .ok_or_else(|| AppError::Usage("the claims projection has another state type".into()))?;
-        let claims: Vec<(Source, ClaimRecord)> = state.claims.live.values().map(|f| (f.source, f.value.clone())).collect();
+            .ok_or_else(|| {
+                AppError::Usage("the claims projection has another state type".into())
+            })?;
+        let claims: Vec<(Source, ClaimRecord)> = state
+            .claims
+            .live
+            .values()
+            .map(|f| (f.source, f.value.clone()))
+            .collect();
         // One replay per distinct moment a claim was recorded.
         let mut then_by_position: BTreeMap<u64, Replayed> = BTreeMap::new();
         let mut out = Vec::new();
@@ -311,10 +665,22 @@ impl App {
             let c = &record.claim;
             let Some(def) = metric_def(&c.metric) else {
                 out.push(ClaimCheck {
-                    claim_id: c.claim_id, metric: c.metric.clone(), claimed: c.value, comparison: c.comparison, period: String::new(),
-                    source_document: c.source_document.clone(), recorded_at: record.recorded_at.clone(), recorded: None, recorded_then: None,
+                    claim_id: c.claim_id,
+                    metric: c.metric.clone(),
+                    claimed: c.value,
+                    comparison: c.comparison,
+                    period: String::new(),
+                    source_document: c.source_document.clone(),
+                    recorded_at: record.recorded_at.clone(),
+                    recorded: None,
+                    recorded_then: None,
                     verdict: "differs",
-                    reasons: vec![ClaimReason { kind: "unknown_metric", id: source.id, position: source.position, detail: format!("no report metric is named {:?}", c.metric) }],
+                    reasons: vec![ClaimReason {
+                        kind: "unknown_metric",
+                        id: source.id,
+                        position: source.position,
+                        detail: format!("no report metric is named {:?}", c.metric),
+                    }],
                 });
                 continue;
             };
@@ -322,11 +688,16 @@ impl App {
                 (Some(from), Some(to)) => Period { from, to },
                 _ => def.period(None),
             };
-            if !then_by_position.contains_key(&source.position) {
-                let then = self.replay(&[], AsOf::Position(source.position), &mut |_, _| {})?;
-                then_by_position.insert(source.position, then);
+            // "As of the claim's own date": the records as they stood when it was recorded.
+            let claimed_at = crate::time::parse_instant(&record.recorded_at)
+                .map_err(|e| AppError::Usage(e.to_string()))?;
+            let then_position =
+                engine::position_as_of(self.log(), &claimed_at)?.max(source.position);
+            if !then_by_position.contains_key(&then_position) {
+                let then = self.replay(&[], AsOf::Position(then_position), &mut |_, _| {})?;
+                then_by_position.insert(then_position, then);
             }
-            let then = &then_by_position[&source.position];
+            let then = &then_by_position[&then_position];
             let fig_now = now.figure(def, period);
             let fig_then = then.figure(def, period);
             let recorded = fig_now.as_ref().map_or(0, |f| f.value);
@@ -337,7 +708,14 @@ impl App {
             };
             let mut reasons = Vec::new();
             if !holds {
-                reasons = explain_difference(&now, def, period, fig_now.as_ref(), fig_then.as_ref(), source.position);
+                reasons = explain_difference(
+                    &now,
+                    def,
+                    period,
+                    fig_now.as_ref(),
+                    fig_then.as_ref(),
+                    then_position,
+                );
             }
             out.push(ClaimCheck {
                 claim_id: c.claim_id,
@@ -359,27 +737,67 @@ impl App {
 
 /// Why a figure differs from a claim: entries recorded after the claim, voids and corrections
 /// since, and events of the same kind outside the claim's period.
-fn explain_difference(now: &Replayed, def: &MetricDef, period: Period, fig_now: Option<&Figure>, fig_then: Option<&Figure>, claim_position: u64) -> Vec<ClaimReason> {
+fn explain_difference(
+    now: &Replayed,
+    def: &MetricDef,
+    period: Period,
+    fig_now: Option<&Figure>,
+    fig_then: Option<&Figure>,
+    claim_position: u64,
+) -> Vec<ClaimReason> {
     let mut reasons = Vec::new();
-    let then_events: std::collections::BTreeSet<Source> = fig_then.map(|f| f.events.iter().copied().collect()).unwrap_or_default();
+    let then_events: std::collections::BTreeSet<Source> = fig_then
+        .map(|f| f.events.iter().copied().collect())
+        .unwrap_or_default();
     if let Some(f) = fig_now {
-        for e in f.events.iter().filter(|e| e.position > claim_position && !then_events.contains(e)) {
-            reasons.push(ClaimReason { kind: "recorded_after_claim", id: e.id, position: e.position, detail: "entered after the claim was made".into() });
+        for e in f
+            .events
+            .iter()
+            .filter(|e| e.position > claim_position && !then_events.contains(e))
+        {
+            reasons.push(ClaimReason {
+                kind: "recorded_after_claim",
+                id: e.id,
+                position: e.position,
+                detail: "entered after the claim was made".into(),
+            });
         }
-        for a in f.adjustments.iter().filter(|a| a.by.position > claim_position) {
+        for a in f
+            .adjustments
+            .iter()
+            .filter(|a| a.by.position > claim_position)
+        {
             let kind = match a.kind {
                 crate::projection::AdjustmentKind::Voided => "voided_after_claim",
                 crate::projection::AdjustmentKind::Corrected => "corrected_after_claim",
             };
-            reasons.push(ClaimReason { kind, id: a.by.id, position: a.by.position, detail: format!("{kind} of event {} (position {}): {}", a.target.id, a.target.position, a.reason) });
+            reasons.push(ClaimReason {
+                kind,
+                id: a.by.id,
+                position: a.by.position,
+                detail: format!(
+                    "{kind} of event {} (position {}): {}",
+                    a.target.id, a.target.position, a.reason
+                ),
+            });
         }
     }
     if def.basis == Basis::Period {
-        let wide = Period { from: Date::ymd(1900, 1, 1).unwrap_or(period.from), to: Date::ymd(2200, 12, 31).unwrap_or(period.to) };
+        let wide = Period {
+            from: Date::ymd(1900, 1, 1).unwrap_or(period.from),
+            to: Date::ymd(2200, 12, 31).unwrap_or(period.to),
+        };
         if let Some(all) = now.figure(def, wide) {
-            let inside: std::collections::BTreeSet<Source> = fig_now.map(|f| f.events.iter().copied().collect()).unwrap_or_default();
+            let inside: std::collections::BTreeSet<Source> = fig_now
+                .map(|f| f.events.iter().copied().collect())
+                .unwrap_or_default();
             for e in all.events.iter().filter(|e| !inside.contains(e)).take(100) {
-                reasons.push(ClaimReason { kind: "outside_period", id: e.id, position: e.position, detail: format!("happened outside {period}") });
+                reasons.push(ClaimReason {
+                    kind: "outside_period",
+                    id: e.id,
+                    position: e.position,
+                    detail: format!("happened outside {period}"),
+                });
             }
         }
     }

@@ -28,7 +28,9 @@ pub struct AsOfArgs {
 impl AsOfArgs {
     pub fn as_of(&self) -> Result<AsOf, Failure> {
         match (&self.as_of, self.at_position) {
-            (Some(t), _) => Ok(AsOf::Time(time::parse_as_of(t).map_err(|e| usage(format!("--as-of: {e}")))?)),
+            (Some(t), _) => Ok(AsOf::Time(
+                time::parse_as_of(t).map_err(|e| usage(format!("--as-of: {e}")))?,
+            )),
             (None, Some(p)) => Ok(AsOf::Position(p)),
             (None, None) => Ok(AsOf::Now),
         }
@@ -37,7 +39,11 @@ impl AsOfArgs {
     pub fn period(&self) -> Result<Option<Period>, Failure> {
         match &self.period {
             None => Ok(None),
-            Some(text) => Period::parse(text).map(Some).ok_or_else(|| usage(format!("--period {text:?}: use FROM..TO with dates YYYY-MM-DD, FROM not after TO"))),
+            Some(text) => Period::parse(text).map(Some).ok_or_else(|| {
+                usage(format!(
+                    "--period {text:?}: use FROM..TO with dates YYYY-MM-DD, FROM not after TO"
+                ))
+            }),
         }
     }
 }
@@ -62,7 +68,11 @@ pub fn report(app: &App, args: &AsOfArgs, json_out: bool, zh: bool) -> Result<u8
         return Ok(0);
     }
     let mut out = std::io::stdout().lock();
-    let title = if zh { "庆阳市教育局 结对关爱 — 记录汇总" } else { "Qingyang Education Bureau paired care (结对关爱) — from the records" };
+    let title = if zh {
+        "庆阳市教育局 结对关爱 — 记录汇总"
+    } else {
+        "Qingyang Education Bureau paired care (结对关爱) — from the records"
+    };
     writeln!(out, "{title}")?;
     let as_of = match &report.as_of.recorded_at {
         Some(t) => format!("as of position {} (recorded {})", report.as_of.position, t),
@@ -75,54 +85,106 @@ pub fn report(app: &App, args: &AsOfArgs, json_out: bool, zh: bool) -> Result<u8
             section = def.section;
             writeln!(out, "{}", section_title(section, zh))?;
         }
-        writeln!(out, "  {:<48} {:>16}   {}  [{}]", f.label, f.value_text, f.period, f.metric)?;
+        writeln!(
+            out,
+            "  {:<48} {:>16}   {}  [{}]",
+            f.label, f.value_text, f.period, f.metric
+        )?;
     }
-    writeln!(out, "\nEach figure is computed from individual events: `carelog explain METRIC` lists them.")?;
+    writeln!(
+        out,
+        "\nEach figure is computed from individual events: `carelog explain METRIC` lists them."
+    )?;
     Ok(0)
 }
 
 pub fn explain(app: &App, metric: &str, args: &AsOfArgs, json_out: bool) -> Result<u8, Failure> {
     let e = app.explain(metric, args.as_of()?, args.period()?, &mut progress())?;
     if json_out {
-        let events: Vec<_> = e.events.iter().map(|s| json!({"id": s.id, "position": s.position})).collect();
-        print_json(&json!({"metric": e.metric, "value": e.value, "period": e.period, "as_of": e.as_of, "events": events, "adjustments": e.adjustments}))?;
+        let events: Vec<_> = e
+            .events
+            .iter()
+            .map(|s| json!({"id": s.id, "position": s.position}))
+            .collect();
+        print_json(
+            &json!({"metric": e.metric, "value": e.value, "period": e.period, "as_of": e.as_of, "events": events, "adjustments": e.adjustments}),
+        )?;
         return Ok(0);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{} = {} ({}), from {} events:", e.metric, e.value, e.period, e.events.len())?;
+    writeln!(
+        out,
+        "{} = {} ({}), from {} events:",
+        e.metric,
+        e.value,
+        e.period,
+        e.events.len()
+    )?;
     for s in e.events.iter().take(50) {
         if let Some(ev) = app.read_event(s.position)? {
-            writeln!(out, "  #{:<8} {}  {}  {}", s.position, time::display_shanghai(&ev.recorded.occurred_at), ev.event.event_type(), s.id)?;
+            writeln!(
+                out,
+                "  #{:<8} {}  {}  {}",
+                s.position,
+                time::display_shanghai(&ev.recorded.occurred_at),
+                ev.event.event_type(),
+                s.id
+            )?;
         }
     }
     if e.events.len() > 50 {
-        writeln!(out, "  … and {} more (--json lists all)", e.events.len() - 50)?;
+        writeln!(
+            out,
+            "  … and {} more (--json lists all)",
+            e.events.len() - 50
+        )?;
     }
     for a in &e.adjustments {
-        writeln!(out, "  {:?}: event #{} by #{} ({})", a.kind, a.target.position, a.by.position, a.reason)?;
+        writeln!(
+            out,
+            "  {:?}: event #{} by #{} ({})",
+            a.kind, a.target.position, a.by.position, a.reason
+        )?;
     }
     Ok(0)
 }
 
 pub fn projections(json_out: bool) -> Result<u8, Failure> {
-    let list: Vec<_> = crate::projections::registry().iter().map(|p| json!({"name": p.name(), "version": p.version(), "about": p.about()})).collect();
+    let list: Vec<_> = crate::projections::registry()
+        .iter()
+        .map(|p| json!({"name": p.name(), "version": p.version(), "about": p.about()}))
+        .collect();
     if json_out {
         print_json(&list)?;
     } else {
         let mut out = std::io::stdout().lock();
         for p in &list {
-            writeln!(out, "{:<16} v{:<3} {}", p["name"].as_str().unwrap_or_default(), p["version"], p["about"].as_str().unwrap_or_default())?;
+            writeln!(
+                out,
+                "{:<16} v{:<3} {}",
+                p["name"].as_str().unwrap_or_default(),
+                p["version"],
+                p["about"].as_str().unwrap_or_default()
+            )?;
         }
     }
     Ok(0)
 }
 
 pub fn project(app: &App, name: &str, args: &AsOfArgs, params: &[String]) -> Result<u8, Failure> {
-    let mut query = Query { period: args.period()?, ..Query::default() };
+    let mut query = Query {
+        period: args.period()?,
+        ..Query::default()
+    };
     for p in params {
-        let (k, v) = p.split_once('=').ok_or_else(|| usage(format!("--param {p:?}: use NAME=VALUE (e.g. days=30)")))?;
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--param {p:?}: use NAME=VALUE (e.g. days=30)")))?;
         if k == "on" {
-            query.on = Some(crate::domain::Date::parse(v).ok_or_else(|| usage(format!("--param on={v}: use YYYY-MM-DD")))?);
+            query.on = Some(
+                crate::domain::Date::parse(v)
+                    .ok_or_else(|| usage(format!("--param on={v}: use YYYY-MM-DD")))?,
+            );
         } else {
             query.params.insert(k.to_string(), v.to_string());
         }
@@ -139,15 +201,36 @@ pub fn claims_check(app: &App, json_out: bool) -> Result<u8, Failure> {
         print_json(&json!({"all_hold": all_hold, "claims": checks}))?;
     } else {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{:<38} {:>14} {:>14} {:>14}  verdict", "metric", "claimed", "recorded now", "then")?;
+        writeln!(
+            out,
+            "{:<38} {:>14} {:>14} {:>14}  verdict",
+            "metric", "claimed", "recorded now", "then"
+        )?;
         for c in &checks {
             let show = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
-            writeln!(out, "{:<38} {:>14} {:>14} {:>14}  {}", c.metric, c.claimed, show(c.recorded), show(c.recorded_then), c.verdict)?;
+            writeln!(
+                out,
+                "{:<38} {:>14} {:>14} {:>14}  {}",
+                c.metric,
+                c.claimed,
+                show(c.recorded),
+                show(c.recorded_then),
+                c.verdict
+            )?;
             for r in c.reasons.iter().take(20) {
-                writeln!(out, "    {}: #{} {} — {}", r.kind, r.position, r.id, r.detail)?;
+                writeln!(
+                    out,
+                    "    {}: #{} {} — {}",
+                    r.kind, r.position, r.id, r.detail
+                )?;
             }
         }
-        writeln!(out, "\n{} claims, {}", checks.len(), if all_hold { "all hold" } else { "some differ" })?;
+        writeln!(
+            out,
+            "\n{} claims, {}",
+            checks.len(),
+            if all_hold { "all hold" } else { "some differ" }
+        )?;
     }
     Ok(if all_hold { 0 } else { 1 })
 }

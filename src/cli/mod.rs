@@ -21,7 +21,12 @@ use crate::log::{Digest, LogError, StorageError};
 #[command(name = "carelog", version, about, long_about = None)]
 pub struct Cli {
     /// The store's directory.
-    #[arg(long, global = true, env = "CARELOG_DATA", default_value = "carelog-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "CARELOG_DATA",
+        default_value = "carelog-data"
+    )]
     pub data: PathBuf,
     /// Who is recording (for write commands); an event line's `recordedby` is kept over it.
     #[arg(long, global = true, env = "CARELOG_ACTOR")]
@@ -38,6 +43,14 @@ pub enum ExportFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build the Qingyang programme's records (every figure of the source report) into an empty store.
+    Demo {
+        /// Another seed gives another, equally valid, spread of the same figures.
+        #[arg(long, default_value_t = crate::app::demo::DEFAULT_SEED)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Append events, one CloudEvents JSON object per line; one ack line each once durable.
     Append {
         /// A file of JSON lines, or - (the default) for standard input.
@@ -156,24 +169,36 @@ pub struct Failure {
 
 impl From<AppError> for Failure {
     fn from(e: AppError) -> Self {
-        Failure { code: 2, message: e.to_string() }
+        Failure {
+            code: 2,
+            message: e.to_string(),
+        }
     }
 }
 
 impl From<LogError> for Failure {
     fn from(e: LogError) -> Self {
-        Failure { code: 2, message: e.to_string() }
+        Failure {
+            code: 2,
+            message: e.to_string(),
+        }
     }
 }
 
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
-        Failure { code: 2, message: format!("i/o error: {e}") }
+        Failure {
+            code: 2,
+            message: format!("i/o error: {e}"),
+        }
     }
 }
 
 pub(crate) fn usage(message: impl Into<String>) -> Failure {
-    Failure { code: 2, message: message.into() }
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
 }
 
 /// Runs the command line; returns the process's exit code.
@@ -209,11 +234,18 @@ pub(crate) fn progress_wanted() -> bool {
 
 fn dispatch(cli: &Cli) -> Result<u8, Failure> {
     match &cli.command {
-        Command::Append { file, keep_recorded_at } => {
+        Command::Demo { seed, json } => demo(&cli.data, *seed, *json),
+        Command::Append {
+            file,
+            keep_recorded_at,
+        } => {
             let app = App::open(&cli.data, true)?;
             records_io::append(&app, file.as_deref(), &actor(cli), *keep_recorded_at)
         }
-        Command::Import { file, keep_recorded_at } => {
+        Command::Import {
+            file,
+            keep_recorded_at,
+        } => {
             let app = App::open(&cli.data, true)?;
             records_io::import(&app, file, &actor(cli), *keep_recorded_at)
         }
@@ -221,43 +253,114 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             let app = open_existing(&cli.data)?;
             records_io::export(&app, *format)
         }
-        Command::Log { stream, from, limit, json } => {
+        Command::Log {
+            stream,
+            from,
+            limit,
+            json,
+        } => {
             let app = open_existing(&cli.data)?;
             records_io::show_log(&app, stream.as_deref(), *from, *limit, *json)
         }
-        Command::Verify { json, digest, skip_indexes } => verify(&cli.data, *json, digest.as_deref(), *skip_indexes),
+        Command::Verify {
+            json,
+            digest,
+            skip_indexes,
+        } => verify(&cli.data, *json, digest.as_deref(), *skip_indexes),
         Command::Digest { json } => {
             let log = crate::log::Log::open(&cli.data, crate::log::OpenOptions::existing())?;
             let d = log.digest();
             if *json {
                 output::print_json(&d)?;
             } else {
-                println!("head position {}\nchain hash    {}\nalgorithm     {}", d.position, d.chain_hash, d.algorithm);
+                println!(
+                    "head position {}\nchain hash    {}\nalgorithm     {}",
+                    d.position, d.chain_hash, d.algorithm
+                );
             }
             Ok(0)
         }
         Command::Events { json } => records_io::list_event_types(*json),
-        Command::Report { json, lang, at } => figures::report(&open_existing(&cli.data)?, at, *json, matches!(lang, Lang::Zh)),
-        Command::Project { name, json: _, params, at } => figures::project(&open_existing(&cli.data)?, name, at, params),
+        Command::Report { json, lang, at } => figures::report(
+            &open_existing(&cli.data)?,
+            at,
+            *json,
+            matches!(lang, Lang::Zh),
+        ),
+        Command::Project {
+            name,
+            json: _,
+            params,
+            at,
+        } => figures::project(&open_existing(&cli.data)?, name, at, params),
         Command::Projections { json } => figures::projections(*json),
-        Command::Explain { metric, json, at } => figures::explain(&open_existing(&cli.data)?, metric, at, *json),
-        Command::Claims { command: ClaimsCommand::Check { json } } => figures::claims_check(&open_existing(&cli.data)?, *json),
+        Command::Explain { metric, json, at } => {
+            figures::explain(&open_existing(&cli.data)?, metric, at, *json)
+        }
+        Command::Claims {
+            command: ClaimsCommand::Check { json },
+        } => figures::claims_check(&open_existing(&cli.data)?, *json),
     }
 }
 
-fn verify(dir: &Path, json: bool, digest_file: Option<&Path>, skip_indexes: bool) -> Result<u8, Failure> {
+fn demo(dir: &Path, seed: u64, json_out: bool) -> Result<u8, Failure> {
+    let app = App::open(dir, true)?;
+    let show = progress_wanted();
+    let summary = crate::app::demo::run(&app, seed, &mut |stage, done, total| {
+        if show {
+            eprint!("\rdemo: {stage} {done}/{total} events\x1b[K");
+        }
+    })?;
+    if show {
+        eprintln!();
+    }
+    if json_out {
+        output::print_json(&summary)?;
+    } else {
+        println!(
+            "Built the Qingyang paired-care programme's records: {} events (positions 1..{}) in {:.1} s, in {}.\n\
+             {} pairings, {} pupils, {} claims from the source report.\n\
+             Next: `carelog --data {} report` (or `report --lang zh`), `claims check`, `explain home_visits`, `verify`.",
+            summary.events,
+            summary.head_position,
+            summary.seconds,
+            dir.display(),
+            summary.pairings,
+            summary.pupils,
+            summary.claims,
+            dir.display()
+        );
+    }
+    Ok(0)
+}
+
+fn verify(
+    dir: &Path,
+    json: bool,
+    digest_file: Option<&Path>,
+    skip_indexes: bool,
+) -> Result<u8, Failure> {
     let digest: Option<Digest> = match digest_file {
         None => None,
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| usage(format!("cannot read digest {}: {e}", p.display())))?;
-            Some(serde_json::from_str(&text).map_err(|e| usage(format!("{} is not a digest from `carelog digest --json`: {e}", p.display())))?)
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| usage(format!("cannot read digest {}: {e}", p.display())))?;
+            Some(serde_json::from_str(&text).map_err(|e| {
+                usage(format!(
+                    "{} is not a digest from `carelog digest --json`: {e}",
+                    p.display()
+                ))
+            })?)
         }
     };
     let log = match crate::log::Log::open(dir, crate::log::OpenOptions::existing()) {
         Ok(log) => log,
         // A store that does not even open is a failed check, not bad usage.
         Err(LogError::Storage(e @ StorageError::Corrupt { .. })) => {
-            return Err(Failure { code: 1, message: format!("verify failed: {e}") });
+            return Err(Failure {
+                code: 1,
+                message: format!("verify failed: {e}"),
+            });
         }
         Err(e) => return Err(e.into()),
     };
@@ -274,14 +377,21 @@ fn verify(dir: &Path, json: bool, digest_file: Option<&Path>, skip_indexes: bool
     if json {
         output::print_json(&report)?;
     } else if let Some(p) = &report.problem {
-        println!("NOT INTACT at position {}: {:?}: {}", p.position, p.kind, p.detail);
+        println!(
+            "NOT INTACT at position {}: {:?}: {}",
+            p.position, p.kind, p.detail
+        );
     } else {
         println!(
             "intact: {} events, head {} chain {}{}",
             report.events_checked,
             report.head.position,
             report.head.chain_hash,
-            if digest.is_some() { "; the digest's head is unchanged" } else { "" }
+            if digest.is_some() {
+                "; the digest's head is unchanged"
+            } else {
+                ""
+            }
         );
     }
     std::io::stdout().flush()?;

@@ -6,7 +6,8 @@ use super::Failure;
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| super::usage(format!("cannot format JSON: {e}")))?;
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| super::usage(format!("cannot format JSON: {e}")))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}")?;
     Ok(())

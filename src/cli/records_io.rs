@@ -23,7 +23,8 @@ fn open_input(file: Option<&Path>) -> Result<Box<dyn BufRead>, Failure> {
         None => Ok(Box::new(BufReader::new(std::io::stdin()))),
         Some(p) if p == Path::new("-") => Ok(Box::new(BufReader::new(std::io::stdin()))),
         Some(p) => {
-            let f = File::open(p).map_err(|e| usage(format!("cannot open {}: {e}", p.display())))?;
+            let f =
+                File::open(p).map_err(|e| usage(format!("cannot open {}: {e}", p.display())))?;
             Ok(Box::new(BufReader::new(f)))
         }
     }
@@ -32,12 +33,16 @@ fn open_input(file: Option<&Path>) -> Result<Box<dyn BufRead>, Failure> {
 /// Reads the next line, refusing lines longer than the limit. None at the end.
 fn next_line(mut input: &mut dyn BufRead, line_no: usize) -> Result<Option<String>, Failure> {
     let mut buf = Vec::new();
-    let n = (&mut input).take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut buf)?;
+    let n = (&mut input)
+        .take(MAX_LINE_BYTES as u64 + 1)
+        .read_until(b'\n', &mut buf)?;
     if n == 0 {
         return Ok(None);
     }
     if buf.len() > MAX_LINE_BYTES {
-        return Err(usage(format!("line {line_no}: field `line`: longer than {MAX_LINE_BYTES} bytes")));
+        return Err(usage(format!(
+            "line {line_no}: field `line`: longer than {MAX_LINE_BYTES} bytes"
+        )));
     }
     String::from_utf8(buf)
         .map(Some)
@@ -62,16 +67,26 @@ fn line_error(line_no: usize, e: AppError) -> Failure {
 }
 
 /// `append`: one line, one batch; a window of lines in flight shares the writer's flushes.
-pub fn append(app: &App, file: Option<&Path>, actor: &str, keep_recorded_at: bool) -> Result<u8, Failure> {
+pub fn append(
+    app: &App,
+    file: Option<&Path>,
+    actor: &str,
+    keep_recorded_at: bool,
+) -> Result<u8, Failure> {
     let mut input = open_input(file)?;
-    let keep = Keep { recorded_by: true, recorded_at: keep_recorded_at };
+    let keep = Keep {
+        recorded_by: true,
+        recorded_at: keep_recorded_at,
+    };
     let mut window: VecDeque<PendingAppend<'_>> = VecDeque::new();
     let mut window_lines: VecDeque<usize> = VecDeque::new();
     let out = std::io::stdout();
     let mut line_no = 0usize;
     let mut failure: Option<Failure> = None;
 
-    let settle_one = |window: &mut VecDeque<PendingAppend<'_>>, lines: &mut VecDeque<usize>| -> Result<(), Failure> {
+    let settle_one = |window: &mut VecDeque<PendingAppend<'_>>,
+                      lines: &mut VecDeque<usize>|
+     -> Result<(), Failure> {
         if let (Some(p), Some(line)) = (window.pop_front(), lines.pop_front()) {
             let acks = p.wait().map_err(|e| line_error(line, e))?;
             let mut o = out.lock();
@@ -99,7 +114,9 @@ pub fn append(app: &App, file: Option<&Path>, actor: &str, keep_recorded_at: boo
         let incoming = match cloudevent::parse_line(line.trim_end()) {
             Ok(i) => i,
             Err(e) => {
-                failure = Some(usage(format!("line {line_no}: {e}; nothing of this line was written")));
+                failure = Some(usage(format!(
+                    "line {line_no}: {e}; nothing of this line was written"
+                )));
                 break;
             }
         };
@@ -147,11 +164,16 @@ pub fn import(app: &App, file: &Path, actor: &str, keep_recorded_at: bool) -> Re
         if line.trim().is_empty() {
             continue;
         }
-        let e = cloudevent::parse_line(line.trim_end()).map_err(|e| usage(format!("line {line_no}: {e}; nothing was imported")))?;
+        let e = cloudevent::parse_line(line.trim_end())
+            .map_err(|e| usage(format!("line {line_no}: {e}; nothing was imported")))?;
         events.push(e);
         lines.push(line_no);
         if events.len() > crate::log::MAX_BATCH_EVENTS {
-            return Err(usage(format!("{} holds more than {} events: split it into several imports", file.display(), crate::log::MAX_BATCH_EVENTS)));
+            return Err(usage(format!(
+                "{} holds more than {} events: split it into several imports",
+                file.display(),
+                crate::log::MAX_BATCH_EVENTS
+            )));
         }
         if show && line_no.is_multiple_of(10_000) {
             eprint!("\rread {line_no} lines");
@@ -161,20 +183,31 @@ pub fn import(app: &App, file: &Path, actor: &str, keep_recorded_at: bool) -> Re
         return Err(usage(format!("{} holds no events", file.display())));
     }
     if show {
-        eprintln!("\rread {line_no} lines; checking and writing {} events", events.len());
+        eprintln!(
+            "\rread {line_no} lines; checking and writing {} events",
+            events.len()
+        );
     }
-    let keep = Keep { recorded_by: true, recorded_at: keep_recorded_at };
-    let acks = app.append(events, actor, keep, &|_, _| Ok(())).map_err(|e| {
-        let message = match e.event_index().and_then(|i| lines.get(i)) {
-            Some(line) => format!("line {line}: {e}; nothing was imported"),
-            None => format!("{e}; nothing was imported"),
-        };
-        usage(message)
-    })?;
+    let keep = Keep {
+        recorded_by: true,
+        recorded_at: keep_recorded_at,
+    };
+    let acks = app
+        .append(events, actor, keep, &|_, _| Ok(()))
+        .map_err(|e| {
+            let message = match e.event_index().and_then(|i| lines.get(i)) {
+                Some(line) => format!("line {line}: {e}; nothing was imported"),
+                None => format!("{e}; nothing was imported"),
+            };
+            usage(message)
+        })?;
     let written = acks.iter().filter(|a| !a.duplicate).count();
     let first = acks.first().map(|a| a.position).unwrap_or(0);
     let last = acks.last().map(|a| a.position).unwrap_or(0);
-    println!("{}", json!({"imported": written, "already_present": acks.len() - written, "first_position": first, "last_position": last}));
+    println!(
+        "{}",
+        json!({"imported": written, "already_present": acks.len() - written, "first_position": first, "last_position": last})
+    );
     Ok(0)
 }
 
@@ -182,12 +215,17 @@ pub fn import(app: &App, file: &Path, actor: &str, keep_recorded_at: bool) -> Re
 pub fn export(app: &App, format: ExportFormat) -> Result<u8, Failure> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     if let ExportFormat::Csv = format {
-        writeln!(out, "position,id,type,schema_version,stream,stream_version,occurred_at,recorded_at,recorded_by,data")?;
+        writeln!(
+            out,
+            "position,id,type,schema_version,stream,stream_version,occurred_at,recorded_at,recorded_by,data"
+        )?;
     }
     let mut io_error: Option<std::io::Error> = None;
     app.for_each_event(1, |e| {
         let written = match format {
-            ExportFormat::Jsonl => writeln!(out, "{}", cloudevent::to_cloudevent(&e.recorded, &e.event)),
+            ExportFormat::Jsonl => {
+                writeln!(out, "{}", cloudevent::to_cloudevent(&e.recorded, &e.event))
+            }
             ExportFormat::Csv => {
                 let r = &e.recorded;
                 writeln!(
@@ -221,7 +259,13 @@ pub fn export(app: &App, format: ExportFormat) -> Result<u8, Failure> {
 }
 
 /// `log`: events readably, or as CloudEvents with --json.
-pub fn show_log(app: &App, stream: Option<&str>, from: u64, limit: usize, json_out: bool) -> Result<u8, Failure> {
+pub fn show_log(
+    app: &App,
+    stream: Option<&str>,
+    from: u64,
+    limit: usize,
+    json_out: bool,
+) -> Result<u8, Failure> {
     let events = match stream {
         Some(s) => app.read_stream(s, from, limit)?,
         None => app.read_from(from, limit)?,
@@ -267,7 +311,11 @@ pub fn list_event_types(json_out: bool) -> Result<u8, Failure> {
         }
     }
     if json_out {
-        writeln!(out, "{}", serde_json::to_string_pretty(&all).unwrap_or_default())?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&all).unwrap_or_default()
+        )?;
     }
     Ok(0)
 }

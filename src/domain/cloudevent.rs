@@ -73,7 +73,10 @@ pub struct IncomingEvent {
     pub causation_id: Option<Uuid>,
 }
 
-fn string_field<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, FormatError> {
+fn string_field<'a>(
+    obj: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, FormatError> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -84,7 +87,9 @@ fn string_field<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'
 fn uuid_field(obj: &Map<String, Value>, name: &str) -> Result<Option<Uuid>, FormatError> {
     match string_field(obj, name)? {
         None => Ok(None),
-        Some(s) => Uuid::parse_str(s).map(Some).or_else(|e| bad(name, format!("not a UUID: {e}"))),
+        Some(s) => Uuid::parse_str(s)
+            .map(Some)
+            .or_else(|e| bad(name, format!("not a UUID: {e}"))),
     }
 }
 
@@ -93,7 +98,8 @@ pub fn parse_line(line: &str) -> Result<IncomingEvent, FormatError> {
     if line.len() > MAX_LINE_BYTES {
         return bad("line", format!("a line is at most {MAX_LINE_BYTES} bytes"));
     }
-    let value: Value = serde_json::from_str(line).or_else(|e| bad("line", format!("not JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_str(line).or_else(|e| bad("line", format!("not JSON: {e}")))?;
     parse_value(value)
 }
 
@@ -104,16 +110,37 @@ pub fn parse_value(value: Value) -> Result<IncomingEvent, FormatError> {
     };
     for key in obj.keys() {
         if !KNOWN_ATTRIBUTES.contains(&key.as_str()) {
-            return bad(key.clone(), "unknown attribute (CloudEvents 1.0 attributes and carelog's extensions only)");
+            return bad(
+                key.clone(),
+                "unknown attribute (CloudEvents 1.0 attributes and carelog's extensions only)",
+            );
         }
     }
     match string_field(&obj, "specversion")? {
         Some("1.0") => {}
-        Some(other) => return bad("specversion", format!("{other:?} is not supported: use \"1.0\"")),
-        None => return bad("specversion", "missing: CloudEvents needs \"specversion\": \"1.0\""),
+        Some(other) => {
+            return bad(
+                "specversion",
+                format!("{other:?} is not supported: use \"1.0\""),
+            );
+        }
+        None => {
+            return bad(
+                "specversion",
+                "missing: CloudEvents needs \"specversion\": \"1.0\"",
+            );
+        }
     }
-    let event_type = string_field(&obj, "type")?.ok_or_else(|| FormatError { field: "type".into(), rule: "missing".into() })?.to_string();
-    let time_text = string_field(&obj, "time")?.ok_or_else(|| FormatError { field: "time".into(), rule: "missing: when it happened, RFC 3339 with an offset".into() })?;
+    let event_type = string_field(&obj, "type")?
+        .ok_or_else(|| FormatError {
+            field: "type".into(),
+            rule: "missing".into(),
+        })?
+        .to_string();
+    let time_text = string_field(&obj, "time")?.ok_or_else(|| FormatError {
+        field: "time".into(),
+        rule: "missing: when it happened, RFC 3339 with an offset".into(),
+    })?;
     let occurred_at = time::parse_instant(time_text).or_else(|e| bad("time", e.to_string()))?;
     let id = uuid_field(&obj, "id")?;
     if id.is_some_and(|u| u.is_nil()) {
@@ -122,9 +149,17 @@ pub fn parse_value(value: Value) -> Result<IncomingEvent, FormatError> {
     if let Some(v) = obj.get("schemaversion")
         && !v.is_null()
     {
-        let current = super::EVENT_TYPES.iter().find(|(n, _, _)| *n == event_type).map(|(_, v, _)| *v);
+        let current = super::EVENT_TYPES
+            .iter()
+            .find(|(n, _, _)| *n == event_type)
+            .map(|(_, v, _)| *v);
         if v.as_u64() != current.map(u64::from) {
-            return bad("schemaversion", format!("{event_type} is written at its current version {current:?}; send data of that version"));
+            return bad(
+                "schemaversion",
+                format!(
+                    "{event_type} is written at its current version {current:?}; send data of that version"
+                ),
+            );
         }
     }
     let recorded_by = string_field(&obj, "recordedby")?.map(str::to_string);
@@ -135,7 +170,10 @@ pub fn parse_value(value: Value) -> Result<IncomingEvent, FormatError> {
     let correlation_id = uuid_field(&obj, "correlationid")?;
     let causation_id = uuid_field(&obj, "causationid")?;
     string_field(&obj, "source")?;
-    let data = obj.remove("data").ok_or_else(|| FormatError { field: "data".into(), rule: "missing: the event's fields".into() })?;
+    let data = obj.remove("data").ok_or_else(|| FormatError {
+        field: "data".into(),
+        rule: "missing: the event's fields".into(),
+    })?;
     let event = data_to_event(&event_type, data)?;
     Ok(IncomingEvent {
         id,
@@ -150,15 +188,27 @@ pub fn parse_value(value: Value) -> Result<IncomingEvent, FormatError> {
 
 fn decode_error(e: EventDecodeError, event_type: &str) -> FormatError {
     match e {
-        EventDecodeError::UnknownType(t) => FormatError { field: "type".into(), rule: format!("unknown event type {t:?}: `carelog events` lists them") },
-        EventDecodeError::BadData { reason, .. } => FormatError { field: data_field(&reason), rule: format!("{event_type}: {reason}") },
-        other => FormatError { field: "data".into(), rule: other.to_string() },
+        EventDecodeError::UnknownType(t) => FormatError {
+            field: "type".into(),
+            rule: format!("unknown event type {t:?}: `carelog events` lists them"),
+        },
+        EventDecodeError::BadData { reason, .. } => FormatError {
+            field: data_field(&reason),
+            rule: format!("{event_type}: {reason}"),
+        },
+        other => FormatError {
+            field: "data".into(),
+            rule: other.to_string(),
+        },
     }
 }
 
 /// serde_json names the field in its message (`missing field `x``); name it in the error's field.
 fn data_field(reason: &str) -> String {
-    let named = reason.split('`').nth(1).filter(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    let named = reason
+        .split('`')
+        .nth(1)
+        .filter(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
     match named {
         Some(f) => format!("data.{f}"),
         None => "data".into(),
@@ -177,18 +227,44 @@ fn data_to_event(event_type: &str, data: Value) -> Result<DomainEvent, FormatErr
             return bad(format!("data.{key}"), "unknown field of a correction");
         }
     }
-    let target_event_id = uuid_field(&obj, "target_event_id")?.ok_or_else(|| FormatError { field: "data.target_event_id".into(), rule: "missing".into() })?;
-    let reason = string_field(&obj, "reason")?.ok_or_else(|| FormatError { field: "data.reason".into(), rule: "missing".into() })?.to_string();
-    let corrected_type = string_field(&obj, "corrected_type")?.ok_or_else(|| FormatError { field: "data.corrected_type".into(), rule: "missing: the type of the corrected event".into() })?.to_string();
-    if corrected_type == RecordCorrectedV1::EVENT_TYPE || corrected_type == super::events::RecordVoidedV1::EVENT_TYPE {
-        return bad("data.corrected_type", "a correction corrects an event, not a void or a correction");
+    let target_event_id = uuid_field(&obj, "target_event_id")?.ok_or_else(|| FormatError {
+        field: "data.target_event_id".into(),
+        rule: "missing".into(),
+    })?;
+    let reason = string_field(&obj, "reason")?
+        .ok_or_else(|| FormatError {
+            field: "data.reason".into(),
+            rule: "missing".into(),
+        })?
+        .to_string();
+    let corrected_type = string_field(&obj, "corrected_type")?
+        .ok_or_else(|| FormatError {
+            field: "data.corrected_type".into(),
+            rule: "missing: the type of the corrected event".into(),
+        })?
+        .to_string();
+    if corrected_type == RecordCorrectedV1::EVENT_TYPE
+        || corrected_type == super::events::RecordVoidedV1::EVENT_TYPE
+    {
+        return bad(
+            "data.corrected_type",
+            "a correction corrects an event, not a void or a correction",
+        );
     }
-    let corrected = obj.remove("corrected").ok_or_else(|| FormatError { field: "data.corrected".into(), rule: "missing: the corrected event's data".into() })?;
+    let corrected = obj.remove("corrected").ok_or_else(|| FormatError {
+        field: "data.corrected".into(),
+        rule: "missing: the corrected event's data".into(),
+    })?;
     let inner = DomainEvent::from_json(&corrected_type, corrected).map_err(|e| {
         let f = decode_error(e, &corrected_type);
-        FormatError { field: f.field.replacen("data", "data.corrected", 1), rule: f.rule }
+        FormatError {
+            field: f.field.replacen("data", "data.corrected", 1),
+            rule: f.rule,
+        }
     })?;
-    let payload = inner.encode().or_else(|e| bad("data.corrected", e.to_string()))?;
+    let payload = inner
+        .encode()
+        .or_else(|e| bad("data.corrected", e.to_string()))?;
     Ok(DomainEvent::RecordCorrected(RecordCorrectedV1 {
         target_event_id,
         reason,
@@ -229,7 +305,10 @@ pub fn to_cloudevent(recorded: &RecordedEvent, event: &DomainEvent) -> Value {
     obj.insert("schemaversion".into(), json!(event.schema_version()));
     obj.insert("position".into(), json!(recorded.position));
     obj.insert("streamversion".into(), json!(recorded.stream_version));
-    obj.insert("recordedat".into(), json!(recorded.recorded_at.to_rfc3339()));
+    obj.insert(
+        "recordedat".into(),
+        json!(recorded.recorded_at.to_rfc3339()),
+    );
     obj.insert("recordedby".into(), json!(recorded.recorded_by));
     if let Some(c) = recorded.correlation_id {
         obj.insert("correlationid".into(), json!(c));

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 /// An amount of money in fen. Stored as i64 (bincode varint), shown as 元 with two decimals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Money(pub i64);
 

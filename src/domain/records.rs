@@ -110,7 +110,9 @@ pub struct Recipient {
 
 impl Recipient {
     pub fn has_category_on(&self, category: Category, d: Date) -> bool {
-        self.categories.iter().any(|c| c.category == category && c.covers(d))
+        self.categories
+            .iter()
+            .any(|c| c.category == category && c.covers(d))
     }
 
     fn has_category_during(&self, category: Category, from: Date, to: Date) -> bool {
@@ -155,7 +157,11 @@ impl Pairing {
 
     /// The cadre holding the pairing on a day.
     pub fn holder_on(&self, d: Date) -> Option<Uuid> {
-        self.holders.iter().rev().find(|(_, from)| *from <= d).map(|(c, _)| *c)
+        self.holders
+            .iter()
+            .rev()
+            .find(|(_, from)| *from <= d)
+            .map(|(c, _)| *c)
     }
 
     pub fn current_holder(&self) -> Uuid {
@@ -241,14 +247,22 @@ pub struct Records {
 
 fn not_future(field: &'static str, d: Date, today: Date) -> Result<(), DomainError> {
     if d > today {
-        return err(field, Rule::InFuture, format!("{d} is in the future (today is {today})"));
+        return err(
+            field,
+            Rule::InFuture,
+            format!("{d} is in the future (today is {today})"),
+        );
     }
     Ok(())
 }
 
 fn not_before(field: &'static str, d: Date, start: Date, what: &str) -> Result<(), DomainError> {
     if d < start {
-        return err(field, Rule::BeforeStart, format!("{d} is before {what} ({start})"));
+        return err(
+            field,
+            Rule::BeforeStart,
+            format!("{d} is before {what} ({start})"),
+        );
     }
     Ok(())
 }
@@ -280,82 +294,149 @@ impl Records {
     }
 
     fn unit(&self, field: &'static str, id: Uuid) -> Result<&Unit, DomainError> {
-        self.units
-            .get(&id)
-            .map_or_else(|| err(field, Rule::UnknownId, format!("unknown unit {id}: register it first")), Ok)
+        self.units.get(&id).map_or_else(
+            || {
+                err(
+                    field,
+                    Rule::UnknownId,
+                    format!("unknown unit {id}: register it first"),
+                )
+            },
+            Ok,
+        )
     }
 
     fn school(&self, field: &'static str, id: Uuid) -> Result<&Unit, DomainError> {
         let unit = self.unit(field, id)?;
         if unit.kind != UnitKind::School {
-            return err(field, Rule::WrongKind, format!("unit {id} ({}) is not a school", unit.name));
+            return err(
+                field,
+                Rule::WrongKind,
+                format!("unit {id} ({}) is not a school", unit.name),
+            );
         }
         Ok(unit)
     }
 
-    fn staff_member(&self, field: &'static str, id: Uuid, role: StaffRole, on: Date) -> Result<&Staff, DomainError> {
+    fn staff_member(
+        &self,
+        field: &'static str,
+        id: Uuid,
+        role: StaffRole,
+        on: Date,
+    ) -> Result<&Staff, DomainError> {
         let Some(s) = self.staff.get(&id) else {
-            return err(field, Rule::UnknownId, format!("unknown {role:?} {id}: register them first").to_lowercase());
+            return err(
+                field,
+                Rule::UnknownId,
+                format!("unknown {role:?} {id}: register them first").to_lowercase(),
+            );
         };
         if s.role != role {
-            return err(field, Rule::WrongKind, format!("{id} is a {:?}, not a {role:?}", s.role).to_lowercase());
+            return err(
+                field,
+                Rule::WrongKind,
+                format!("{id} is a {:?}, not a {role:?}", s.role).to_lowercase(),
+            );
         }
         if let Some(left) = s.left
             && left <= on
         {
-            return err(field, Rule::AlreadyClosed, format!("{id} left the programme on {left}"));
+            return err(
+                field,
+                Rule::AlreadyClosed,
+                format!("{id} left the programme on {left}"),
+            );
         }
         not_before(field, on, s.since, "the day they joined")?;
         Ok(s)
     }
 
     fn recipient(&self, field: &'static str, id: Uuid) -> Result<&Recipient, DomainError> {
-        self.recipients
-            .get(&id)
-            .map_or_else(|| err(field, Rule::UnknownId, format!("unknown recipient {id}: register them first")), Ok)
+        self.recipients.get(&id).map_or_else(
+            || {
+                err(
+                    field,
+                    Rule::UnknownId,
+                    format!("unknown recipient {id}: register them first"),
+                )
+            },
+            Ok,
+        )
     }
 
     fn pupil(&self, field: &'static str, id: Uuid) -> Result<&Recipient, DomainError> {
         let r = self.recipient(field, id)?;
         if r.kind != RecipientKind::Person {
-            return err(field, Rule::WrongKind, format!("{id} is a household, not a pupil"));
+            return err(
+                field,
+                Rule::WrongKind,
+                format!("{id} is a household, not a pupil"),
+            );
         }
         Ok(r)
     }
 
     fn pairing(&self, field: &'static str, id: Uuid) -> Result<&Pairing, DomainError> {
-        self.pairings
-            .get(&id)
-            .map_or_else(|| err(field, Rule::UnknownId, format!("unknown pairing {id}")), Ok)
+        self.pairings.get(&id).map_or_else(
+            || err(field, Rule::UnknownId, format!("unknown pairing {id}")),
+            Ok,
+        )
     }
 
-    fn active_pairing(&self, field: &'static str, id: Uuid, d: Date) -> Result<&Pairing, DomainError> {
+    fn active_pairing(
+        &self,
+        field: &'static str,
+        id: Uuid,
+        d: Date,
+    ) -> Result<&Pairing, DomainError> {
         let p = self.pairing(field, id)?;
         if !p.active_on(d) {
             return err(
                 field,
                 Rule::NotActiveOnDate,
-                format!("pairing {id} was not active on {d} (established {}, ended {:?}, suspensions {:?})", p.established, p.ended.map(|d| d.to_string()), p.suspensions.len()),
+                format!(
+                    "pairing {id} was not active on {d} (established {}, ended {:?}, suspensions {:?})",
+                    p.established,
+                    p.ended.map(|d| d.to_string()),
+                    p.suspensions.len()
+                ),
             );
         }
         Ok(p)
     }
 
-    fn new_id<T>(&self, map: &HashMap<Uuid, T>, field: &'static str, id: Uuid, kind: &str) -> Result<(), DomainError> {
+    fn new_id<T>(
+        &self,
+        map: &HashMap<Uuid, T>,
+        field: &'static str,
+        id: Uuid,
+        kind: &str,
+    ) -> Result<(), DomainError> {
         if id.is_nil() {
             return err(field, Rule::Invalid, "the nil UUID is not an id");
         }
         if map.contains_key(&id) {
-            return err(field, Rule::AlreadyExists, format!("{kind} {id} is already registered"));
+            return err(
+                field,
+                Rule::AlreadyExists,
+                format!("{kind} {id} is already registered"),
+            );
         }
         Ok(())
     }
 
-    fn case(&self, cases: &HashMap<Uuid, Case>, field: &'static str, id: Uuid, kind: &str) -> Result<Case, DomainError> {
-        cases
-            .get(&id)
-            .cloned()
-            .map_or_else(|| err(field, Rule::UnknownId, format!("unknown {kind} {id}")), Ok)
+    fn case(
+        &self,
+        cases: &HashMap<Uuid, Case>,
+        field: &'static str,
+        id: Uuid,
+        kind: &str,
+    ) -> Result<Case, DomainError> {
+        cases.get(&id).cloned().map_or_else(
+            || err(field, Rule::UnknownId, format!("unknown {kind} {id}")),
+            Ok,
+        )
     }
 
     /// Whether an event id is in the records (and not voided).
@@ -394,10 +475,19 @@ impl Records {
 
     /// Checks a new event against the records. `occurred_at` is the event's time; `now` the
     /// clock's. Nothing is changed.
-    pub fn check(&self, event: &DomainEvent, occurred_at: &Instant, now: &Instant) -> Result<(), DomainError> {
+    pub fn check(
+        &self,
+        event: &DomainEvent,
+        occurred_at: &Instant,
+        now: &Instant,
+    ) -> Result<(), DomainError> {
         let latest = *now + chrono::Duration::minutes(CLOCK_SKEW_MINUTES);
         if *occurred_at > latest {
-            return err("time", Rule::InFuture, format!("{occurred_at} is in the future (now {now})"));
+            return err(
+                "time",
+                Rule::InFuture,
+                format!("{occurred_at} is in the future (now {now})"),
+            );
         }
         let today = Date(time::shanghai_date(&latest));
         let d = Date(time::shanghai_date(occurred_at));
@@ -406,7 +496,13 @@ impl Records {
 
     /// The checks of an event's data. `correcting`: the data replaces an existing event's, so
     /// ids it would create already exist.
-    fn check_data(&self, event: &DomainEvent, d: Date, today: Date, correcting: bool) -> Result<(), DomainError> {
+    fn check_data(
+        &self,
+        event: &DomainEvent,
+        d: Date,
+        today: Date,
+        correcting: bool,
+    ) -> Result<(), DomainError> {
         use DomainEvent as E;
         match event {
             E::UnitRegistered(e) => {
@@ -415,7 +511,11 @@ impl Records {
                 if let Some(p) = e.parent_id {
                     self.unit("data.parent_id", p)?;
                 } else if e.kind != UnitKind::CityBureau {
-                    return err("data.parent_id", Rule::Invalid, "only a city bureau has no parent unit");
+                    return err(
+                        "data.parent_id",
+                        Rule::Invalid,
+                        "only a city bureau has no parent unit",
+                    );
                 }
             }
             E::StaffRegistered(e) => {
@@ -429,7 +529,11 @@ impl Records {
                 self.unit("data.unit_id", e.unit_id)?;
                 not_future("data.on", e.on, today)?;
                 if s.unit == e.unit_id {
-                    return err("data.unit_id", Rule::Invalid, "the person is already in that unit");
+                    return err(
+                        "data.unit_id",
+                        Rule::Invalid,
+                        "the person is already in that unit",
+                    );
                 }
             }
             E::StaffLeft(e) => {
@@ -438,7 +542,12 @@ impl Records {
                 non_empty("data.reason", &e.reason)?;
             }
             E::RecipientRegistered(e) => {
-                self.new_id(&self.recipients, "data.recipient_id", e.recipient_id, "recipient")?;
+                self.new_id(
+                    &self.recipients,
+                    "data.recipient_id",
+                    e.recipient_id,
+                    "recipient",
+                )?;
                 non_empty("data.name", &e.name)?;
                 self.unit("data.unit_id", e.unit_id)?;
                 if let Some(b) = e.birth_date {
@@ -449,21 +558,51 @@ impl Records {
                 let r = self.recipient("data.recipient_id", e.recipient_id)?;
                 let for_household = r.kind == RecipientKind::Household;
                 if e.category.is_for_household() != for_household {
-                    return err("data.category", Rule::WrongKind, format!("{} is certified for a {}", e.category.as_str(), if e.category.is_for_household() { "household" } else { "person" }));
+                    return err(
+                        "data.category",
+                        Rule::WrongKind,
+                        format!(
+                            "{} is certified for a {}",
+                            e.category.as_str(),
+                            if e.category.is_for_household() {
+                                "household"
+                            } else {
+                                "person"
+                            }
+                        ),
+                    );
                 }
                 non_empty("data.certified_by", &e.certified_by)?;
                 not_future("data.from", e.from, today)?;
                 if let Some(to) = e.to {
                     not_before("data.to", to, e.from, "`from`")?;
                 }
-                if r.categories.iter().any(|c| c.category == e.category && c.to.is_none()) {
-                    return err("data.category", Rule::AlreadyExists, format!("{} is already certified and not ended: end it first", e.category.as_str()));
+                if r.categories
+                    .iter()
+                    .any(|c| c.category == e.category && c.to.is_none())
+                {
+                    return err(
+                        "data.category",
+                        Rule::AlreadyExists,
+                        format!(
+                            "{} is already certified and not ended: end it first",
+                            e.category.as_str()
+                        ),
+                    );
                 }
             }
             E::CategoryEnded(e) => {
                 let r = self.recipient("data.recipient_id", e.recipient_id)?;
-                let Some(open) = r.categories.iter().find(|c| c.category == e.category && c.to.is_none()) else {
-                    return err("data.category", Rule::AlreadyClosed, format!("{} is not open for this recipient", e.category.as_str()));
+                let Some(open) = r
+                    .categories
+                    .iter()
+                    .find(|c| c.category == e.category && c.to.is_none())
+                else {
+                    return err(
+                        "data.category",
+                        Rule::AlreadyClosed,
+                        format!("{} is not open for this recipient", e.category.as_str()),
+                    );
                 };
                 not_before("data.on", e.on, open.from, "the certification")?;
                 not_future("data.on", e.on, today)?;
@@ -472,7 +611,11 @@ impl Records {
             E::HouseholdMemberAdded(e) => {
                 let r = self.recipient("data.household_id", e.household_id)?;
                 if r.kind != RecipientKind::Household {
-                    return err("data.household_id", Rule::WrongKind, "members belong to a household");
+                    return err(
+                        "data.household_id",
+                        Rule::WrongKind,
+                        "members belong to a household",
+                    );
                 }
                 if r.members.contains_key(&e.member_id) {
                     return err("data.member_id", Rule::AlreadyExists, "already a member");
@@ -483,7 +626,11 @@ impl Records {
             E::HouseholdMemberRemoved(e) => {
                 let r = self.recipient("data.household_id", e.household_id)?;
                 let Some(from) = r.members.get(&e.member_id) else {
-                    return err("data.member_id", Rule::UnknownId, "not a current member of the household");
+                    return err(
+                        "data.member_id",
+                        Rule::UnknownId,
+                        "not a current member of the household",
+                    );
                 };
                 not_before("data.on", e.on, *from, "the day they joined")?;
                 not_future("data.on", e.on, today)?;
@@ -496,14 +643,22 @@ impl Records {
                     not_before("data.on", e.on, b, "the pupil's birth")?;
                 }
                 if r.current_enrollment().is_some() {
-                    return err("data.pupil_id", Rule::AlreadyExists, "the pupil is already enrolled: record a move instead");
+                    return err(
+                        "data.pupil_id",
+                        Rule::AlreadyExists,
+                        "the pupil is already enrolled: record a move instead",
+                    );
                 }
             }
             E::PupilMoved(e) => {
                 let r = self.pupil("data.pupil_id", e.pupil_id)?;
                 self.school("data.school_id", e.school_id)?;
                 let Some(en) = r.current_enrollment() else {
-                    return err("data.pupil_id", Rule::NotEnrolled, "the pupil is not enrolled anywhere");
+                    return err(
+                        "data.pupil_id",
+                        Rule::NotEnrolled,
+                        "the pupil is not enrolled anywhere",
+                    );
                 };
                 not_before("data.on", e.on, en.from, "the current enrollment")?;
                 not_future("data.on", e.on, today)?;
@@ -511,14 +666,30 @@ impl Records {
             E::PupilLeft(e) => {
                 let r = self.pupil("data.pupil_id", e.pupil_id)?;
                 let Some(en) = r.current_enrollment() else {
-                    return err("data.pupil_id", Rule::NotEnrolled, "the pupil is not enrolled anywhere");
+                    return err(
+                        "data.pupil_id",
+                        Rule::NotEnrolled,
+                        "the pupil is not enrolled anywhere",
+                    );
                 };
                 not_before("data.on", e.on, en.from, "the current enrollment")?;
                 not_future("data.on", e.on, today)?;
                 match (e.reason, e.dropout_cause) {
-                    (LeavingReason::DroppedOut, None) => return err("data.dropout_cause", Rule::Invalid, "a dropout needs its cause"),
+                    (LeavingReason::DroppedOut, None) => {
+                        return err(
+                            "data.dropout_cause",
+                            Rule::Invalid,
+                            "a dropout needs its cause",
+                        );
+                    }
                     (LeavingReason::DroppedOut, Some(_)) | (_, None) => {}
-                    (_, Some(_)) => return err("data.dropout_cause", Rule::Invalid, "only a dropout has a dropout cause"),
+                    (_, Some(_)) => {
+                        return err(
+                            "data.dropout_cause",
+                            Rule::Invalid,
+                            "only a dropout has a dropout cause",
+                        );
+                    }
                 }
             }
             E::PairingEstablished(e) => {
@@ -527,14 +698,24 @@ impl Records {
                 self.recipient("data.recipient_id", e.recipient_id)?;
                 not_future("data.on", e.on, today)?;
                 if let Some(existing) = self.active_pairing_of.get(&e.recipient_id) {
-                    return err("data.recipient_id", Rule::SecondActivePairing, format!("the recipient already has active pairing {existing}: end or transfer it instead"));
+                    return err(
+                        "data.recipient_id",
+                        Rule::SecondActivePairing,
+                        format!(
+                            "the recipient already has active pairing {existing}: end or transfer it instead"
+                        ),
+                    );
                 }
             }
             E::PairingTransferred(e) => {
                 let p = self.open_pairing("data.pairing_id", e.pairing_id, e.on)?;
                 self.staff_member("data.to_cadre_id", e.to_cadre_id, StaffRole::Cadre, e.on)?;
                 if p.current_holder() == e.to_cadre_id {
-                    return err("data.to_cadre_id", Rule::Invalid, "the pairing is already held by that cadre");
+                    return err(
+                        "data.to_cadre_id",
+                        Rule::Invalid,
+                        "the pairing is already held by that cadre",
+                    );
                 }
                 not_future("data.on", e.on, today)?;
                 non_empty("data.reason", &e.reason)?;
@@ -542,7 +723,11 @@ impl Records {
             E::PairingSuspended(e) => {
                 let p = self.open_pairing("data.pairing_id", e.pairing_id, e.on)?;
                 if p.suspensions.last().is_some_and(|(_, to)| to.is_none()) {
-                    return err("data.pairing_id", Rule::AlreadyClosed, "the pairing is already suspended");
+                    return err(
+                        "data.pairing_id",
+                        Rule::AlreadyClosed,
+                        "the pairing is already suspended",
+                    );
                 }
                 not_future("data.on", e.on, today)?;
                 non_empty("data.reason", &e.reason)?;
@@ -550,7 +735,11 @@ impl Records {
             E::PairingResumed(e) => {
                 let p = self.open_pairing("data.pairing_id", e.pairing_id, e.on)?;
                 if !p.suspensions.last().is_some_and(|(_, to)| to.is_none()) {
-                    return err("data.pairing_id", Rule::Invalid, "the pairing is not suspended");
+                    return err(
+                        "data.pairing_id",
+                        Rule::Invalid,
+                        "the pairing is not suspended",
+                    );
                 }
                 not_future("data.on", e.on, today)?;
             }
@@ -567,8 +756,20 @@ impl Records {
                 let p = self.active_pairing("data.pairing_id", e.pairing_id, d)?;
                 non_empty("data.observations", &e.observations)?;
                 match (e.trip, e.group_trip_id) {
-                    (TripKind::Group, None) => return err("data.group_trip_id", Rule::Invalid, "a group trip needs its group_trip_id"),
-                    (TripKind::Own, Some(_)) => return err("data.group_trip_id", Rule::Invalid, "an own trip has no group_trip_id"),
+                    (TripKind::Group, None) => {
+                        return err(
+                            "data.group_trip_id",
+                            Rule::Invalid,
+                            "a group trip needs its group_trip_id",
+                        );
+                    }
+                    (TripKind::Own, Some(_)) => {
+                        return err(
+                            "data.group_trip_id",
+                            Rule::Invalid,
+                            "an own trip has no group_trip_id",
+                        );
+                    }
                     _ => {}
                 }
                 if e.companions.len() > 64 {
@@ -577,10 +778,18 @@ impl Records {
                 let holder = p.holder_on(d);
                 for c in &e.companions {
                     if Some(*c) == holder {
-                        return err("data.companions", Rule::Invalid, "the pairing's own cadre is not a companion");
+                        return err(
+                            "data.companions",
+                            Rule::Invalid,
+                            "the pairing's own cadre is not a companion",
+                        );
                     }
                     if !self.staff.contains_key(c) {
-                        return err("data.companions", Rule::UnknownId, format!("unknown cadre {c}"));
+                        return err(
+                            "data.companions",
+                            Rule::UnknownId,
+                            format!("unknown cadre {c}"),
+                        );
                     }
                 }
             }
@@ -601,57 +810,117 @@ impl Records {
             }
             E::DifficultyRaised(e) => {
                 if !correcting {
-                    self.new_id(&self.difficulties, "data.difficulty_id", e.difficulty_id, "difficulty")?;
+                    self.new_id(
+                        &self.difficulties,
+                        "data.difficulty_id",
+                        e.difficulty_id,
+                        "difficulty",
+                    )?;
                 }
                 self.active_pairing("data.pairing_id", e.pairing_id, d)?;
                 non_empty("data.description", &e.description)?;
             }
             E::DifficultyResolved(e) => {
-                let c = self.open_case(&self.difficulties, "data.difficulty_id", e.difficulty_id, "difficulty", d)?;
+                let c = self.open_case(
+                    &self.difficulties,
+                    "data.difficulty_id",
+                    e.difficulty_id,
+                    "difficulty",
+                    d,
+                )?;
                 let _ = c;
                 non_empty("data.how", &e.how)?;
             }
             E::DifficultyDropped(e) => {
-                self.open_case(&self.difficulties, "data.difficulty_id", e.difficulty_id, "difficulty", d)?;
+                self.open_case(
+                    &self.difficulties,
+                    "data.difficulty_id",
+                    e.difficulty_id,
+                    "difficulty",
+                    d,
+                )?;
                 non_empty("data.reason", &e.reason)?;
             }
             E::EscalationRaised(e) => {
                 if !correcting {
-                    self.new_id(&self.escalations, "data.escalation_id", e.escalation_id, "escalation")?;
+                    self.new_id(
+                        &self.escalations,
+                        "data.escalation_id",
+                        e.escalation_id,
+                        "escalation",
+                    )?;
                 }
                 self.active_pairing("data.pairing_id", e.pairing_id, d)?;
                 non_empty("data.to_level", &e.to_level)?;
                 non_empty("data.issue", &e.issue)?;
             }
             E::EscalationAcknowledged(e) => {
-                let c = self.open_case(&self.escalations, "data.escalation_id", e.escalation_id, "escalation", d)?;
+                let c = self.open_case(
+                    &self.escalations,
+                    "data.escalation_id",
+                    e.escalation_id,
+                    "escalation",
+                    d,
+                )?;
                 if c.state != CaseState::Open {
-                    return err("data.escalation_id", Rule::AlreadyClosed, "the escalation was already acknowledged");
+                    return err(
+                        "data.escalation_id",
+                        Rule::AlreadyClosed,
+                        "the escalation was already acknowledged",
+                    );
                 }
                 non_empty("data.by", &e.by)?;
             }
             E::EscalationAnswered(e) => {
-                let c = self.open_case(&self.escalations, "data.escalation_id", e.escalation_id, "escalation", d)?;
+                let c = self.open_case(
+                    &self.escalations,
+                    "data.escalation_id",
+                    e.escalation_id,
+                    "escalation",
+                    d,
+                )?;
                 if c.state == CaseState::Answered {
-                    return err("data.escalation_id", Rule::AlreadyClosed, "the escalation was already answered");
+                    return err(
+                        "data.escalation_id",
+                        Rule::AlreadyClosed,
+                        "the escalation was already answered",
+                    );
                 }
                 non_empty("data.answer", &e.answer)?;
             }
             E::EscalationClosed(e) => {
-                self.open_case(&self.escalations, "data.escalation_id", e.escalation_id, "escalation", d)?;
+                self.open_case(
+                    &self.escalations,
+                    "data.escalation_id",
+                    e.escalation_id,
+                    "escalation",
+                    d,
+                )?;
                 non_empty("data.outcome", &e.outcome)?;
             }
             E::StudentAidPaid(e) => {
                 let r = self.pupil("data.pupil_id", e.pupil_id)?;
                 let Some((from, to)) = term_span(&e.term) else {
-                    return err("data.term", Rule::Invalid, format!("{:?} is not a term: use YYYY-spring or YYYY-autumn", e.term));
+                    return err(
+                        "data.term",
+                        Rule::Invalid,
+                        format!("{:?} is not a term: use YYYY-spring or YYYY-autumn", e.term),
+                    );
                 };
                 not_future("data.term", from, today)?;
                 if e.amount_fen.fen() <= 0 {
-                    return err("data.amount_fen", Rule::NotPositive, "an aid payment is more than zero fen");
+                    return err(
+                        "data.amount_fen",
+                        Rule::NotPositive,
+                        "an aid payment is more than zero fen",
+                    );
                 }
                 if !r.enrolled_during(from, to) {
-                    return err("data.pupil_id", Rule::NotEnrolled, format!("the pupil was not enrolled during {}", e.term));
+                    return err(
+                        "data.pupil_id",
+                        Rule::NotEnrolled,
+                        format!("the pupil was not enrolled during {}", e.term),
+                    );
                 }
                 let needed = match e.programme {
                     AidProgramme::ForOrphans => Some(Category::Orphan),
@@ -662,32 +931,63 @@ impl Records {
                 if let Some(c) = needed
                     && !r.has_category_during(c, from, to)
                 {
-                    return err("data.programme", Rule::MissingCategory, format!("the pupil was not certified {} during {}", c.as_str(), e.term));
+                    return err(
+                        "data.programme",
+                        Rule::MissingCategory,
+                        format!(
+                            "the pupil was not certified {} during {}",
+                            c.as_str(),
+                            e.term
+                        ),
+                    );
                 }
             }
             E::PlacementDecided(e) => {
                 if !correcting {
-                    self.new_id(&self.placements, "data.placement_id", e.placement_id, "placement")?;
+                    self.new_id(
+                        &self.placements,
+                        "data.placement_id",
+                        e.placement_id,
+                        "placement",
+                    )?;
                 }
                 let r = self.pupil("data.pupil_id", e.pupil_id)?;
                 self.school("data.school_id", e.school_id)?;
                 not_future("data.on", e.on, today)?;
                 if !r.has_category_on(Category::DisabledChild, e.on) {
-                    return err("data.pupil_id", Rule::MissingCategory, format!("the child is not certified disabled_child on {}", e.on));
+                    return err(
+                        "data.pupil_id",
+                        Rule::MissingCategory,
+                        format!("the child is not certified disabled_child on {}", e.on),
+                    );
                 }
                 if !correcting && let Some(open) = self.open_placement_of.get(&e.pupil_id) {
-                    return err("data.pupil_id", Rule::AlreadyExists, format!("the child already has open placement {open}: change it instead"));
+                    return err(
+                        "data.pupil_id",
+                        Rule::AlreadyExists,
+                        format!("the child already has open placement {open}: change it instead"),
+                    );
                 }
             }
             E::PlacementChanged(e) => {
                 let p = self.open_placement("data.placement_id", e.placement_id)?;
                 self.school("data.school_id", e.school_id)?;
-                not_before("data.on", e.on, p.last_change, "the placement's last change")?;
+                not_before(
+                    "data.on",
+                    e.on,
+                    p.last_change,
+                    "the placement's last change",
+                )?;
                 not_future("data.on", e.on, today)?;
             }
             E::PlacementEnded(e) => {
                 let p = self.open_placement("data.placement_id", e.placement_id)?;
-                not_before("data.on", e.on, p.last_change, "the placement's last change")?;
+                not_before(
+                    "data.on",
+                    e.on,
+                    p.last_change,
+                    "the placement's last change",
+                )?;
                 not_future("data.on", e.on, today)?;
                 non_empty("data.reason", &e.reason)?;
             }
@@ -697,14 +997,32 @@ impl Records {
                 }
                 let r = self.pupil("data.pupil_id", e.pupil_id)?;
                 if r.current_enrollment().is_none() {
-                    return err("data.pupil_id", Rule::NotEnrolled, "a care plan is for an enrolled pupil");
+                    return err(
+                        "data.pupil_id",
+                        Rule::NotEnrolled,
+                        "a care plan is for an enrolled pupil",
+                    );
                 }
                 self.staff_member("data.teacher_id", e.teacher_id, StaffRole::Teacher, d)?;
                 non_empty("data.goals", &e.goals)?;
                 non_empty("data.measures", &e.measures)?;
-                not_before("data.next_review", e.next_review, d, "the day the plan opens")?;
-                if !correcting && self.plans.values().any(|p| p.pupil == e.pupil_id && p.scheme == e.scheme && !p.closed) {
-                    return err("data.pupil_id", Rule::AlreadyExists, "the pupil already has an open plan of this scheme");
+                not_before(
+                    "data.next_review",
+                    e.next_review,
+                    d,
+                    "the day the plan opens",
+                )?;
+                if !correcting
+                    && self
+                        .plans
+                        .values()
+                        .any(|p| p.pupil == e.pupil_id && p.scheme == e.scheme && !p.closed)
+                {
+                    return err(
+                        "data.pupil_id",
+                        Rule::AlreadyExists,
+                        "the pupil already has an open plan of this scheme",
+                    );
                 }
             }
             E::CarePlanReviewed(e) => {
@@ -717,7 +1035,11 @@ impl Records {
                 let p = self.open_plan("data.plan_id", e.plan_id)?;
                 self.staff_member("data.teacher_id", e.teacher_id, StaffRole::Teacher, d)?;
                 if p.teacher == e.teacher_id {
-                    return err("data.teacher_id", Rule::Invalid, "the plan already has that teacher");
+                    return err(
+                        "data.teacher_id",
+                        Rule::Invalid,
+                        "the plan already has that teacher",
+                    );
                 }
             }
             E::CarePlanClosed(e) => {
@@ -726,10 +1048,23 @@ impl Records {
             }
             E::ClaimFiled(e) => {
                 if !correcting && self.claims.contains(&e.claim_id) {
-                    return err("data.claim_id", Rule::AlreadyExists, format!("claim {} is already filed", e.claim_id));
+                    return err(
+                        "data.claim_id",
+                        Rule::AlreadyExists,
+                        format!("claim {} is already filed", e.claim_id),
+                    );
                 }
-                if e.metric.is_empty() || !e.metric.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-                    return err("data.metric", Rule::Invalid, "a metric name is lower-case snake_case (see `carelog report --json`)");
+                if e.metric.is_empty()
+                    || !e
+                        .metric
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                {
+                    return err(
+                        "data.metric",
+                        Rule::Invalid,
+                        "a metric name is lower-case snake_case (see `carelog report --json`)",
+                    );
                 }
                 if let Some(u) = e.scope_unit_id {
                     self.unit("data.scope_unit_id", u)?;
@@ -738,7 +1073,11 @@ impl Records {
                     not_before("data.period_to", to, from, "period_from")?;
                 }
                 if e.value < 0 {
-                    return err("data.value", Rule::NotPositive, "a reported figure is not negative");
+                    return err(
+                        "data.value",
+                        Rule::NotPositive,
+                        "a reported figure is not negative",
+                    );
                 }
                 non_empty("data.source_document", &e.source_document)?;
                 not_future("data.reported_on", e.reported_on, today)?;
@@ -747,15 +1086,25 @@ impl Records {
             E::RecordCorrected(e) => self.check_correction(e, today)?,
             E::TokenGranted(e) => {
                 self.new_id(&self.tokens, "data.token_id", e.token_id, "token")?;
-                if e.secret_sha256.len() != 64 || !e.secret_sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                if e.secret_sha256.len() != 64
+                    || !e.secret_sha256.chars().all(|c| c.is_ascii_hexdigit())
+                {
                     return err("data.secret_sha256", Rule::Invalid, "64 hex digits");
                 }
                 if e.role == Role::Recorder {
                     let Some(p) = e.person_id else {
-                        return err("data.person_id", Rule::Invalid, "a recorder's token belongs to a cadre or teacher");
+                        return err(
+                            "data.person_id",
+                            Rule::Invalid,
+                            "a recorder's token belongs to a cadre or teacher",
+                        );
                     };
                     if !self.staff.contains_key(&p) {
-                        return err("data.person_id", Rule::UnknownId, format!("unknown cadre or teacher {p}"));
+                        return err(
+                            "data.person_id",
+                            Rule::UnknownId,
+                            format!("unknown cadre or teacher {p}"),
+                        );
                     }
                 }
                 if let Some(u) = e.unit_id {
@@ -764,10 +1113,18 @@ impl Records {
             }
             E::TokenRevoked(e) => {
                 if !self.tokens.contains_key(&e.token_id) {
-                    return err("data.token_id", Rule::UnknownId, format!("unknown token {}", e.token_id));
+                    return err(
+                        "data.token_id",
+                        Rule::UnknownId,
+                        format!("unknown token {}", e.token_id),
+                    );
                 }
                 if self.revoked_tokens.contains(&e.token_id) {
-                    return err("data.token_id", Rule::AlreadyClosed, "the token is already revoked");
+                    return err(
+                        "data.token_id",
+                        Rule::AlreadyClosed,
+                        "the token is already revoked",
+                    );
                 }
             }
         }
@@ -776,30 +1133,63 @@ impl Records {
 
     fn known_staff(&self, field: &'static str, id: Uuid, on: Date) -> Result<&Staff, DomainError> {
         let Some(s) = self.staff.get(&id) else {
-            return err(field, Rule::UnknownId, format!("unknown cadre or teacher {id}"));
+            return err(
+                field,
+                Rule::UnknownId,
+                format!("unknown cadre or teacher {id}"),
+            );
         };
         if s.left.is_some() {
-            return err(field, Rule::AlreadyClosed, "the person has left the programme");
+            return err(
+                field,
+                Rule::AlreadyClosed,
+                "the person has left the programme",
+            );
         }
         not_before("data.on", on, s.since, "the day they joined")?;
         Ok(s)
     }
 
-    fn open_pairing(&self, field: &'static str, id: Uuid, on: Date) -> Result<&Pairing, DomainError> {
+    fn open_pairing(
+        &self,
+        field: &'static str,
+        id: Uuid,
+        on: Date,
+    ) -> Result<&Pairing, DomainError> {
         let p = self.pairing(field, id)?;
         if let Some(ended) = p.ended {
-            return err(field, Rule::AlreadyClosed, format!("pairing {id} ended on {ended}"));
+            return err(
+                field,
+                Rule::AlreadyClosed,
+                format!("pairing {id} ended on {ended}"),
+            );
         }
         not_before("data.on", on, p.last_change, "the pairing's last change")?;
         Ok(p)
     }
 
-    fn open_case(&self, cases: &HashMap<Uuid, Case>, field: &'static str, id: Uuid, kind: &str, d: Date) -> Result<Case, DomainError> {
+    fn open_case(
+        &self,
+        cases: &HashMap<Uuid, Case>,
+        field: &'static str,
+        id: Uuid,
+        kind: &str,
+        d: Date,
+    ) -> Result<Case, DomainError> {
         let c = self.case(cases, field, id, kind)?;
         if c.state == CaseState::Closed {
-            return err(field, Rule::AlreadyClosed, format!("{kind} {id} is already closed"));
+            return err(
+                field,
+                Rule::AlreadyClosed,
+                format!("{kind} {id} is already closed"),
+            );
         }
-        not_before("time", d, c.raised, &format!("the day the {kind} was raised"))?;
+        not_before(
+            "time",
+            d,
+            c.raised,
+            &format!("the day the {kind} was raised"),
+        )?;
         Ok(c)
     }
 
@@ -808,7 +1198,11 @@ impl Records {
             return err(field, Rule::UnknownId, format!("unknown placement {id}"));
         };
         if p.ended {
-            return err(field, Rule::AlreadyClosed, format!("placement {id} has ended"));
+            return err(
+                field,
+                Rule::AlreadyClosed,
+                format!("placement {id} has ended"),
+            );
         }
         Ok(p)
     }
@@ -818,20 +1212,36 @@ impl Records {
             return err(field, Rule::UnknownId, format!("unknown care plan {id}"));
         };
         if p.closed {
-            return err(field, Rule::AlreadyClosed, format!("care plan {id} is closed"));
+            return err(
+                field,
+                Rule::AlreadyClosed,
+                format!("care plan {id} is closed"),
+            );
         }
         Ok(p)
     }
 
     fn target(&self, id: Uuid) -> Result<&EventMeta, DomainError> {
         let Some(m) = self.events.get(&id) else {
-            return err("data.target_event_id", Rule::UnknownId, format!("no event {id} in the log"));
+            return err(
+                "data.target_event_id",
+                Rule::UnknownId,
+                format!("no event {id} in the log"),
+            );
         };
         if m.voided {
-            return err("data.target_event_id", Rule::AlreadyClosed, format!("event {id} is already voided"));
+            return err(
+                "data.target_event_id",
+                Rule::AlreadyClosed,
+                format!("event {id} is already voided"),
+            );
         }
         if m.shape == Shape::Correction {
-            return err("data.target_event_id", Rule::NotAllowed, "a void or correction cannot be voided or corrected: correct the original event instead");
+            return err(
+                "data.target_event_id",
+                Rule::NotAllowed,
+                "a void or correction cannot be voided or corrected: correct the original event instead",
+            );
         }
         Ok(m)
     }
@@ -843,10 +1253,28 @@ impl Records {
             Shape::Countable => Ok(()),
             Shape::Creates(entity) => match self.dependents.get(&entity).copied().unwrap_or(0) {
                 0 => Ok(()),
-                n => err("data.target_event_id", Rule::NotAllowed, format!("{} created {entity}, which {n} live records refer to: void those first", m.event_type)),
+                n => err(
+                    "data.target_event_id",
+                    Rule::NotAllowed,
+                    format!(
+                        "{} created {entity}, which {n} live records refer to: void those first",
+                        m.event_type
+                    ),
+                ),
             },
-            Shape::StateChange => err("data.target_event_id", Rule::NotAllowed, format!("a {} is a state change: record the change that undoes it instead of voiding", m.event_type)),
-            Shape::Correction => err("data.target_event_id", Rule::NotAllowed, "a void or correction cannot be voided"),
+            Shape::StateChange => err(
+                "data.target_event_id",
+                Rule::NotAllowed,
+                format!(
+                    "a {} is a state change: record the change that undoes it instead of voiding",
+                    m.event_type
+                ),
+            ),
+            Shape::Correction => err(
+                "data.target_event_id",
+                Rule::NotAllowed,
+                "a void or correction cannot be voided",
+            ),
         }
     }
 
@@ -854,18 +1282,39 @@ impl Records {
         non_empty("data.reason", &e.reason)?;
         let m = self.target(e.target_event_id)?;
         if m.shape != Shape::Countable {
-            return err("data.target_event_id", Rule::NotAllowed, format!("a {} cannot be corrected: only activities, payments and claims can", m.event_type));
+            return err(
+                "data.target_event_id",
+                Rule::NotAllowed,
+                format!(
+                    "a {} cannot be corrected: only activities, payments and claims can",
+                    m.event_type
+                ),
+            );
         }
         if e.event_type != m.event_type {
-            return err("data.corrected_type", Rule::WrongKind, format!("the target is a {}, the correction a {}", m.event_type, e.event_type));
+            return err(
+                "data.corrected_type",
+                Rule::WrongKind,
+                format!(
+                    "the target is a {}, the correction a {}",
+                    m.event_type, e.event_type
+                ),
+            );
         }
-        let corrected = DomainEvent::decode(&e.event_type, e.schema_version, &e.payload).map_err(|x| DomainError {
-            field: "data.corrected",
-            rule: Rule::Invalid,
-            detail: x.to_string(),
-        })?;
+        let corrected =
+            DomainEvent::decode(&e.event_type, e.schema_version, &e.payload).map_err(|x| {
+                DomainError {
+                    field: "data.corrected",
+                    rule: Rule::Invalid,
+                    detail: x.to_string(),
+                }
+            })?;
         if refers_to(&corrected) != m.refers_to {
-            return err("data.corrected", Rule::NotAllowed, "a correction keeps the event's subject (pairing, pupil or claim): void it and record a new event instead");
+            return err(
+                "data.corrected",
+                Rule::NotAllowed,
+                "a correction keeps the event's subject (pairing, pupil or claim): void it and record a new event instead",
+            );
         }
         self.check_data(&corrected, m.occurred, today, true)
     }
@@ -891,10 +1340,25 @@ impl Records {
         );
         match event {
             E::UnitRegistered(e) => {
-                self.units.insert(e.unit_id, Unit { kind: e.kind, parent: e.parent_id, name: e.name.clone() });
+                self.units.insert(
+                    e.unit_id,
+                    Unit {
+                        kind: e.kind,
+                        parent: e.parent_id,
+                        name: e.name.clone(),
+                    },
+                );
             }
             E::StaffRegistered(e) => {
-                self.staff.insert(e.person_id, Staff { role: e.role, unit: e.unit_id, since: e.since, left: None });
+                self.staff.insert(
+                    e.person_id,
+                    Staff {
+                        role: e.role,
+                        unit: e.unit_id,
+                        since: e.since,
+                        left: None,
+                    },
+                );
             }
             E::StaffMoved(e) => {
                 if let Some(s) = self.staff.get_mut(&e.person_id) {
@@ -909,17 +1373,32 @@ impl Records {
             E::RecipientRegistered(e) => {
                 self.recipients.insert(
                     e.recipient_id,
-                    Recipient { kind: e.kind, unit: e.unit_id, birth_date: e.birth_date, categories: Vec::new(), enrollments: Vec::new(), members: HashMap::new() },
+                    Recipient {
+                        kind: e.kind,
+                        unit: e.unit_id,
+                        birth_date: e.birth_date,
+                        categories: Vec::new(),
+                        enrollments: Vec::new(),
+                        members: HashMap::new(),
+                    },
                 );
             }
             E::CategoryCertified(e) => {
                 if let Some(r) = self.recipients.get_mut(&e.recipient_id) {
-                    r.categories.push(CategorySpan { category: e.category, from: e.from, to: e.to });
+                    r.categories.push(CategorySpan {
+                        category: e.category,
+                        from: e.from,
+                        to: e.to,
+                    });
                 }
             }
             E::CategoryEnded(e) => {
                 if let Some(r) = self.recipients.get_mut(&e.recipient_id)
-                    && let Some(c) = r.categories.iter_mut().rev().find(|c| c.category == e.category && c.to.is_none())
+                    && let Some(c) = r
+                        .categories
+                        .iter_mut()
+                        .rev()
+                        .find(|c| c.category == e.category && c.to.is_none())
                 {
                     c.to = Some(e.on);
                 }
@@ -936,7 +1415,11 @@ impl Records {
             }
             E::PupilEnrolled(e) => {
                 if let Some(r) = self.recipients.get_mut(&e.pupil_id) {
-                    r.enrollments.push(Enrollment { school: e.school_id, from: e.on, to: None });
+                    r.enrollments.push(Enrollment {
+                        school: e.school_id,
+                        from: e.on,
+                        to: None,
+                    });
                 }
             }
             E::PupilMoved(e) => {
@@ -944,7 +1427,11 @@ impl Records {
                     if let Some(last) = r.enrollments.last_mut() {
                         last.to = Some(e.on);
                     }
-                    r.enrollments.push(Enrollment { school: e.school_id, from: e.on, to: None });
+                    r.enrollments.push(Enrollment {
+                        school: e.school_id,
+                        from: e.on,
+                        to: None,
+                    });
                 }
             }
             E::PupilLeft(e) => {
@@ -957,7 +1444,14 @@ impl Records {
             E::PairingEstablished(e) => {
                 self.pairings.insert(
                     e.pairing_id,
-                    Pairing { recipient: e.recipient_id, holders: vec![(e.cadre_id, e.on)], established: e.on, ended: None, suspensions: Vec::new(), last_change: e.on },
+                    Pairing {
+                        recipient: e.recipient_id,
+                        holders: vec![(e.cadre_id, e.on)],
+                        established: e.on,
+                        ended: None,
+                        suspensions: Vec::new(),
+                        last_change: e.on,
+                    },
                 );
                 self.active_pairing_of.insert(e.recipient_id, e.pairing_id);
             }
@@ -991,18 +1485,41 @@ impl Records {
                 }
             }
             E::DifficultyRaised(e) => {
-                self.difficulties.insert(e.difficulty_id, Case { pairing: e.pairing_id, raised: d, state: CaseState::Open });
+                self.difficulties.insert(
+                    e.difficulty_id,
+                    Case {
+                        pairing: e.pairing_id,
+                        raised: d,
+                        state: CaseState::Open,
+                    },
+                );
             }
             E::DifficultyResolved(e) => self.set_case(true, e.difficulty_id, CaseState::Closed),
             E::DifficultyDropped(e) => self.set_case(true, e.difficulty_id, CaseState::Closed),
             E::EscalationRaised(e) => {
-                self.escalations.insert(e.escalation_id, Case { pairing: e.pairing_id, raised: d, state: CaseState::Open });
+                self.escalations.insert(
+                    e.escalation_id,
+                    Case {
+                        pairing: e.pairing_id,
+                        raised: d,
+                        state: CaseState::Open,
+                    },
+                );
             }
-            E::EscalationAcknowledged(e) => self.set_case(false, e.escalation_id, CaseState::Acknowledged),
+            E::EscalationAcknowledged(e) => {
+                self.set_case(false, e.escalation_id, CaseState::Acknowledged)
+            }
             E::EscalationAnswered(e) => self.set_case(false, e.escalation_id, CaseState::Answered),
             E::EscalationClosed(e) => self.set_case(false, e.escalation_id, CaseState::Closed),
             E::PlacementDecided(e) => {
-                self.placements.insert(e.placement_id, Placement { pupil: e.pupil_id, last_change: e.on, ended: false });
+                self.placements.insert(
+                    e.placement_id,
+                    Placement {
+                        pupil: e.pupil_id,
+                        last_change: e.on,
+                        ended: false,
+                    },
+                );
                 self.open_placement_of.insert(e.pupil_id, e.placement_id);
             }
             E::PlacementChanged(e) => {
@@ -1019,7 +1536,16 @@ impl Records {
                 }
             }
             E::CarePlanOpened(e) => {
-                self.plans.insert(e.plan_id, Plan { pupil: e.pupil_id, scheme: e.scheme, teacher: e.teacher_id, opened: d, closed: false });
+                self.plans.insert(
+                    e.plan_id,
+                    Plan {
+                        pupil: e.pupil_id,
+                        scheme: e.scheme,
+                        teacher: e.teacher_id,
+                        opened: d,
+                        closed: false,
+                    },
+                );
             }
             E::CarePlanTeacherChanged(e) => {
                 if let Some(p) = self.plans.get_mut(&e.plan_id) {
@@ -1043,12 +1569,21 @@ impl Records {
             E::TokenRevoked(e) => {
                 self.revoked_tokens.insert(e.token_id);
             }
-            E::ContactRecorded(_) | E::VisitRecorded(_) | E::PolicyFollowupRecorded(_) | E::ErrandDone(_) | E::AidGiven(_) | E::StudentAidPaid(_) => {}
+            E::ContactRecorded(_)
+            | E::VisitRecorded(_)
+            | E::PolicyFollowupRecorded(_)
+            | E::ErrandDone(_)
+            | E::AidGiven(_)
+            | E::StudentAidPaid(_) => {}
         }
     }
 
     fn set_case(&mut self, difficulty: bool, id: Uuid, state: CaseState) {
-        let cases = if difficulty { &mut self.difficulties } else { &mut self.escalations };
+        let cases = if difficulty {
+            &mut self.difficulties
+        } else {
+            &mut self.escalations
+        };
         if let Some(c) = cases.get_mut(&id) {
             c.state = state;
         }
@@ -1091,14 +1626,22 @@ impl Records {
 
 fn check_aid(e: &AidGivenV1) -> Result<(), DomainError> {
     if e.value_fen.fen() <= 0 {
-        return err("data.value_fen", Rule::NotPositive, "aid given is more than zero fen");
+        return err(
+            "data.value_fen",
+            Rule::NotPositive,
+            "aid given is more than zero fen",
+        );
     }
     non_empty("data.fund_source", &e.fund_source)?;
     non_empty("data.receipt_ref", &e.receipt_ref)?;
     match e.form {
         AidForm::Cash => {
             if e.quantity.is_some() || e.unit_value_fen.is_some() {
-                return err("data.quantity", Rule::Invalid, "cash has no quantity or unit value: give value_fen only");
+                return err(
+                    "data.quantity",
+                    Rule::Invalid,
+                    "cash has no quantity or unit value: give value_fen only",
+                );
             }
         }
         AidForm::Goods => {
@@ -1107,19 +1650,35 @@ fn check_aid(e: &AidGivenV1) -> Result<(), DomainError> {
             };
             non_empty("data.item", item)?;
             let (Some(q), Some(u)) = (e.quantity, e.unit_value_fen) else {
-                return err("data.quantity", Rule::Invalid, "goods need quantity and unit_value_fen");
+                return err(
+                    "data.quantity",
+                    Rule::Invalid,
+                    "goods need quantity and unit_value_fen",
+                );
             };
             if q == 0 {
-                return err("data.quantity", Rule::NotPositive, "a quantity is at least 1");
+                return err(
+                    "data.quantity",
+                    Rule::NotPositive,
+                    "a quantity is at least 1",
+                );
             }
             if u.fen() <= 0 {
-                return err("data.unit_value_fen", Rule::NotPositive, "a unit value is more than zero fen");
+                return err(
+                    "data.unit_value_fen",
+                    Rule::NotPositive,
+                    "a unit value is more than zero fen",
+                );
             }
             if u.checked_times(q) != Some(e.value_fen) {
                 return err(
                     "data.value_fen",
                     Rule::GoodsValueMismatch,
-                    format!("goods are worth quantity × unit value = {q} × {} fen, not {} fen", u.fen(), e.value_fen.fen()),
+                    format!(
+                        "goods are worth quantity × unit value = {q} × {} fen, not {} fen",
+                        u.fen(),
+                        e.value_fen.fen()
+                    ),
                 );
             }
         }
@@ -1139,7 +1698,13 @@ fn shape_of(event: &DomainEvent) -> Shape {
         E::PlacementDecided(e) => Shape::Creates(e.placement_id),
         E::CarePlanOpened(e) => Shape::Creates(e.plan_id),
         E::TokenGranted(e) => Shape::Creates(e.token_id),
-        E::ContactRecorded(_) | E::VisitRecorded(_) | E::PolicyFollowupRecorded(_) | E::ErrandDone(_) | E::AidGiven(_) | E::StudentAidPaid(_) | E::ClaimFiled(_) => Shape::Countable,
+        E::ContactRecorded(_)
+        | E::VisitRecorded(_)
+        | E::PolicyFollowupRecorded(_)
+        | E::ErrandDone(_)
+        | E::AidGiven(_)
+        | E::StudentAidPaid(_)
+        | E::ClaimFiled(_) => Shape::Countable,
         E::RecordVoided(_) | E::RecordCorrected(_) => Shape::Correction,
         _ => Shape::StateChange,
     }

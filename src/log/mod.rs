@@ -48,17 +48,23 @@ pub const QUEUE_CAPACITY: usize = 4_096;
 /// Errors of the log layer.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error("version conflict on stream {stream:?}: expected {expected}, but the stream is at {actual}; nothing was written. Re-read the stream and retry")]
+    #[error(
+        "version conflict on stream {stream:?}: expected {expected}, but the stream is at {actual}; nothing was written. Re-read the stream and retry"
+    )]
     VersionConflict {
         stream: String,
         expected: ExpectedVersion,
         actual: u64,
     },
-    #[error("event id {event_id} is already in the log at position {position} with different content; nothing was written. Use a new id for a new event")]
+    #[error(
+        "event id {event_id} is already in the log at position {position} with different content; nothing was written. Use a new id for a new event"
+    )]
     IdConflict { event_id: Uuid, position: u64 },
     #[error("event id {event_id} appears twice in one batch; nothing was written")]
     DuplicateInBatch { event_id: Uuid },
-    #[error("{already} of the batch's {total} events are already in the log (first: {event_id} at position {position}); nothing was written. Resend the batch whole, or only its new events")]
+    #[error(
+        "{already} of the batch's {total} events are already in the log (first: {event_id} at position {position}); nothing was written. Resend the batch whole, or only its new events"
+    )]
     PartialDuplicate {
         already: usize,
         total: usize,
@@ -77,7 +83,9 @@ pub enum LogError {
     Codec(#[from] CodecError),
     #[error(transparent)]
     Time(#[from] TimeError),
-    #[error("the store failed to make a commit durable earlier ({0}); no further appends are taken: restart carelog, then run `carelog verify`")]
+    #[error(
+        "the store failed to make a commit durable earlier ({0}); no further appends are taken: restart carelog, then run `carelog verify`"
+    )]
     Poisoned(String),
     #[error("the log's writer has stopped; restart carelog")]
     WriterGone,
@@ -285,10 +293,18 @@ impl Log {
     }
 
     /// Starts a log over an already opened storage.
-    pub fn with_storage(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>) -> Result<Self, LogError> {
+    pub fn with_storage(
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, LogError> {
         let head = storage.head()?;
         let shared = Arc::new(read::Shared::new(storage.clone(), head));
-        let writer = Arc::new(writer::WriterHandle::start(storage, shared.clone(), clock, head)?);
+        let writer = Arc::new(writer::WriterHandle::start(
+            storage,
+            shared.clone(),
+            clock,
+            head,
+        )?);
         Ok(Self { shared, writer })
     }
 

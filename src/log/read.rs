@@ -24,7 +24,9 @@ pub struct Shared {
 
 impl Shared {
     pub(super) fn new(storage: std::sync::Arc<dyn Storage>, head: Option<StoredHeadV1>) -> Self {
-        let head = head.map(|h| (h.position, h.chain_hash)).unwrap_or((0, [0; 32]));
+        let head = head
+            .map(|h| (h.position, h.chain_hash))
+            .unwrap_or((0, [0; 32]));
         Self {
             storage,
             head: Mutex::new(head),
@@ -146,7 +148,11 @@ impl Log {
     }
 
     /// Up to `limit` events (at most [`MAX_READ_LIMIT`]) from `from_position`.
-    pub fn read_from(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+    pub fn read_from(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
         let limit = limit.min(MAX_READ_LIMIT);
         let mut out = Vec::with_capacity(limit.min(1024));
         for e in self.stored_events(from_position, u64::MAX).take(limit) {
@@ -164,7 +170,10 @@ impl Log {
     ) -> Result<Vec<RecordedEvent>, LogError> {
         let limit = limit.min(MAX_READ_LIMIT);
         let head = self.head_position();
-        let entries = self.shared.storage.stream_entries(stream, from_version, limit)?;
+        let entries = self
+            .shared
+            .storage
+            .stream_entries(stream, from_version, limit)?;
         let mut out = Vec::with_capacity(entries.len());
         for (version, position) in entries {
             if position > head {

@@ -14,13 +14,19 @@ use crate::log::keys;
 /// Errors of the storage engine, already worded for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("no carelog store at {path}: create one with `carelog demo` or `carelog append`, or pass --data DIR")]
+    #[error(
+        "no carelog store at {path}: create one with `carelog demo` or `carelog append`, or pass --data DIR"
+    )]
     Missing { path: PathBuf },
-    #[error("the store at {path} is in use by another process (locked): stop that process, or use another --data DIR")]
+    #[error(
+        "the store at {path} is in use by another process (locked): stop that process, or use another --data DIR"
+    )]
     Locked { path: PathBuf },
     #[error("the store at {path} is corrupt or unreadable ({detail}): restore it from a backup")]
     Corrupt { path: PathBuf, detail: String },
-    #[error("{path} is not a carelog store ({detail}): pass --data with an empty or carelog directory")]
+    #[error(
+        "{path} is not a carelog store ({detail}): pass --data with an empty or carelog directory"
+    )]
     NotAStore { path: PathBuf, detail: String },
     #[error("store I/O failed at {path}: {detail}")]
     Io { path: PathBuf, detail: String },
@@ -90,7 +96,11 @@ const LOG_TREE: &str = "carelog-log-v1";
 
 impl SledStorage {
     /// Opens the store at `path`; with `create`, creates it (and its header) when absent.
-    pub fn open(path: &Path, create: bool, cache_capacity_bytes: u64) -> Result<Self, StorageError> {
+    pub fn open(
+        path: &Path,
+        create: bool,
+        cache_capacity_bytes: u64,
+    ) -> Result<Self, StorageError> {
         let path = path.to_path_buf();
         let has_db = path.join("db").exists() || path.join("conf").exists();
         if !has_db {
@@ -132,7 +142,9 @@ impl SledStorage {
                         path: self.path.clone(),
                         detail: e.to_string(),
                     })?;
-                if header.format_version != 1 || header.hash_algorithm != crate::log::hash::ALGORITHM {
+                if header.format_version != 1
+                    || header.hash_algorithm != crate::log::hash::ALGORITHM
+                {
                     return Err(StorageError::NotAStore {
                         path: self.path.clone(),
                         detail: format!(
@@ -188,7 +200,8 @@ fn open_error(path: &Path, e: sled::Error) -> StorageError {
     let text = e.to_string();
     match e {
         sled::Error::Io(ref io)
-            if io.kind() == std::io::ErrorKind::WouldBlock || text.contains("could not acquire lock") =>
+            if io.kind() == std::io::ErrorKind::WouldBlock
+                || text.contains("could not acquire lock") =>
         {
             StorageError::Locked {
                 path: path.to_path_buf(),
@@ -227,12 +240,12 @@ impl Storage for SledStorage {
     fn head(&self) -> Result<Option<StoredHeadV1>, StorageError> {
         match self.tree.get(keys::HEAD).map_err(|e| self.io(e))? {
             None => Ok(None),
-            Some(bytes) => Ok(Some(codec::decode("durable head", &bytes).map_err(|e| {
-                StorageError::Corrupt {
+            Some(bytes) => Ok(Some(codec::decode("durable head", &bytes).map_err(
+                |e| StorageError::Corrupt {
                     path: self.path.clone(),
                     detail: e.to_string(),
-                }
-            })?)),
+                },
+            )?)),
         }
     }
 
@@ -267,13 +280,20 @@ impl Storage for SledStorage {
                 .map(Some)
                 .ok_or_else(|| StorageError::Corrupt {
                     path: self.path.clone(),
-                    detail: format!("id index entry of {} is damaged", uuid::Uuid::from_bytes(*event_id)),
+                    detail: format!(
+                        "id index entry of {} is damaged",
+                        uuid::Uuid::from_bytes(*event_id)
+                    ),
                 }),
         }
     }
 
     fn stream_head(&self, stream: &str) -> Result<u64, StorageError> {
-        match self.tree.scan_prefix(keys::stream_prefix(stream)).next_back() {
+        match self
+            .tree
+            .scan_prefix(keys::stream_prefix(stream))
+            .next_back()
+        {
             None => Ok(0),
             Some(entry) => {
                 let (k, _) = entry.map_err(|e| self.io(e))?;

@@ -122,7 +122,11 @@ impl Log {
     }
 }
 
-fn problem(position: u64, kind: VerifyProblemKind, detail: impl Into<String>) -> Option<VerifyProblem> {
+fn problem(
+    position: u64,
+    kind: VerifyProblemKind,
+    detail: impl Into<String>,
+) -> Option<VerifyProblem> {
     Some(VerifyProblem {
         position,
         kind,
@@ -139,7 +143,11 @@ fn walk_segments(
         let raw = match raw {
             Ok(r) => r,
             Err(e) => {
-                return problem(walk.expected_position, VerifyProblemKind::Modified, e.to_string());
+                return problem(
+                    walk.expected_position,
+                    VerifyProblemKind::Modified,
+                    e.to_string(),
+                );
             }
         };
         let first_in_key = raw.0;
@@ -175,7 +183,11 @@ fn walk_segments(
             }
         };
         if events.is_empty() {
-            return problem(first_in_key, VerifyProblemKind::Modified, "an empty segment");
+            return problem(
+                first_in_key,
+                VerifyProblemKind::Modified,
+                "an empty segment",
+            );
         }
         for e in &events {
             if let Some(p) = check_event(walk, e) {
@@ -202,7 +214,10 @@ fn check_event(walk: &mut Walk, e: &StoredEventV1) -> Option<VerifyProblem> {
         return problem(
             e.position,
             VerifyProblemKind::OutOfOrder,
-            format!("position {} found where {expected} was expected", e.position),
+            format!(
+                "position {} found where {expected} was expected",
+                e.position
+            ),
         );
     }
     let canonical = match e.canonical_bytes() {
@@ -225,7 +240,9 @@ fn check_event(walk: &mut Walk, e: &StoredEventV1) -> Option<VerifyProblem> {
             "the chain hash does not follow the previous event's (modified or reordered)",
         );
     }
-    if let Err(err) = crate::time::from_stored(&e.occurred_at).and(crate::time::from_stored(&e.recorded_at)) {
+    if let Err(err) =
+        crate::time::from_stored(&e.occurred_at).and(crate::time::from_stored(&e.recorded_at))
+    {
         return problem(expected, VerifyProblemKind::Modified, err.to_string());
     }
     let previous_version = walk.stream_versions.get(&e.stream).copied().unwrap_or(0);
@@ -239,8 +256,11 @@ fn check_event(walk: &mut Walk, e: &StoredEventV1) -> Option<VerifyProblem> {
             ),
         );
     }
-    if walk.stream_versions.len() < VERIFY_STREAM_MAP_MAX || walk.stream_versions.contains_key(&e.stream) {
-        walk.stream_versions.insert(e.stream.clone(), e.stream_version);
+    if walk.stream_versions.len() < VERIFY_STREAM_MAP_MAX
+        || walk.stream_versions.contains_key(&e.stream)
+    {
+        walk.stream_versions
+            .insert(e.stream.clone(), e.stream_version);
     }
     walk.chain = chain;
     walk.expected_position += 1;
@@ -248,9 +268,17 @@ fn check_event(walk: &mut Walk, e: &StoredEventV1) -> Option<VerifyProblem> {
     None
 }
 
-fn check_head(storage: &dyn Storage, last_position: u64, chain: &[u8; 32]) -> Option<VerifyProblem> {
+fn check_head(
+    storage: &dyn Storage,
+    last_position: u64,
+    chain: &[u8; 32],
+) -> Option<VerifyProblem> {
     match storage.head() {
-        Err(e) => problem(last_position + 1, VerifyProblemKind::Modified, format!("the stored head: {e}")),
+        Err(e) => problem(
+            last_position + 1,
+            VerifyProblemKind::Modified,
+            format!("the stored head: {e}"),
+        ),
         Ok(None) if last_position == 0 => None,
         Ok(None) => problem(
             last_position,
@@ -289,7 +317,11 @@ fn check_indexes_of(storage: &dyn Storage, last_position: u64) -> Option<VerifyP
     let mut cursor = SegmentCursor::default();
     for entry in storage.index_entries(keys::ID_PREFIX) {
         let Ok((k, v)) = entry else {
-            return problem(0, VerifyProblemKind::Modified, "the id index cannot be read");
+            return problem(
+                0,
+                VerifyProblemKind::Modified,
+                "the id index cannot be read",
+            );
         };
         ids += 1;
         let position = keys::position_of_value(&v).unwrap_or(0);
@@ -317,7 +349,11 @@ fn check_indexes_of(storage: &dyn Storage, last_position: u64) -> Option<VerifyP
     let mut entries = 0u64;
     for entry in storage.index_entries(keys::STREAM_PREFIX) {
         let Ok((k, v)) = entry else {
-            return problem(0, VerifyProblemKind::Modified, "the stream index cannot be read");
+            return problem(
+                0,
+                VerifyProblemKind::Modified,
+                "the stream index cannot be read",
+            );
         };
         entries += 1;
         let position = keys::position_of_value(&v).unwrap_or(0);
@@ -327,7 +363,8 @@ fn check_indexes_of(storage: &dyn Storage, last_position: u64) -> Option<VerifyP
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_default();
         let event = cursor.event_at(storage, position);
-        let matches = matches!(&event, Some(e) if e.stream == stream && e.stream_version == version);
+        let matches =
+            matches!(&event, Some(e) if e.stream == stream && e.stream_version == version);
         if !matches {
             return problem(
                 position.min(last_position.max(1)),
@@ -364,7 +401,10 @@ impl SegmentCursor {
         }
         let first = self.events.first()?.position;
         let index = usize::try_from(position.checked_sub(first)?).ok()?;
-        self.events.get(index).filter(|e| e.position == position).cloned()
+        self.events
+            .get(index)
+            .filter(|e| e.position == position)
+            .cloned()
     }
 }
 
@@ -377,7 +417,11 @@ fn check_digest(
         return Ok(problem(
             digest.position,
             VerifyProblemKind::DigestMismatch,
-            format!("the digest uses {:?}; this store uses {}", digest.algorithm, hash::ALGORITHM),
+            format!(
+                "the digest uses {:?}; this store uses {}",
+                digest.algorithm,
+                hash::ALGORITHM
+            ),
         ));
     }
     if digest.position > last_position {

@@ -19,8 +19,7 @@ use super::read::Shared;
 use super::storage::{Commit, Storage};
 use super::{
     Ack, AppendBatch, ExpectedVersion, LogError, MAX_BATCH_EVENTS, MAX_COMMIT_EVENTS,
-    MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, QUEUE_CAPACITY, SEGMENT_MAX_BYTES,
-    SEGMENT_MAX_EVENTS, hash,
+    MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, QUEUE_CAPACITY, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS, hash,
 };
 use crate::codec::{self, SegmentV1, StoredEventV1, StoredHeadV1, StoredTime};
 use crate::time::{self, Clock};
@@ -269,8 +268,10 @@ impl Writer {
                 let c = &self.counters;
                 c.commits.fetch_add(1, Ordering::Relaxed);
                 c.events_written.fetch_add(written, Ordering::Relaxed);
-                c.batches.fetch_add(accepted.len() as u64, Ordering::Relaxed);
-                c.flush_nanos_total.fetch_add(flush_nanos, Ordering::Relaxed);
+                c.batches
+                    .fetch_add(accepted.len() as u64, Ordering::Relaxed);
+                c.flush_nanos_total
+                    .fetch_add(flush_nanos, Ordering::Relaxed);
                 c.last_commit_batches
                     .store(accepted.len() as u64, Ordering::Relaxed);
                 for a in accepted {
@@ -386,7 +387,9 @@ impl Writer {
                         LogError::InvalidEvent {
                             index,
                             field: "recordedat",
-                            rule: format!("a kept recording time may not be in the future (now {now})"),
+                            rule: format!(
+                                "a kept recording time may not be in the future (now {now})"
+                            ),
                         },
                         streams_before,
                     );
@@ -396,7 +399,9 @@ impl Writer {
                         LogError::InvalidEvent {
                             index,
                             field: "recordedat",
-                            rule: "a kept recording time may not be earlier than the previous event's".into(),
+                            rule:
+                                "a kept recording time may not be earlier than the previous event's"
+                                    .into(),
                         },
                         streams_before,
                     );
@@ -433,9 +438,15 @@ impl Writer {
             stored.leaf_hash = hash::leaf(&canonical);
             stored.chain_hash = hash::chain(&self.head.chain_hash, &stored.leaf_hash);
             // Invariants: positions dense in commit order, stream versions dense per stream.
-            assert_eq!(stored.position, self.head.position + 1, "position must be dense");
+            assert_eq!(
+                stored.position,
+                self.head.position + 1,
+                "position must be dense"
+            );
             assert!(
-                pending.last().is_none_or(|p| p.position + 1 == stored.position),
+                pending
+                    .last()
+                    .is_none_or(|p| p.position + 1 == stored.position),
                 "pending positions must be dense"
             );
             pending_streams.insert(e.stream.clone(), version);
@@ -532,7 +543,11 @@ fn check_shape(batch: &AppendBatch) -> Result<(), LogError> {
         rule,
     };
     if batch.events.is_empty() {
-        return Err(invalid(0, "events", "a batch holds at least one event".into()));
+        return Err(invalid(
+            0,
+            "events",
+            "a batch holds at least one event".into(),
+        ));
     }
     if batch.events.len() > MAX_BATCH_EVENTS {
         return Err(invalid(

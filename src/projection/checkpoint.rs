@@ -36,7 +36,10 @@ pub struct Checkpoints {
 impl Checkpoints {
     /// The checkpoints beside the store in `store_dir`.
     pub fn for_store(store_dir: &Path) -> Self {
-        Self { dir: store_dir.join("checkpoints"), interval_events: CHECKPOINT_INTERVAL_EVENTS }
+        Self {
+            dir: store_dir.join("checkpoints"),
+            interval_events: CHECKPOINT_INTERVAL_EVENTS,
+        }
     }
 
     /// With another interval (tests use small ones).
@@ -71,7 +74,12 @@ impl Checkpoints {
     }
 
     /// The state at the latest usable checkpoint at or before `position`.
-    pub fn load_best(&self, log: &Log, p: &dyn AnyProjection, position: u64) -> Option<(u64, Box<dyn Any + Send>)> {
+    pub fn load_best(
+        &self,
+        log: &Log,
+        p: &dyn AnyProjection,
+        position: u64,
+    ) -> Option<(u64, Box<dyn Any + Send>)> {
         let candidates = self.positions(p.name(), p.version());
         for at in candidates.into_iter().rev().filter(|at| *at <= position) {
             if let Some(state) = self.load(log, p, at) {
@@ -82,7 +90,8 @@ impl Checkpoints {
     }
 
     fn load(&self, log: &Log, p: &dyn AnyProjection, at: u64) -> Option<Box<dyn Any + Send>> {
-        let bytes = std::fs::read(self.dir.join(Self::file_name(p.name(), p.version(), at))).ok()?;
+        let bytes =
+            std::fs::read(self.dir.join(Self::file_name(p.name(), p.version(), at))).ok()?;
         let file: CheckpointFileV1 = codec::decode("checkpoint", &bytes).ok()?;
         if file.name != p.name() || file.version != p.version() || file.position != at {
             return None;
@@ -95,17 +104,42 @@ impl Checkpoints {
     }
 
     /// Saves a state; failures are ignored (a checkpoint only saves time).
-    pub fn save(&self, p: &dyn AnyProjection, position: u64, chain_hash: &[u8; 32], state: &(dyn Any + Send)) {
-        let Ok(bytes) = p.encode_state(state) else { return };
-        let file = CheckpointFileV1 { name: p.name().to_string(), version: p.version(), position, chain_hash: *chain_hash, state: bytes };
-        let Ok(encoded) = codec::encode("checkpoint", &file) else { return };
+    pub fn save(
+        &self,
+        p: &dyn AnyProjection,
+        position: u64,
+        chain_hash: &[u8; 32],
+        state: &(dyn Any + Send),
+    ) {
+        if self
+            .dir
+            .join(Self::file_name(p.name(), p.version(), position))
+            .exists()
+        {
+            return;
+        }
+        let Ok(bytes) = p.encode_state(state) else {
+            return;
+        };
+        let file = CheckpointFileV1 {
+            name: p.name().to_string(),
+            version: p.version(),
+            position,
+            chain_hash: *chain_hash,
+            state: bytes,
+        };
+        let Ok(encoded) = codec::encode("checkpoint", &file) else {
+            return;
+        };
         if std::fs::create_dir_all(&self.dir).is_err() {
             return;
         }
         let name = Self::file_name(p.name(), p.version(), position);
         let tmp = self.dir.join(format!("{name}.tmp"));
         // Write then rename, so a reader never sees half a checkpoint.
-        if std::fs::write(&tmp, encoded).is_ok() && std::fs::rename(&tmp, self.dir.join(&name)).is_err() {
+        if std::fs::write(&tmp, encoded).is_ok()
+            && std::fs::rename(&tmp, self.dir.join(&name)).is_err()
+        {
             let _ = std::fs::remove_file(&tmp);
         }
         self.prune(p);
@@ -117,8 +151,13 @@ impl Checkpoints {
             return;
         }
         // Drop every other old one: spacing doubles, the newest stay.
-        for at in positions.iter().take(positions.len() - MAX_CHECKPOINTS_PER_PROJECTION / 2).step_by(2) {
-            let _ = std::fs::remove_file(self.dir.join(Self::file_name(p.name(), p.version(), *at)));
+        for at in positions
+            .iter()
+            .take(positions.len() - MAX_CHECKPOINTS_PER_PROJECTION / 2)
+            .step_by(2)
+        {
+            let _ =
+                std::fs::remove_file(self.dir.join(Self::file_name(p.name(), p.version(), *at)));
         }
     }
 }

@@ -27,7 +27,9 @@ pub enum AsOf {
 pub enum EngineError {
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("the event at position {position} cannot be read by this build ({detail}): upgrade carelog")]
+    #[error(
+        "the event at position {position} cannot be read by this build ({detail}): upgrade carelog"
+    )]
     Undecodable { position: u64, detail: String },
 }
 
@@ -53,10 +55,12 @@ pub fn position_as_of(log: &Log, at: &Instant) -> Result<u64, EngineError> {
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
         let Some(e) = log.event_at(mid)? else {
-            return Err(EngineError::Log(LogError::Storage(crate::log::StorageError::Corrupt {
-                path: log.path().to_path_buf(),
-                detail: format!("position {mid} is missing: run `carelog verify`"),
-            })));
+            return Err(EngineError::Log(LogError::Storage(
+                crate::log::StorageError::Corrupt {
+                    path: log.path().to_path_buf(),
+                    detail: format!("position {mid} is missing: run `carelog verify`"),
+                },
+            )));
         };
         if e.recorded_at <= *at {
             lo = mid;
@@ -110,7 +114,10 @@ pub fn replay(
     for stored in log.stored_events(from + 1, target) {
         let stored = stored?;
         let event = DomainEvent::decode(&stored.event_type, stored.schema_version, &stored.payload)
-            .map_err(|e| EngineError::Undecodable { position: stored.position, detail: e.to_string() })?;
+            .map_err(|e| EngineError::Undecodable {
+                position: stored.position,
+                detail: e.to_string(),
+            })?;
         let occurred_at = time::from_stored(&stored.occurred_at).map_err(LogError::from)?;
         let recorded_at = time::from_stored(&stored.recorded_at).map_err(LogError::from)?;
         let occurred_on = Date(time::shanghai_date(&occurred_at));
@@ -142,8 +149,15 @@ pub fn replay(
         }
     }
     if last_day.is_none() && target > 0 {
-        last_day = log.event_at(target)?.map(|e| Date(time::shanghai_date(&e.occurred_at)));
+        last_day = log
+            .event_at(target)?
+            .map(|e| Date(time::shanghai_date(&e.occurred_at)));
     }
     progress(events_read, total);
-    Ok(Rebuilt { states, position: target, last_day, events_read })
+    Ok(Rebuilt {
+        states,
+        position: target,
+        last_day,
+        events_read,
+    })
 }

@@ -69,8 +69,16 @@ impl Period {
     /// Parses `2023-01-01..2023-12-31` (either end may be empty: open).
     pub fn parse(text: &str) -> Option<Period> {
         let (a, b) = text.split_once("..")?;
-        let from = if a.is_empty() { Date::ymd(1900, 1, 1)? } else { Date::parse(a)? };
-        let to = if b.is_empty() { Date::ymd(2200, 12, 31)? } else { Date::parse(b)? };
+        let from = if a.is_empty() {
+            Date::ymd(1900, 1, 1)?
+        } else {
+            Date::parse(a)?
+        };
+        let to = if b.is_empty() {
+            Date::ymd(2200, 12, 31)?
+        } else {
+            Date::parse(b)?
+        };
         (from <= to).then_some(Period { from, to })
     }
 }
@@ -99,7 +107,10 @@ impl Query {
     }
 
     pub fn param_u32(&self, name: &str, default: u32) -> u32 {
-        self.params.get(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+        self.params
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     }
 }
 
@@ -178,7 +189,10 @@ fn state_of<P: Projection>(state: &(dyn Any + Send)) -> &P::State {
     // The engine only ever pairs a projection with a state it made: a mismatch is a bug.
     match state.downcast_ref::<P::State>() {
         Some(s) => s,
-        None => panic!("projection {} was handed another projection's state", P::NAME),
+        None => panic!(
+            "projection {} was handed another projection's state",
+            P::NAME
+        ),
     }
 }
 
@@ -198,7 +212,10 @@ impl<P: Projection> AnyProjection for Registered<P> {
     fn apply(&self, state: &mut (dyn Any + Send), event: &EventView<'_>) {
         match state.downcast_mut::<P::State>() {
             Some(s) => P::apply(s, event),
-            None => panic!("projection {} was handed another projection's state", P::NAME),
+            None => panic!(
+                "projection {} was handed another projection's state",
+                P::NAME
+            ),
         }
     }
     fn encode_state(&self, state: &(dyn Any + Send)) -> Result<Vec<u8>, crate::codec::CodecError> {
