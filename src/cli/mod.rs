@@ -104,6 +104,9 @@ pub enum Command {
     Events {
         #[arg(long)]
         json: bool,
+        /// The reference as Markdown (docs/events.md).
+        #[arg(long, conflicts_with = "json")]
+        markdown: bool,
     },
     /// The programme report: every figure of the source report, from the records.
     Report {
@@ -280,7 +283,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             }
             Ok(0)
         }
-        Command::Events { json } => records_io::list_event_types(*json),
+        Command::Events { json, markdown } => records_io::list_event_types(*json, *markdown),
         Command::Report { json, lang, at } => figures::report(
             &open_existing(&cli.data)?,
             at,

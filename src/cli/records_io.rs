@@ -297,13 +297,17 @@ pub fn show_log(
 }
 
 /// `events`: every type, its version, what it is, and an example line `append` accepts.
-pub fn list_event_types(json_out: bool) -> Result<u8, Failure> {
+pub fn list_event_types(json_out: bool, markdown: bool) -> Result<u8, Failure> {
+    if markdown {
+        print!("{}", cloudevent::events_reference_markdown());
+        return Ok(0);
+    }
     let examples = DomainEvent::examples();
     let at = time::parse_instant("2023-05-08T10:00:00+08:00").map_err(|e| usage(e.to_string()))?;
     let mut out = std::io::stdout().lock();
     let mut all = Vec::new();
     for ((name, version, doc), example) in EVENT_TYPES.iter().zip(examples.iter()) {
-        let line = cloudevent::to_input_cloudevent(uuid::Uuid::nil(), example, &at);
+        let line = cloudevent::to_input_cloudevent(cloudevent::EXAMPLE_EVENT_ID, example, &at);
         if json_out {
             all.push(json!({"type": name, "schema_version": version, "description": doc, "example": line}));
         } else {

@@ -43,6 +43,9 @@ const KNOWN_ATTRIBUTES: &[&str] = &[
     "causationid",
 ];
 
+/// The event id shown in documented examples (a valid UUIDv7).
+pub const EXAMPLE_EVENT_ID: Uuid = Uuid::from_u128(0x018b_d200_0000_7000_8000_0000_0000_00ff);
+
 /// The most bytes one JSON line may hold.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 
@@ -337,4 +340,27 @@ pub fn to_input_cloudevent(id: Uuid, event: &DomainEvent, occurred_at: &Instant)
 /// The stream an incoming event will go to.
 pub fn stream_of_incoming(e: &IncomingEvent) -> String {
     stream_of(&e.event)
+}
+
+/// The reference of every event type, in Markdown, generated from the type table and its
+/// examples (so it cannot drift from the code): `docs/events.md`.
+pub fn events_reference_markdown() -> String {
+    let mut out = String::from(
+        "# Event types\n\nGenerated from `src/domain/events.rs` by `carelog events --markdown`; \
+         `tests/docs.rs` fails when this file and the code disagree.\n\n\
+         Every event is a CloudEvents 1.0 JSON object, one per line for `carelog append`/`import`, \
+         the body of `POST /v1/events`, and the output of `carelog export`. `id` is optional on \
+         input (a UUIDv7 is generated); `time` is when it happened, with its UTC offset. \
+         Money is integer fen (`*_fen`), dates are `YYYY-MM-DD`.\n\n",
+    );
+    let at = crate::time::parse_instant("2023-05-08T10:00:00+08:00")
+        .unwrap_or_else(|_| chrono::Utc::now().fixed_offset());
+    for ((name, version, doc), example) in super::EVENT_TYPES.iter().zip(DomainEvent::examples()) {
+        let line = to_input_cloudevent(EXAMPLE_EVENT_ID, &example, &at);
+        out.push_str(&format!(
+            "## `{name}` (v{version})\n\n{doc}\n\n```json\n{}\n```\n\n",
+            serde_json::to_string_pretty(&line).unwrap_or_default()
+        ));
+    }
+    out
 }
