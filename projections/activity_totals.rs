@@ -10,8 +10,7 @@ use uuid::Uuid;
 
 use super::book::PairingBook;
 use super::facts::{Fact, Facts, sorted_sources};
-use crate::domain::events::Category;
-use crate::domain::{Date, DomainEvent};
+use crate::domain::DomainEvent;
 use crate::projection::{EventView, Figure, Projection, Query};
 
 pub struct ActivityTotals;
@@ -31,10 +30,9 @@ pub const METRICS: [&str; 7] = [
 pub struct Activity {
     /// Index into [`METRICS`].
     pub metric: u8,
+    /// The pairing it was recorded on. The cadre credited is the one holding the pairing on the
+    /// activity's day, looked up when asked (a transfer recorded later may move it).
     pub pairing: Uuid,
-    /// The cadre holding the pairing on the day: the one credited.
-    pub cadre: Option<Uuid>,
-    pub categories: Vec<Category>,
     /// Fen for aid given, 1 for everything else.
     pub amount: i64,
 }
@@ -61,25 +59,18 @@ fn classify(difficulties: &BTreeMap<Uuid, Uuid>, event: &DomainEvent) -> Option<
     })
 }
 
-fn activity(
-    book: &PairingBook,
-    difficulties: &BTreeMap<Uuid, Uuid>,
-    event: &DomainEvent,
-    on: Date,
-) -> Option<Activity> {
+fn activity(difficulties: &BTreeMap<Uuid, Uuid>, event: &DomainEvent) -> Option<Activity> {
     let (metric, pairing, amount) = classify(difficulties, event)?;
     Some(Activity {
         metric,
         pairing,
-        cadre: book.holder_on(pairing, on),
-        categories: book.categories_on(pairing, on),
         amount,
     })
 }
 
 impl Projection for ActivityTotals {
     const NAME: &'static str = "activity_totals";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "contacts, visits, follow-ups, difficulties resolved, errands, aid (fen), escalations by period, cadre, unit, category";
     type State = State;
 
@@ -88,13 +79,13 @@ impl Projection for ActivityTotals {
         if let DomainEvent::DifficultyRaised(e) = ev.event {
             state.difficulties.insert(e.difficulty_id, e.pairing_id);
         }
-        let (book, difficulties) = (&state.book, &state.difficulties);
-        if state.facts.adjust(ev, |corrected, fact: &Fact<Activity>| {
-            activity(book, difficulties, corrected, fact.on)
+        let difficulties = &state.difficulties;
+        if state.facts.adjust(ev, |corrected, _fact: &Fact<Activity>| {
+            activity(difficulties, corrected)
         }) {
             return;
         }
-        if let Some(a) = activity(&state.book, &state.difficulties, ev.event, ev.occurred_on) {
+        if let Some(a) = activity(&state.difficulties, ev.event) {
             state.facts.insert(ev, a);
         }
     }
@@ -107,20 +98,17 @@ impl Projection for ActivityTotals {
         for f in state.facts.matching(|f| query.counts(f.on)) {
             let m = METRICS[usize::from(f.value.metric)];
             *totals.entry(m).or_default() += f.value.amount;
-            let cadre = f
-                .value
-                .cadre
+            let holder = state.book.holder_on(f.value.pairing, f.on);
+            let cadre = holder
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "unknown".into());
             *by_cadre.entry(cadre).or_default().entry(m).or_default() += f.value.amount;
-            let unit = f
-                .value
-                .cadre
-                .and_then(|c| state.book.unit_of(c))
+            let unit = holder
+                .and_then(|c| state.book.unit_on(c, f.on))
                 .map(|u| u.to_string())
                 .unwrap_or_else(|| "unknown".into());
             *by_unit.entry(unit).or_default().entry(m).or_default() += f.value.amount;
-            for c in &f.value.categories {
+            for c in state.book.categories_on(f.value.pairing, f.on) {
                 *by_category
                     .entry(c.as_str())
                     .or_default()

@@ -70,8 +70,8 @@ impl PairingEntry {
 pub struct PairingBook {
     pub pairings: BTreeMap<Uuid, PairingEntry>,
     pub recipients: BTreeMap<Uuid, RecipientEntry>,
-    /// cadre or teacher → (name, unit)
-    pub staff: BTreeMap<Uuid, (String, Uuid)>,
+    /// cadre or teacher → (name, (from, unit) in order)
+    pub staff: BTreeMap<Uuid, (String, Vec<(Date, Uuid)>)>,
     /// creating event → the entity it created, so a void of the creation removes it
     created_by: BTreeMap<Uuid, Uuid>,
 }
@@ -82,12 +82,13 @@ impl PairingBook {
         use DomainEvent as E;
         match ev.event {
             E::StaffRegistered(e) => {
-                self.staff.insert(e.person_id, (e.name.clone(), e.unit_id));
+                self.staff
+                    .insert(e.person_id, (e.name.clone(), vec![(e.since, e.unit_id)]));
                 self.created_by.insert(ev.event_id, e.person_id);
             }
             E::StaffMoved(e) => {
                 if let Some(s) = self.staff.get_mut(&e.person_id) {
-                    s.1 = e.unit_id;
+                    s.1.push((e.on, e.unit_id));
                 }
             }
             E::RecipientRegistered(e) => {
@@ -185,9 +186,15 @@ impl PairingBook {
             .map(|h| h.cadre)
     }
 
-    /// The unit of a cadre (as now recorded).
-    pub fn unit_of(&self, person: Uuid) -> Option<Uuid> {
-        self.staff.get(&person).map(|s| s.1)
+    /// The unit a cadre belonged to on a day (their first unit before they joined).
+    pub fn unit_on(&self, person: Uuid, d: Date) -> Option<Uuid> {
+        let units = &self.staff.get(&person)?.1;
+        units
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= d)
+            .or(units.first())
+            .map(|(_, u)| *u)
     }
 
     /// The categories a pairing's recipient holds on a day.

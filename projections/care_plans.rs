@@ -18,15 +18,35 @@ pub struct CarePlans;
 pub struct Plan {
     pub pupil: Uuid,
     pub scheme: PlanScheme,
-    pub teacher: Uuid,
+    /// (from, teacher) in order: the plan's teacher on any day.
+    pub teachers: Vec<(Date, Uuid)>,
     pub opened_on: Date,
-    pub last_review: Option<Date>,
-    pub next_review: Date,
+    /// (day, next review set that day) in order, the opening first: reviews as of any day.
+    pub reviews: Vec<(Date, Date)>,
     pub closed_on: Option<Date>,
     pub source: Source,
 }
 
 impl Plan {
+    fn teacher_on(&self, d: Date) -> Option<Uuid> {
+        self.teachers
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= d)
+            .map(|(_, t)| *t)
+    }
+
+    /// (last review by the day, next review due as set by then).
+    fn reviews_on(&self, d: Date) -> (Option<Date>, Option<Date>) {
+        let mut by_then = self.reviews.iter().filter(|(on, _)| *on <= d);
+        let opening = by_then.next();
+        let last = by_then.last();
+        (
+            last.map(|(on, _)| *on),
+            last.or(opening).map(|(_, next)| *next),
+        )
+    }
+
     fn open_on(&self, d: Date) -> bool {
         self.opened_on <= d && self.closed_on.is_none_or(|c| d < c)
     }
@@ -54,7 +74,7 @@ impl State {
 
 impl Projection for CarePlans {
     const NAME: &'static str = "care_plans";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const ABOUT: &'static str =
         "open care plans, their teacher, last and next review, overdue reviews";
     type State = State;
@@ -89,10 +109,9 @@ impl Projection for CarePlans {
                     Plan {
                         pupil: e.pupil_id,
                         scheme: e.scheme,
-                        teacher: e.teacher_id,
+                        teachers: vec![(d, e.teacher_id)],
                         opened_on: d,
-                        last_review: None,
-                        next_review: e.next_review,
+                        reviews: vec![(d, e.next_review)],
                         closed_on: None,
                         source: ev.source(),
                     },
@@ -101,13 +120,12 @@ impl Projection for CarePlans {
             }
             E::CarePlanReviewed(e) => {
                 if let Some(p) = state.plans.get_mut(&e.plan_id) {
-                    p.last_review = Some(d);
-                    p.next_review = e.next_review;
+                    p.reviews.push((d, e.next_review));
                 }
             }
             E::CarePlanTeacherChanged(e) => {
                 if let Some(p) = state.plans.get_mut(&e.plan_id) {
-                    p.teacher = e.teacher_id;
+                    p.teachers.push((d, e.teacher_id));
                 }
             }
             E::CarePlanClosed(e) => {
@@ -132,7 +150,10 @@ impl Projection for CarePlans {
             .plans
             .iter()
             .filter(|(_, p)| p.open_on(d))
-            .map(|(id, p)| json!({"plan_id": id, "pupil_id": p.pupil, "scheme": p.scheme, "teacher_id": p.teacher, "last_review": p.last_review, "next_review": p.next_review, "review_overdue": p.next_review < d}))
+            .map(|(id, p)| {
+                let (last_review, next_review) = p.reviews_on(d);
+                json!({"plan_id": id, "pupil_id": p.pupil, "scheme": p.scheme, "teacher_id": p.teacher_on(d), "last_review": last_review, "next_review": next_review, "review_overdue": next_review.is_some_and(|n| n < d)})
+            })
             .collect();
         let overdue = open
             .iter()

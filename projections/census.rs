@@ -61,7 +61,7 @@ fn dropout(event: &DomainEvent) -> Option<DropoutCause> {
 
 impl Projection for Census {
     const NAME: &'static str = "census";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "pupils in school by special category on a day; dropouts by cause";
     type State = State;
 
@@ -114,8 +114,9 @@ impl Projection for Census {
         {
             return;
         }
-        if let Some(cause) = dropout(ev.event) {
-            state.dropouts.insert(ev, cause);
+        if let (Some(cause), DomainEvent::PupilLeft(e)) = (dropout(ev.event), ev.event) {
+            // Counted on the day the pupil left, as the census counts them out of school.
+            state.dropouts.insert_on(ev, e.on, cause);
         }
     }
 
@@ -127,9 +128,12 @@ impl Projection for Census {
             .collect();
         let mut by_cause: BTreeMap<String, u32> = BTreeMap::new();
         for f in state.dropouts.matching(|f| query.counts(f.on)) {
-            *by_cause
-                .entry(format!("{:?}", f.value).to_lowercase())
-                .or_default() += 1;
+            // Named as in the events (`family_migration`).
+            let name = serde_json::to_value(f.value)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            *by_cause.entry(name).or_default() += 1;
         }
         let on = query.on.or(state.last_day);
         let in_school = on.map_or(0, |d| {

@@ -43,7 +43,7 @@ fn touch(event: &DomainEvent) -> Option<Touch> {
 
 impl Projection for Coverage {
     const NAME: &'static str = "coverage";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "pairings with no contact or no visit within N days (days, default 30) of a day, charged to the holder";
     type State = State;
 

@@ -91,7 +91,11 @@ impl Projection for Difficulties {
         let open: Vec<_> = state
             .difficulties
             .iter()
-            .filter(|(_, x)| x.resolved_on.is_none() && x.dropped_on.is_none() && query.on.is_none_or(|on| x.raised_on <= on))
+            .filter(|(_, x)| {
+                // Open on the day: raised by then, and neither resolved nor dropped by then.
+                let by = |d: Option<Date>| d.is_some_and(|d| query.on.is_none_or(|on| d <= on));
+                query.on.is_none_or(|on| x.raised_on <= on) && !by(x.resolved_on) && !by(x.dropped_on)
+            })
             .map(|(id, x)| json!({"difficulty_id": id, "pairing_id": x.pairing, "raised_on": x.raised_on, "description": x.description}))
             .collect();
         json!({"period": query.period.map(|p| p.to_string()), "raised": raised, "resolved": resolved, "dropped": dropped, "open_count": open.len(), "open": open})

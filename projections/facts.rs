@@ -44,11 +44,17 @@ impl<V> Default for Facts<V> {
 
 impl<V: Clone> Facts<V> {
     pub fn insert(&mut self, ev: &EventView<'_>, value: V) {
+        self.insert_on(ev, ev.occurred_on, value);
+    }
+
+    /// Inserts a fact counted on another day than the event's own (a dropout on the day the
+    /// pupil left, whenever it was entered).
+    pub fn insert_on(&mut self, ev: &EventView<'_>, on: Date, value: V) {
         self.live.insert(
             ev.event_id,
             Fact {
                 source: ev.source(),
-                on: ev.occurred_on,
+                on,
                 value,
             },
         );

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::book::PairingBook;
 use super::facts::{Fact, Facts};
+use crate::domain::DomainEvent;
 use crate::domain::events::AidForm;
-use crate::domain::{Date, DomainEvent};
 use crate::projection::{EventView, Projection, Query};
 
 pub struct Funds;
@@ -20,8 +20,8 @@ pub struct Gift {
     pub goods: bool,
     pub value_fen: i64,
     pub fund_source: String,
-    pub recipient: Option<Uuid>,
-    pub cadre: Option<Uuid>,
+    /// The pairing: its recipient, and the cadre holding it on the day (looked up when asked).
+    pub pairing: Uuid,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +30,7 @@ pub struct State {
     pub gifts: Facts<Gift>,
 }
 
-fn gift(book: &PairingBook, event: &DomainEvent, on: Date) -> Option<Gift> {
+fn gift(event: &DomainEvent) -> Option<Gift> {
     let DomainEvent::AidGiven(e) = event else {
         return None;
     };
@@ -38,27 +38,26 @@ fn gift(book: &PairingBook, event: &DomainEvent, on: Date) -> Option<Gift> {
         goods: e.form == AidForm::Goods,
         value_fen: e.value_fen.fen(),
         fund_source: e.fund_source.clone(),
-        recipient: book.pairings.get(&e.pairing_id).map(|p| p.recipient),
-        cadre: book.holder_on(e.pairing_id, on),
+        pairing: e.pairing_id,
     })
 }
 
 impl Projection for Funds {
     const NAME: &'static str = "funds";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const ABOUT: &'static str =
         "cash and goods by fund source, recipient and cadre, with a conservation check";
     type State = State;
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
         state.book.apply(ev);
-        let book = &state.book;
-        if state.gifts.adjust(ev, |corrected, fact: &Fact<Gift>| {
-            gift(book, corrected, fact.on)
-        }) {
+        if state
+            .gifts
+            .adjust(ev, |corrected, _fact: &Fact<Gift>| gift(corrected))
+        {
             return;
         }
-        if let Some(g) = gift(&state.book, ev.event, ev.occurred_on) {
+        if let Some(g) = gift(ev.event) {
             state.gifts.insert(ev, g);
         }
     }
@@ -79,11 +78,13 @@ impl Projection for Funds {
                 cash += g.value_fen;
             }
             *by_source.entry(g.fund_source.clone()).or_default() += g.value_fen;
+            let recipient = state.book.pairings.get(&g.pairing).map(|p| p.recipient);
             *by_recipient
-                .entry(g.recipient.map(|r| r.to_string()).unwrap_or_default())
+                .entry(recipient.map(|r| r.to_string()).unwrap_or_default())
                 .or_default() += g.value_fen;
+            let cadre = state.book.holder_on(g.pairing, f.on);
             *by_cadre
-                .entry(g.cadre.map(|r| r.to_string()).unwrap_or_default())
+                .entry(cadre.map(|r| r.to_string()).unwrap_or_default())
                 .or_default() += g.value_fen;
         }
         let sum = |m: &BTreeMap<String, i64>| m.values().sum::<i64>();

@@ -26,7 +26,7 @@ fn day(state: &State, query: &Query) -> Option<Date> {
 
 impl Projection for Pairings {
     const NAME: &'static str = "pairings";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const ABOUT: &'static str =
         "active pairings on a day, each cadre's load, each recipient's cadre history";
     type State = State;

@@ -157,6 +157,30 @@ pub struct SegmentV1 {
     pub events: Vec<StoredEventV1>,
 }
 
+/// One event's entry in the index chunk of its commit. Frozen layout, version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntryV1 {
+    pub event_id: [u8; 16],
+    pub stream: String,
+    pub stream_version: u64,
+}
+
+/// The index of one commit: its events' ids, streams and versions in position order (the first
+/// entry is at the position in the chunk's key). Written in the same atomic batch as the
+/// commit's segments, so the persistent id and stream indexes cost one value per commit, not a
+/// key per event. Frozen layout, version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexChunkV1 {
+    pub entries: Vec<IndexEntryV1>,
+}
+
+/// [`SegmentV1`] borrowed, for writing without copying the events: the same bytes (a slice and
+/// a `Vec` encode alike; `tests/golden.rs` checks it).
+#[derive(Debug, Serialize)]
+pub struct SegmentRefV1<'a> {
+    pub events: &'a [StoredEventV1],
+}
+
 /// The durable head written with every commit. Frozen layout, version 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredHeadV1 {

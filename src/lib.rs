@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the bird's-eye view. The layers, bottom up:
 //! [`codec`] (the only bincode), [`log`] (the only sled), [`time`], [`domain`] (the programme).
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod codec;

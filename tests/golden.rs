@@ -7,7 +7,10 @@
 
 use std::path::PathBuf;
 
-use carelog::codec::{self, SegmentV1, StoreHeaderV1, StoredEventV1, StoredHeadV1, StoredTime};
+use carelog::codec::{
+    self, IndexChunkV1, IndexEntryV1, SegmentRefV1, SegmentV1, StoreHeaderV1, StoredEventV1,
+    StoredHeadV1, StoredTime,
+};
 use carelog::domain::DomainEvent;
 use carelog::domain::events::{
     Channel, ContactRecordedV1, ContactRecordedV2, Example, stored_type_examples,
@@ -150,7 +153,7 @@ fn store_types_decode_from_their_fixtures() {
             StoredEventV1 {
                 position: 8,
                 stream_version: 4,
-                ..envelope
+                ..envelope.clone()
             },
         ],
     };
@@ -161,6 +164,33 @@ fn store_types_decode_from_their_fixtures() {
     assert_eq!(
         codec::decode::<SegmentV1>("segment", &bytes).unwrap(),
         segment
+    );
+    // The writer encodes a borrowed slice: it must give the very same bytes.
+    assert_eq!(
+        codec::encode(
+            "segment",
+            &SegmentRefV1 {
+                events: &segment.events
+            }
+        )
+        .unwrap(),
+        bytes
+    );
+
+    let chunk = IndexChunkV1 {
+        entries: vec![IndexEntryV1 {
+            event_id: envelope.event_id,
+            stream: envelope.stream.clone(),
+            stream_version: 3,
+        }],
+    };
+    let bytes = check_golden(
+        "store/index_chunk.v1.bin",
+        &codec::encode("index chunk", &chunk).unwrap(),
+    );
+    assert_eq!(
+        codec::decode::<IndexChunkV1>("index chunk", &bytes).unwrap(),
+        chunk
     );
 
     let head = StoredHeadV1 {

@@ -308,3 +308,238 @@ fn stream_version_never_runs_ahead_of_the_durable_head() {
         &ahead[..ahead.len().min(5)]
     );
 }
+
+/// The same batch sent by many threads at once (a client retrying on several connections) is
+/// written once: one sender gets fresh acks, every other one the same positions as duplicates,
+/// whether its copy met the first in the same commit or came after it.
+#[test]
+fn concurrent_resends_of_one_batch_are_written_once() {
+    const SENDERS: usize = 16;
+    const ROUNDS: u64 = 20;
+    const EVENTS: u64 = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+    for round in 0..ROUNDS {
+        let batch = AppendBatch::new(
+            (0..EVENTS)
+                .map(|i| {
+                    event(
+                        &format!("resent-{}", i % 2),
+                        payload(round as u32, i as u32),
+                    )
+                })
+                .collect(),
+        );
+        let barrier = Arc::new(Barrier::new(SENDERS));
+        let handles: Vec<_> = (0..SENDERS)
+            .map(|_| {
+                let log = log.clone();
+                let batch = batch.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    log.append(batch).unwrap()
+                })
+            })
+            .collect();
+        let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let fresh: Vec<_> = answers
+            .iter()
+            .filter(|a| a.iter().all(|x| !x.duplicate))
+            .collect();
+        assert_eq!(fresh.len(), 1, "round {round}: {answers:?}");
+        let first = fresh[0];
+        let positions: Vec<u64> = (round * EVENTS + 1..=(round + 1) * EVENTS).collect();
+        assert_eq!(
+            first.iter().map(|a| a.position).collect::<Vec<_>>(),
+            positions
+        );
+        for answer in &answers {
+            assert_eq!(answer.len(), EVENTS as usize);
+            for (a, f) in answer.iter().zip(first.iter()) {
+                assert_eq!(
+                    (a.event_id, a.position, a.stream_version),
+                    (f.event_id, f.position, f.stream_version),
+                    "round {round}"
+                );
+            }
+            assert!(answer.iter().all(|a| a.duplicate) || std::ptr::eq(answer, first));
+        }
+        assert_eq!(log.head_position(), (round + 1) * EVENTS);
+    }
+    let all = read_all(&log);
+    assert_eq!(all.len() as u64, ROUNDS * EVENTS);
+    let report = log.verify(true, None, &mut |_| {}).unwrap();
+    assert!(report.intact, "{report:?}");
+}
+
+/// Readers see only durable events: whatever `position_of`, `read_stream`, `read_from` and
+/// `event_at` return while appenders run lies at or below the durable head read right after
+/// (the head never goes back, so anything above it was not durable when it was returned).
+#[test]
+fn readers_never_see_past_the_durable_head() {
+    const APPENDERS: u32 = 4;
+    const PER_THREAD: u32 = 150;
+    const STREAM: &str = "read-while-written";
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Ids about to be appended, so readers can look up events that may be in flight.
+    let sent: Arc<std::sync::Mutex<Vec<Uuid>>> = Arc::default();
+    let appenders: Vec<_> = (0..APPENDERS)
+        .map(|t| {
+            let log = log.clone();
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                for seq in 0..PER_THREAD {
+                    let e = event(STREAM, payload(t, seq));
+                    sent.lock().unwrap().push(e.event_id);
+                    log.append(AppendBatch::new(vec![e])).unwrap();
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let log = log.clone();
+            let done = done.clone();
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                let mut found = 0u64;
+                let mut version = 1;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let recent: Vec<Uuid> = {
+                        let sent = sent.lock().unwrap();
+                        sent[sent.len().saturating_sub(8)..].to_vec()
+                    };
+                    for id in recent {
+                        let position = log.position_of(id).unwrap();
+                        let head = log.head_position();
+                        if let Some(p) = position {
+                            found += 1;
+                            assert!(
+                                p <= head,
+                                "position_of gave {p} above the durable head {head}"
+                            );
+                            assert_eq!(log.event_at(p).unwrap().unwrap().event_id, id);
+                        }
+                    }
+                    let events = log.read_stream(STREAM, version, 50).unwrap();
+                    let head = log.head_position();
+                    for e in &events {
+                        assert!(
+                            e.position <= head,
+                            "read_stream gave {} above {head}",
+                            e.position
+                        );
+                    }
+                    version = events.last().map_or(version, |e| e.stream_version);
+                    let from = head.saturating_sub(3).max(1);
+                    let events = log.read_from(from, 50).unwrap();
+                    let head = log.head_position();
+                    for e in &events {
+                        assert!(
+                            e.position <= head,
+                            "read_from gave {} above {head}",
+                            e.position
+                        );
+                    }
+                    let beyond = log.event_at(head + 1).unwrap();
+                    if let Some(e) = beyond {
+                        assert!(
+                            e.position <= log.head_position(),
+                            "event_at beyond the head"
+                        );
+                    }
+                }
+                found
+            })
+        })
+        .collect();
+    for a in appenders {
+        a.join().unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let found: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(found > 0, "the readers never found an appended event");
+    assert_eq!(log.head_position(), u64::from(APPENDERS * PER_THREAD));
+}
+
+/// Batches submitted back to back share commits. One refused half way (its third event keeps a
+/// recording time before the log's last) must leave no trace in its commit: the batches around
+/// it get dense positions and stream versions as if it had never been sent.
+#[test]
+fn a_batch_refused_half_way_leaves_no_trace_in_its_commit() {
+    const ROUNDS: u64 = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+    log.append(AppendBatch::new(vec![event("start", Vec::new())]))
+        .unwrap();
+    let past = parse_instant("2020-01-01T00:00:00+08:00").unwrap();
+    let mut refused_ids = Vec::new();
+    for round in 0..ROUNDS {
+        let r = round as u32;
+        let a = AppendBatch::new(vec![event("s", payload(r, 0)), event("t", payload(r, 1))]);
+        let mut late = event("s", payload(r, 4));
+        late.recorded_at = Some(past);
+        let b = AppendBatch::new(vec![
+            event("s", payload(r, 2)),
+            event("u", payload(r, 3)),
+            late,
+        ]);
+        refused_ids.extend(b.events.iter().map(|e| e.event_id));
+        let expected_u = if round == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(round)
+        };
+        let c = AppendBatch::new(vec![event("s", payload(r, 5)), event("u", payload(r, 6))])
+            .expect("s", ExpectedVersion::Exact(2 * round + 1))
+            .expect("u", expected_u);
+        let (pa, pb, pc) = (
+            log.submit(a).unwrap(),
+            log.submit(b).unwrap(),
+            log.submit(c).unwrap(),
+        );
+        let ra = pa.wait().unwrap();
+        match pb.wait() {
+            Err(LogError::InvalidEvent {
+                index: 2,
+                field: "recordedat",
+                ..
+            }) => {}
+            other => panic!("round {round}: expected the refusal of b, got {other:?}"),
+        }
+        let rc = pc
+            .wait()
+            .unwrap_or_else(|e| panic!("round {round}: c after the refused b: {e:?}"));
+        let first = 2 + round * 4;
+        assert_eq!(
+            ra.iter().chain(&rc).map(|a| a.position).collect::<Vec<_>>(),
+            (first..first + 4).collect::<Vec<_>>(),
+            "round {round}"
+        );
+        assert_eq!(
+            (
+                ra[0].stream_version,
+                rc[0].stream_version,
+                rc[1].stream_version
+            ),
+            (2 * round + 1, 2 * round + 2, round + 1),
+            "round {round}"
+        );
+    }
+    let stats = log.writer_stats();
+    assert!(
+        stats.commits < stats.batches,
+        "no two batches ever shared a commit, so nothing was tested: {stats:?}"
+    );
+    assert_eq!(log.head_position(), 1 + ROUNDS * 4);
+    for id in refused_ids {
+        assert_eq!(log.position_of(id).unwrap(), None);
+    }
+    let all = read_all(&log);
+    assert!(all.iter().all(|e| e.recorded_at > past));
+    let report = log.verify(true, None, &mut |_| {}).unwrap();
+    assert!(report.intact, "{report:?}");
+}

@@ -1,6 +1,6 @@
-//! A model-based property test of the log: random sequences of appends (with expectations and
-//! resent or reused event ids) and restarts, each checked against an in-memory model of what the
-//! log must hold and answer.
+//! A model-based property test of the log: random sequences of appends (with expectations,
+//! resent or reused event ids and kept recording times) and restarts, each checked against an
+//! in-memory model of what the log must hold and answer.
 
 use std::collections::HashMap;
 
@@ -34,9 +34,12 @@ enum EvSpec {
         stream: usize,
         payload: Vec<u8>,
         offset_hours: i8,
+        /// Which recording time to keep, if any (see [`kept_time`]).
+        kept: u8,
     },
     /// Reuses the id of an event generated earlier (appended or rejected): with the very same
-    /// content (a resend), or with one field changed (`change` picks which).
+    /// content (a resend; now and then with another kept recording time, which is not content),
+    /// or with one field of content changed (`change` picks which).
     Reuse { pick: u16, same: bool, change: u8 },
 }
 
@@ -67,11 +70,13 @@ fn ev_spec(streams: Vec<usize>) -> impl Strategy<Value = EvSpec> {
         proptest::sample::select(streams),
         proptest::collection::vec(any::<u8>(), 0..12),
         -12i8..=14,
+        any::<u8>(),
     )
-        .prop_map(|(stream, payload, offset_hours)| EvSpec::New {
+        .prop_map(|(stream, payload, offset_hours, kept)| EvSpec::New {
             stream,
             payload,
             offset_hours,
+            kept,
         });
     let reuse = (any::<u16>(), any::<bool>(), any::<u8>())
         .prop_map(|(pick, same, change)| EvSpec::Reuse { pick, same, change });
@@ -134,11 +139,43 @@ fn with_offset(at: Instant, hours: i32) -> Instant {
     at.with_timezone(&chrono::FixedOffset::east_opt(hours * 3600).unwrap())
 }
 
+/// A recording time to keep: none (the writer's clock) for most events; else the time now
+/// (valid unless an event recorded later comes first), a past time (valid only as the very first
+/// or after itself), or a future time (never valid).
+fn kept_time(kept: u8) -> Option<Instant> {
+    match kept % KEPT_CHOICES {
+        KEPT_NOW => Some(with_offset(chrono::Utc::now().fixed_offset(), 8)),
+        KEPT_PAST => Some(past_time()),
+        KEPT_FUTURE => Some(chrono::Utc::now().fixed_offset() + chrono::Duration::days(1)),
+        _ => None,
+    }
+}
+
+/// `kept % KEPT_CHOICES` picks: one of these three, or none (most events).
+const KEPT_CHOICES: u8 = 24;
+const KEPT_NOW: u8 = 21;
+const KEPT_PAST: u8 = 22;
+const KEPT_FUTURE: u8 = 23;
+
+fn past_time() -> Instant {
+    parse_instant("2020-01-01T00:00:00+08:00").unwrap()
+}
+
+/// The recording time of an event in the model.
+#[derive(Debug, Clone, Copy)]
+enum Recorded {
+    /// Kept as given.
+    Kept(Instant),
+    /// The writer's clock during op number `op`: between its start and end times.
+    Now { op: usize },
+}
+
 /// One event the model holds, in position order.
 #[derive(Debug, Clone)]
 struct ModelEvent {
     event: NewEvent,
     stream_version: u64,
+    recorded: Recorded,
 }
 
 /// What the log must be.
@@ -151,6 +188,9 @@ struct Model {
     generated: Vec<NewEvent>,
     /// Every batch ever sent: the pool resends come from.
     batches: Vec<AppendBatch>,
+    /// (start, end) wall-clock times of every op: the writer's clock read during op `i` lies
+    /// between them.
+    op_times: Vec<(Instant, Option<Instant>)>,
 }
 
 /// The outcome the model predicts for one batch.
@@ -171,9 +211,48 @@ enum Expected {
         expected: ExpectedVersion,
         actual: u64,
     },
+    /// A kept recording time in the future or before the previous event's.
+    BadRecordedAt {
+        index: usize,
+    },
 }
 
 impl Model {
+    /// Whether a kept time is in the future for op `op` (the writer's clock is read after the
+    /// op's start). Times are either well in the future or not after the start.
+    fn in_future(&self, asked: Instant, op: usize) -> bool {
+        let start = self.op_times[op].0;
+        if asked <= start {
+            return false;
+        }
+        assert!(
+            asked > start + chrono::Duration::hours(1),
+            "ambiguous model: {asked}"
+        );
+        true
+    }
+
+    /// Whether a kept time is before a previous recording time, during op `op`.
+    fn before(&self, asked: Instant, previous: Recorded, op: usize) -> bool {
+        match previous {
+            Recorded::Kept(t) => asked < t,
+            Recorded::Now { op: k } => {
+                let (start, end) = self.op_times[k];
+                if asked < start {
+                    return true;
+                }
+                assert!(k != op, "ambiguous model: {asked} during its own op");
+                let end = end.expect("a finished op");
+                assert!(asked >= end, "ambiguous model: {asked} in op {k}");
+                false
+            }
+        }
+    }
+
+    fn last_recorded(&self) -> Option<Recorded> {
+        self.events.last().map(|e| e.recorded)
+    }
+
     fn version(&self, stream: &str) -> u64 {
         self.versions.get(stream).copied().unwrap_or(0)
     }
@@ -193,9 +272,16 @@ impl Model {
         for spec in events {
             let e = match spec {
                 EvSpec::Reuse { pick, same, change } if !self.generated.is_empty() => {
-                    let original =
+                    let mut original =
                         self.generated[usize::from(*pick) % self.generated.len()].clone();
                     if *same {
+                        if change % 5 == 0 {
+                            // Another kept recording time: not content, still the same event.
+                            original.recorded_at = match original.recorded_at {
+                                None => kept_time(KEPT_NOW + change % 3),
+                                Some(_) => None,
+                            };
+                        }
                         original
                     } else {
                         changed(&original, *change)
@@ -208,15 +294,23 @@ impl Model {
                         vec![*change],
                         8,
                         *serial,
+                        None,
                     )
                 }
                 EvSpec::New {
                     stream,
                     payload,
                     offset_hours,
+                    kept,
                 } => {
                     *serial += 1;
-                    new_event(*stream, payload.clone(), i32::from(*offset_hours), *serial)
+                    new_event(
+                        *stream,
+                        payload.clone(),
+                        i32::from(*offset_hours),
+                        *serial,
+                        kept_time(*kept),
+                    )
                 }
             };
             out.push(e);
@@ -248,8 +342,9 @@ impl Model {
         batch
     }
 
-    /// What the log must answer for `batch`; applies it to the model when it is written.
-    fn apply(&mut self, batch: &AppendBatch) -> Expected {
+    /// What the log must answer for `batch` in op `op`; applies it to the model when it is
+    /// written.
+    fn apply(&mut self, batch: &AppendBatch, op: usize) -> Expected {
         if batch.events.is_empty() {
             return Expected::EmptyBatch;
         }
@@ -300,13 +395,33 @@ impl Model {
                 };
             }
         }
+        // Kept recording times: never in the future, never before the previous event's (the
+        // previous event of the log, or of this batch).
+        let mut last = self.last_recorded();
+        let mut recorded = Vec::new();
+        for (index, e) in batch.events.iter().enumerate() {
+            let r = match e.recorded_at {
+                None => Recorded::Now { op },
+                Some(asked) => {
+                    if self.in_future(asked, op)
+                        || last.is_some_and(|previous| self.before(asked, previous, op))
+                    {
+                        return Expected::BadRecordedAt { index };
+                    }
+                    Recorded::Kept(asked)
+                }
+            };
+            last = Some(r);
+            recorded.push(r);
+        }
         let mut acks = Vec::new();
-        for e in &batch.events {
+        for (e, recorded) in batch.events.iter().zip(recorded) {
             let version = self.version(&e.stream) + 1;
             self.versions.insert(e.stream.clone(), version);
             self.events.push(ModelEvent {
                 event: e.clone(),
                 stream_version: version,
+                recorded,
             });
             let position = self.head();
             self.positions.insert(e.event_id, position);
@@ -321,10 +436,17 @@ impl Model {
     }
 }
 
-fn new_event(stream: usize, payload: Vec<u8>, offset_hours: i32, serial: u32) -> NewEvent {
+fn new_event(
+    stream: usize,
+    payload: Vec<u8>,
+    offset_hours: i32,
+    serial: u32,
+    recorded_at: Option<Instant>,
+) -> NewEvent {
     let at = with_offset(base_time(), offset_hours) + chrono::Duration::seconds(i64::from(serial));
     let mut e = NewEvent::new(STREAMS[stream], "test.noted", 1, at, "tester", payload);
-    if serial % 3 == 0 {
+    e.recorded_at = recorded_at;
+    if serial.is_multiple_of(3) {
         e.correlation_id = Some(Uuid::now_v7());
     }
     e
@@ -356,6 +478,9 @@ fn check_error(expected: &Expected, got: &LogError) {
     let ok = match (expected, got) {
         (Expected::EmptyBatch, LogError::InvalidEvent { index, field, .. }) => {
             *index == 0 && *field == "events"
+        }
+        (Expected::BadRecordedAt { index: i }, LogError::InvalidEvent { index, field, .. }) => {
+            index == i && *field == "recordedat"
         }
         (Expected::DuplicateInBatch(id), LogError::DuplicateInBatch { event_id }) => id == event_id,
         (Expected::IdConflict(id, pos), LogError::IdConflict { event_id, position }) => {
@@ -413,7 +538,22 @@ fn check_state(log: &Log, model: &Model) {
     assert_eq!(log.event_at(model.head() + 1).unwrap(), None);
 }
 
-fn check_recorded(got: &RecordedEvent, want: &ModelEvent, position: u64) {
+fn check_recorded(got: &RecordedEvent, want: &ModelEvent, position: u64, model: &Model) {
+    match want.recorded {
+        Recorded::Kept(t) => assert_eq!(
+            to_stored(&got.recorded_at),
+            to_stored(&t),
+            "kept recording time at position {position}"
+        ),
+        Recorded::Now { op } => {
+            let (start, end) = model.op_times[op];
+            assert!(
+                start <= got.recorded_at && got.recorded_at <= end.unwrap(),
+                "recording time {} at position {position} outside op {op}'s {start}..{end:?}",
+                got.recorded_at
+            );
+        }
+    }
     assert_eq!(got.position, position);
     assert_eq!(
         got.event_id, want.event.event_id,
@@ -442,6 +582,24 @@ fn check_recorded(got: &RecordedEvent, want: &ModelEvent, position: u64) {
     );
 }
 
+/// Reopens a store just closed. sled 0.34.7 may hold its lock for some milliseconds after the
+/// last handle in this process is dropped (background writes finish on their own threads), so
+/// `Locked` is retried for a while; any other error fails.
+fn reopen(dir: &std::path::Path) -> Log {
+    let start = std::time::Instant::now();
+    loop {
+        match Log::open(dir, OpenOptions::existing()) {
+            Ok(log) => return log,
+            Err(LogError::Storage(carelog::log::StorageError::Locked { .. }))
+                if start.elapsed() < std::time::Duration::from_secs(10) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("could not reopen {}: {e:?}", dir.display()),
+        }
+    }
+}
+
 /// Runs the ops against a fresh store and the model; returns how often each answer came.
 fn run(ops: &[Op]) -> HashMap<&'static str, usize> {
     let mut tally: HashMap<&'static str, usize> = HashMap::new();
@@ -454,7 +612,7 @@ fn run(ops: &[Op]) -> HashMap<&'static str, usize> {
             Op::Restart => {
                 *tally.entry("restart").or_default() += 1;
                 drop(log.take());
-                log = Some(Log::open(dir.path(), OpenOptions::existing()).unwrap());
+                log = Some(reopen(dir.path()));
             }
             Op::Append { .. } | Op::Resend { .. } => {
                 let log = log.as_ref().unwrap();
@@ -471,8 +629,13 @@ fn run(ops: &[Op]) -> HashMap<&'static str, usize> {
                 };
                 model.batches.push(batch.clone());
                 let head_before = model.head();
-                let expected = model.apply(&batch);
+                let op_index = model.op_times.len();
+                model
+                    .op_times
+                    .push((chrono::Utc::now().fixed_offset(), None));
+                let expected = model.apply(&batch, op_index);
                 let got = log.append(batch.clone());
+                model.op_times[op_index].1 = Some(chrono::Utc::now().fixed_offset());
                 *tally.entry(answer_name(&expected)).or_default() += 1;
                 match (&expected, got) {
                     (Expected::Ok(want), Ok(acks)) => assert_eq!(&acks, want, "acks of {batch:?}"),
@@ -505,7 +668,7 @@ fn run(ops: &[Op]) -> HashMap<&'static str, usize> {
     let all = log.read_from(1, usize::MAX).unwrap();
     assert_eq!(all.len(), model.events.len(), "read_from(1) length");
     for (i, (got, want)) in all.iter().zip(&model.events).enumerate() {
-        check_recorded(got, want, i as u64 + 1);
+        check_recorded(got, want, i as u64 + 1, &model);
     }
     for pair in all.windows(2) {
         assert!(
@@ -524,7 +687,7 @@ fn run(ops: &[Op]) -> HashMap<&'static str, usize> {
             .collect();
         assert_eq!(got.len(), want.len(), "read_stream({s:?}) length");
         for (g, (position, w)) in got.iter().zip(&want) {
-            check_recorded(g, w, *position);
+            check_recorded(g, w, *position, &model);
         }
     }
     for (id, position) in &model.positions {
@@ -546,6 +709,7 @@ fn answer_name(expected: &Expected) -> &'static str {
         Expected::IdConflict(..) => "id_conflict",
         Expected::PartialDuplicate { .. } => "partial_duplicate",
         Expected::VersionConflict { .. } => "version_conflict",
+        Expected::BadRecordedAt { .. } => "bad_recorded_at",
     }
 }
 
@@ -572,6 +736,13 @@ fn the_model_covers_every_answer() {
         stream,
         payload: vec![payload],
         offset_hours: 8,
+        kept: 0,
+    };
+    let kept = |stream, payload: u8, kept| EvSpec::New {
+        stream,
+        payload: vec![payload],
+        offset_hours: 8,
+        kept,
     };
     let reuse = |pick: u16, same, change| EvSpec::Reuse { pick, same, change };
     let append = |events, expectations| Op::Append {
@@ -612,8 +783,37 @@ fn the_model_covers_every_answer() {
         // event written since by the fourth op: both answered as resends.
         Op::Resend { pick: 0 },
         Op::Resend { pick: 1 },
+        // Kept recording times: refused half way through a batch (a past time after events
+        // recorded now; a future time), so the events laid out before must leave no trace...
+        append(vec![new(1, 20), kept(1, 21, KEPT_PAST)], vec![]),
+        append(
+            vec![new(3, 22), new(3, 23), kept(2, 24, KEPT_FUTURE)],
+            vec![(3, ExpKind::NoStream)],
+        ),
+        // ... and a time kept from now, after the log's last event, is kept as given.
+        append(
+            vec![kept(3, 25, KEPT_NOW), kept(3, 26, KEPT_NOW), new(3, 27)],
+            vec![(3, ExpKind::NoStream)],
+        ),
+        // A resend with another kept time (here in the future: 35 % 3 == 2) is still the same
+        // event.
+        append(vec![reuse(0, true, 35)], vec![]),
     ];
     let tally = run(&ops);
+    // On an empty store a past kept time is fine (nothing was recorded before), however late a
+    // refused batch laid out its events before failing; and a kept time equal to the previous
+    // event's is fine too.
+    let tally_empty = run(&[
+        append(vec![new(0, 1), kept(0, 2, KEPT_FUTURE)], vec![]),
+        append(vec![kept(0, 3, KEPT_PAST), kept(1, 4, KEPT_PAST)], vec![]),
+        append(vec![kept(0, 5, KEPT_PAST), new(1, 6)], vec![]),
+    ]);
+    assert_eq!(
+        tally_empty.get("bad_recorded_at"),
+        Some(&1),
+        "{tally_empty:?}"
+    );
+    assert_eq!(tally_empty.get("written"), Some(&2), "{tally_empty:?}");
     for answer in [
         "written",
         "resend",
@@ -621,6 +821,7 @@ fn the_model_covers_every_answer() {
         "id_conflict",
         "partial_duplicate",
         "version_conflict",
+        "bad_recorded_at",
         "restart",
     ] {
         assert!(
@@ -628,8 +829,9 @@ fn the_model_covers_every_answer() {
             "{answer} never happened: {tally:?}"
         );
     }
-    assert_eq!(tally["written"], 3, "{tally:?}");
-    assert_eq!(tally["resend"], 4, "{tally:?}");
+    assert_eq!(tally["written"], 4, "{tally:?}");
+    assert_eq!(tally["resend"], 5, "{tally:?}");
+    assert_eq!(tally["bad_recorded_at"], 2, "{tally:?}");
     assert_eq!(tally["id_conflict"], 2, "{tally:?}");
     assert_eq!(tally["version_conflict"], 2, "{tally:?}");
 }

@@ -2,12 +2,13 @@
 //! `carelog::log::keys`) must be caught by `verify`, at the right position and with the right
 //! kind; opening a store that is locked, missing or not a store must be a clear error.
 //!
-//! Each case builds a fresh store of 3000 events in several commits (so several segments).
+//! Each case builds a fresh store of 3000 events in six commits (so six segments, each with the
+//! commit's index chunk) and damages one thing.
 
 use std::path::Path;
 use std::process::Command;
 
-use carelog::codec::{self, SegmentV1, StoredHeadV1};
+use carelog::codec::{self, IndexChunkV1, SegmentV1, StoredHeadV1};
 use carelog::log::{
     AppendBatch, Digest, Log, LogError, NewEvent, OpenOptions, StorageError, VerifyProblemKind,
     VerifyReport, hash, keys,
@@ -229,8 +230,8 @@ fn a_deleted_last_segment_is_a_truncation() {
     read_everything(dir.path());
 }
 
-/// A careful attacker cuts the tail and rewrites the head and the indexes to match: only a
-/// digest taken before can tell.
+/// A careful attacker cuts the tail (its segment and its commit's index chunk) and rewrites the
+/// head to match: only a digest taken before can tell.
 #[test]
 fn a_careful_truncation_is_caught_by_an_earlier_digest() {
     let dir = tempfile::tempdir().unwrap();
@@ -238,14 +239,10 @@ fn a_careful_truncation_is_caught_by_an_earlier_digest() {
     assert_eq!(digest.position, EVENTS);
     let new_last = tamper(dir.path(), |tree| {
         let last = *segment_starts(tree).last().unwrap();
-        let removed = tree.remove(keys::segment(last)).unwrap().unwrap();
-        let removed: SegmentV1 = codec::decode("segment", &removed).unwrap();
-        for e in &removed.events {
-            tree.remove(keys::id(&e.event_id)).unwrap().unwrap();
-            tree.remove(keys::stream_version(&e.stream, e.stream_version))
-                .unwrap()
-                .unwrap();
-        }
+        tree.remove(keys::segment(last)).unwrap().unwrap();
+        // The last commit's index chunk starts where its (only) segment did.
+        assert_eq!(*chunk_starts(tree).last().unwrap(), last);
+        tree.remove(keys::index_chunk(last)).unwrap().unwrap();
         let previous = *segment_starts(tree).last().unwrap();
         let segment: SegmentV1 = codec::decode(
             "segment",
@@ -380,82 +377,165 @@ fn appends_after_a_digest_keep_it_valid() {
     assert_eq!(problem.position, EVENTS);
 }
 
+/// The first positions of the store's index chunks (one per commit), in order.
+fn chunk_starts(tree: &sled::Tree) -> Vec<u64> {
+    tree.scan_prefix([keys::INDEX_PREFIX])
+        .map(|kv| keys::index_chunk_position(&kv.unwrap().0).unwrap())
+        .collect()
+}
+
+/// Decodes the index chunk starting at `first`, lets `f` edit it, and stores it back.
+fn edit_chunk(tree: &sled::Tree, first: u64, f: impl FnOnce(&mut IndexChunkV1)) {
+    let key = keys::index_chunk(first);
+    let mut chunk: IndexChunkV1 =
+        codec::decode("index chunk", &tree.get(key).unwrap().unwrap()).unwrap();
+    f(&mut chunk);
+    tree.insert(key, codec::encode("index chunk", &chunk).unwrap())
+        .unwrap();
+}
+
 #[test]
-fn a_corrupt_id_index_entry_is_modified() {
+fn every_commit_has_one_index_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
+    let chunks = tamper(dir.path(), chunk_starts);
+    // One commit per batch of `build_store`.
+    assert_eq!(chunks, [1, 401, 1101, 1401, 2001, 2501]);
+}
+
+#[test]
+fn an_index_entry_naming_another_event_is_modified_at_its_position() {
     let dir = tempfile::tempdir().unwrap();
     build_store(dir.path());
     let log = open_existing(dir.path());
     let victim = log.event_at(1234).unwrap().unwrap().event_id;
     let other = log.event_at(2345).unwrap().unwrap().event_id;
     drop(log);
-
-    // The entry points at another event's position.
     tamper(dir.path(), |tree| {
-        tree.insert(keys::id(victim.as_bytes()), &keys::position_value(1235)[..])
-            .unwrap()
-            .unwrap();
+        edit_chunk(tree, 1101, |chunk| {
+            let entry = &mut chunk.entries[1234 - 1101];
+            assert_eq!(entry.event_id, *victim.as_bytes());
+            entry.event_id = *other.as_bytes();
+        });
     });
     let log = open_existing(dir.path());
     let report = log.verify(true, None, &mut |_| {}).unwrap();
-    expect_problem(&report, 1235, &[VerifyProblemKind::Modified]);
+    expect_problem(&report, 1234, &[VerifyProblemKind::Modified]);
     // The events themselves are intact: only the index is damaged.
     assert!(log.verify(false, None, &mut |_| {}).unwrap().intact);
-    drop(log);
+}
 
-    // The entry is not even a position (and another one points past the end).
+#[test]
+fn an_index_entry_with_another_stream_version_is_modified_at_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
     tamper(dir.path(), |tree| {
-        tree.insert(keys::id(victim.as_bytes()), &b"\x01\x02\x03"[..])
-            .unwrap();
-        tree.insert(
-            keys::id(other.as_bytes()),
-            &keys::position_value(EVENTS + 7)[..],
-        )
-        .unwrap();
+        edit_chunk(tree, 1, |chunk| {
+            // Position 46 is version 10 of stream "pair-b" (positions 1, 6, 11, ...).
+            let entry = &mut chunk.entries[45];
+            assert_eq!(
+                (entry.stream.as_str(), entry.stream_version),
+                ("pair-b", 10)
+            );
+            entry.stream_version = 11;
+        });
     });
     let log = open_existing(dir.path());
     let report = log.verify(true, None, &mut |_| {}).unwrap();
-    assert!(!report.intact);
-    assert_eq!(report.problem.unwrap().kind, VerifyProblemKind::Modified);
-    // The events themselves are intact: only the index is damaged.
+    expect_problem(&report, 46, &[VerifyProblemKind::Modified]);
     assert!(log.verify(false, None, &mut |_| {}).unwrap().intact);
-    // A damaged index entry is an error for whoever looks it up, not a panic or a wrong answer.
-    match log.position_of(victim) {
-        Err(LogError::Storage(StorageError::Corrupt { .. })) => {}
-        other => panic!("expected a corrupt-store error, got {other:?}"),
+}
+
+#[test]
+fn an_index_chunk_with_an_entry_too_few_or_too_many_is_caught() {
+    for (extra, position) in [(false, 2500), (true, 2002)] {
+        let dir = tempfile::tempdir().unwrap();
+        build_store(dir.path());
+        tamper(dir.path(), |tree| {
+            edit_chunk(tree, 2001, |chunk| {
+                assert_eq!(chunk.entries.len(), 500);
+                if extra {
+                    let copy = chunk.entries[0].clone();
+                    chunk.entries.insert(0, copy);
+                } else {
+                    chunk.entries.pop();
+                }
+            });
+        });
+        let log = open_existing(dir.path());
+        let report = log.verify(true, None, &mut |_| {}).unwrap();
+        assert!(!report.intact, "extra: {extra}: {report:?}");
+        let problem = report.problem.unwrap();
+        // One entry too many (the first, twice) shifts every entry after it: the first
+        // mismatch is the second position. One too few leaves the next chunk starting past
+        // where this one now ends.
+        assert_eq!(problem.position, position, "extra: {extra}: {problem:?}");
+        assert!(
+            matches!(
+                problem.kind,
+                VerifyProblemKind::Modified
+                    | VerifyProblemKind::Missing
+                    | VerifyProblemKind::OutOfOrder
+            ),
+            "{problem:?}"
+        );
+        assert!(log.verify(false, None, &mut |_| {}).unwrap().intact);
     }
 }
 
 #[test]
-fn a_deleted_id_index_entry_is_modified() {
+fn a_deleted_index_chunk_is_missing_at_its_first_position() {
     let dir = tempfile::tempdir().unwrap();
     build_store(dir.path());
     tamper(dir.path(), |tree| {
-        let (k, _) = tree.scan_prefix([keys::ID_PREFIX]).next().unwrap().unwrap();
-        tree.remove(k).unwrap().unwrap();
+        tree.remove(keys::index_chunk(1401)).unwrap().unwrap();
     });
     let log = open_existing(dir.path());
     let report = log.verify(true, None, &mut |_| {}).unwrap();
-    assert!(!report.intact, "{report:?}");
-    assert_eq!(report.problem.unwrap().kind, VerifyProblemKind::Modified);
+    expect_problem(&report, 1401, &[VerifyProblemKind::Missing]);
+    assert!(log.verify(false, None, &mut |_| {}).unwrap().intact);
 }
 
 #[test]
-fn a_corrupt_stream_index_entry_is_modified() {
+fn a_deleted_last_index_chunk_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     build_store(dir.path());
     tamper(dir.path(), |tree| {
-        // Version 10 of stream "pair-b" (position 5 * 9 + 1 = 46) now points at position 47.
-        let key = keys::stream_version("pair-b", 10);
-        let old = tree
-            .insert(key, &keys::position_value(47)[..])
-            .unwrap()
-            .unwrap();
-        assert_eq!(keys::position_of_value(&old), Some(46));
+        tree.remove(keys::index_chunk(2501)).unwrap().unwrap();
     });
     let log = open_existing(dir.path());
     let report = log.verify(true, None, &mut |_| {}).unwrap();
-    expect_problem(&report, 47, &[VerifyProblemKind::Modified]);
+    expect_problem(&report, 2501, &[VerifyProblemKind::Missing]);
+}
+
+/// Garbage as an index chunk: verify names it, and whoever needs the index (an id lookup, a
+/// stream read, an append) gets an error, not a panic and not a wrong answer.
+#[test]
+fn garbage_as_an_index_chunk_is_modified_and_an_error_for_index_users() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
+    let log = open_existing(dir.path());
+    let known = log.event_at(1500).unwrap().unwrap();
+    drop(log);
+    tamper(dir.path(), |tree| {
+        tree.insert(keys::index_chunk(1401), &b"\xFF\xFF not an index chunk"[..])
+            .unwrap();
+    });
+    let log = open_existing(dir.path());
+    let report = log.verify(true, None, &mut |_| {}).unwrap();
+    expect_problem(&report, 1401, &[VerifyProblemKind::Modified]);
     assert!(log.verify(false, None, &mut |_| {}).unwrap().intact);
+    assert!(
+        log.position_of(known.event_id).is_err(),
+        "a lookup through a damaged index"
+    );
+    assert!(log.stream_version(&known.stream).is_err());
+    assert!(log.read_stream(&known.stream, 1, 10).is_err());
+    assert!(
+        log.append(AppendBatch::new(vec![event(EVENTS + 1)]))
+            .is_err()
+    );
+    assert_eq!(log.head_position(), EVENTS, "nothing was appended");
 }
 
 /// A tiny deterministic generator (splitmix64), seeded from the clock; the seed is printed.

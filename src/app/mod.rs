@@ -1,16 +1,18 @@
 //! The application layer: the commands and queries that the CLI and the HTTP service both call.
 //! No business rule lives in either shell; they parse, call this, and format.
 //!
-//! [`App`] owns the [`Log`] and the current [`Records`] (folded from the log at open). An append
-//! checks each event against the records, folds it in, and hands the batch to the log's writer,
-//! all under one lock, then waits for durability outside the lock, so concurrent callers still
-//! share the writer's group commit. A batch the log then refuses marks the records stale; the
-//! next call rebuilds them from the log, which is the truth.
+//! [`App`] owns the [`Log`] and the current [`Records`] (folded from the log on first use). An
+//! append checks each event against the records, folds it in, and hands the batch to the log's
+//! writer, all under one lock, then waits for durability outside the lock, so concurrent callers
+//! still share the writer's group commit. A batch refused half way, or refused by the log, marks
+//! the records stale; the next call rebuilds them from the log, which is the truth, plus the
+//! batches still in flight.
 
+pub mod access;
 pub mod demo;
 pub mod report;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -86,11 +88,15 @@ pub struct Keep {
 }
 
 struct RecordsState {
+    /// Every durable event folded in, and every event of the batches in flight.
     records: Records,
-    /// The log position the records are folded up to.
-    position: u64,
+    /// Not built yet, or holding events the log refused: rebuilt before the next use.
     stale: bool,
-    in_flight: HashSet<Uuid>,
+    /// The batches checked and queued but not yet settled, by submission number, with their
+    /// events: a rebuild folds the log, then these (the ones not yet durable) again.
+    in_flight: BTreeMap<u64, Vec<(Uuid, DomainEvent, crate::time::Instant)>>,
+    in_flight_ids: HashSet<Uuid>,
+    next_submission: u64,
 }
 
 /// The application: a log and its current records.
@@ -125,9 +131,10 @@ impl App {
             log,
             state: Mutex::new(RecordsState {
                 records: Records::new(),
-                position: 0,
                 stale: true,
-                in_flight: HashSet::new(),
+                in_flight: BTreeMap::new(),
+                in_flight_ids: HashSet::new(),
+                next_submission: 0,
             }),
             clock,
         };
@@ -144,30 +151,36 @@ impl App {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The records state, rebuilt from the log when stale, caught up when behind.
+    /// The records, rebuilt when stale: every durable event folded in, then the events of the
+    /// batches still in flight that are not durable yet. This process is the store's only writer
+    /// (sled locks the store), so nothing else changes the log between appends.
     fn fresh_state(&self) -> Result<MutexGuard<'_, RecordsState>, AppError> {
         let mut state = self.lock();
-        if state.stale {
-            state.records = Records::new();
-            state.position = 0;
+        if !state.stale {
+            return Ok(state);
         }
+        let mut records = Records::new();
         let head = self.log.head_position();
-        if state.position < head && state.in_flight.is_empty() {
-            for stored in self.log.stored_events(state.position + 1, head) {
-                let stored = stored?;
-                let event =
-                    DomainEvent::decode(&stored.event_type, stored.schema_version, &stored.payload)
-                        .map_err(|source| AppError::Undecodable {
-                            position: stored.position,
-                            source,
-                        })?;
-                let occurred = time::from_stored(&stored.occurred_at).map_err(LogError::from)?;
-                state
-                    .records
-                    .apply(Uuid::from_bytes(stored.event_id), &event, &occurred);
-                state.position = stored.position;
+        for stored in self.log.stored_events(1, head) {
+            let stored = stored?;
+            let event =
+                DomainEvent::decode(&stored.event_type, stored.schema_version, &stored.payload)
+                    .map_err(|source| AppError::Undecodable {
+                        position: stored.position,
+                        source,
+                    })?;
+            let occurred = time::from_stored(&stored.occurred_at).map_err(LogError::from)?;
+            records.apply(Uuid::from_bytes(stored.event_id), &event, &occurred);
+        }
+        for batch in state.in_flight.values() {
+            for (id, event, occurred) in batch {
+                let folded = self.log.position_of(*id)?.is_some_and(|p| p <= head);
+                if !folded {
+                    records.apply(*id, event, occurred);
+                }
             }
         }
+        state.records = records;
         state.stale = false;
         Ok(state)
     }
@@ -210,13 +223,12 @@ impl App {
 
         // Resends: answered with their original positions, nothing checked or written again.
         let mut duplicates = Vec::new();
+        let mut resent_in_flight = 0usize;
         for (index, e) in incoming.iter().enumerate() {
             let Some(id) = e.id else { continue };
-            if state.in_flight.contains(&id) {
-                return Err(AppError::InFlight {
-                    index,
-                    event_id: id,
-                });
+            if state.in_flight_ids.contains(&id) {
+                resent_in_flight += 1;
+                continue;
             }
             if let Some(position) = self.log.position_of(id)? {
                 let same = self.is_same_event(position, e, actor, keep)?;
@@ -240,11 +252,34 @@ impl App {
                 });
             }
         }
+        if resent_in_flight > 0 {
+            if resent_in_flight + duplicates.len() < incoming.len() {
+                return Err(AppError::PartialDuplicate {
+                    already: resent_in_flight + duplicates.len(),
+                    total: incoming.len(),
+                });
+            }
+            // Copies of events still being written: the log answers them once their originals
+            // are durable (or refuses a copy whose content differs).
+            let events = incoming
+                .iter()
+                .map(|e| new_event(e, actor, keep))
+                .collect::<Result<Vec<_>, _>>()?;
+            let ids = events.iter().map(|e| e.event_id).collect();
+            let pending = self.log.submit(AppendBatch::new(events))?;
+            return Ok(PendingAppend {
+                app: self,
+                ids,
+                submission: None,
+                inner: Some(Inner::Waiting(pending)),
+            });
+        }
         if !duplicates.is_empty() {
             if duplicates.len() == incoming.len() {
                 return Ok(PendingAppend {
                     app: self,
                     ids: Vec::new(),
+                    submission: None,
                     inner: Some(Inner::Done(duplicates)),
                 });
             }
@@ -275,32 +310,17 @@ impl App {
                 }
                 return Err(rejected(error));
             }
-            let event_id = e.id.unwrap_or_else(Uuid::now_v7);
-            let payload = e.event.encode().map_err(LogError::from)?;
-            let recorded_by = match (&e.recorded_by, keep.recorded_by) {
-                (Some(by), true) => by.clone(),
-                _ => actor.to_string(),
-            };
-            events.push(NewEvent {
-                event_id,
-                stream: stream_of(&e.event),
-                event_type: e.event.event_type().to_string(),
-                schema_version: e.event.schema_version(),
-                occurred_at: e.occurred_at,
-                recorded_by,
-                correlation_id: e.correlation_id,
-                causation_id: e.causation_id,
-                payload,
-                recorded_at: if keep.recorded_at {
-                    e.recorded_at
-                } else {
-                    None
-                },
-            });
-            state.records.apply(event_id, &e.event, &e.occurred_at);
+            let new = new_event(e, actor, keep)?;
+            state.records.apply(new.event_id, &e.event, &e.occurred_at);
+            events.push(new);
         }
 
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let folded: Vec<(Uuid, DomainEvent, crate::time::Instant)> = ids
+            .iter()
+            .zip(&incoming)
+            .map(|(id, e)| (*id, e.event.clone(), e.occurred_at))
+            .collect();
         let batch = AppendBatch::new(events);
         let keeps_time = keep.recorded_at && incoming.iter().any(|e| e.recorded_at.is_some());
         let pending = match self.log.submit(batch) {
@@ -314,42 +334,24 @@ impl App {
             // A kept recording time can still be refused by the writer (earlier than the last);
             // wait under the lock so no other batch is checked against records that may not be.
             let result = pending.wait();
-            let acks = self.finish(state, &ids, result)?;
+            let acks = finish(&mut state, &ids, result)?;
             return Ok(PendingAppend {
                 app: self,
                 ids: Vec::new(),
+                submission: None,
                 inner: Some(Inner::Done(acks)),
             });
         }
-        state.in_flight.extend(ids.iter().copied());
+        let submission = state.next_submission;
+        state.next_submission += 1;
+        state.in_flight_ids.extend(ids.iter().copied());
+        state.in_flight.insert(submission, folded);
         Ok(PendingAppend {
             app: self,
             ids,
+            submission: Some(submission),
             inner: Some(Inner::Waiting(pending)),
         })
-    }
-
-    fn finish(
-        &self,
-        mut state: MutexGuard<'_, RecordsState>,
-        ids: &[Uuid],
-        result: Result<Vec<Ack>, LogError>,
-    ) -> Result<Vec<Ack>, AppError> {
-        match result {
-            Ok(acks) => {
-                assert_eq!(acks.len(), ids.len(), "one ack per event");
-                if let Some(last) = acks.last()
-                    && !state.stale
-                {
-                    state.position = state.position.max(last.position);
-                }
-                Ok(acks)
-            }
-            Err(e) => {
-                state.stale = true;
-                Err(e.into())
-            }
-        }
     }
 
     fn is_same_event(
@@ -429,6 +431,9 @@ enum Inner {
 pub struct PendingAppend<'a> {
     app: &'a App,
     ids: Vec<Uuid>,
+    /// The submission number in the records' in-flight set (copies of events in flight and
+    /// appends already settled have none).
+    submission: Option<u64>,
     inner: Option<Inner>,
 }
 
@@ -453,13 +458,59 @@ impl PendingAppend<'_> {
             Some(Inner::Waiting(pending)) => {
                 let result = pending.wait();
                 let mut state = self.app.lock();
-                for id in &self.ids {
-                    state.in_flight.remove(id);
+                if let Some(submission) = self.submission {
+                    state.in_flight.remove(&submission);
+                    for id in &self.ids {
+                        state.in_flight_ids.remove(id);
+                    }
                 }
-                self.app.finish(state, &self.ids, result)
+                finish(&mut state, &self.ids, result)
             }
         }
     }
+}
+
+/// Settles an append: on a refusal by the log the records hold events it will never have.
+fn finish(
+    state: &mut RecordsState,
+    ids: &[Uuid],
+    result: Result<Vec<Ack>, LogError>,
+) -> Result<Vec<Ack>, AppError> {
+    match result {
+        Ok(acks) => {
+            assert_eq!(acks.len(), ids.len(), "one ack per event");
+            Ok(acks)
+        }
+        Err(e) => {
+            state.stale = true;
+            Err(e.into())
+        }
+    }
+}
+
+/// The log's form of an incoming event: its id (a new UUIDv7 when it has none), stream, payload,
+/// and the recording actor and time the caller lets it keep.
+fn new_event(e: &IncomingEvent, actor: &str, keep: Keep) -> Result<NewEvent, AppError> {
+    let recorded_by = match (&e.recorded_by, keep.recorded_by) {
+        (Some(by), true) => by.clone(),
+        _ => actor.to_string(),
+    };
+    Ok(NewEvent {
+        event_id: e.id.unwrap_or_else(Uuid::now_v7),
+        stream: stream_of(&e.event),
+        event_type: e.event.event_type().to_string(),
+        schema_version: e.event.schema_version(),
+        occurred_at: e.occurred_at,
+        recorded_by,
+        correlation_id: e.correlation_id,
+        causation_id: e.causation_id,
+        payload: e.event.encode().map_err(LogError::from)?,
+        recorded_at: if keep.recorded_at {
+            e.recorded_at
+        } else {
+            None
+        },
+    })
 }
 
 /// Decodes a recorded event's payload.

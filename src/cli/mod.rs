@@ -6,6 +6,7 @@
 mod figures;
 mod output;
 mod records_io;
+mod serve;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -146,6 +147,16 @@ pub enum Command {
     Claims {
         #[command(subcommand)]
         command: ClaimsCommand,
+    },
+    /// Serve the HTTP API; prints `listening on http://ADDR` once bound. SIGINT/SIGTERM stop it.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
+    /// Grant or revoke an HTTP API token (both are events).
+    Token {
+        #[command(subcommand)]
+        command: serve::TokenCommand,
     },
 }
 
@@ -303,6 +314,8 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         Command::Claims {
             command: ClaimsCommand::Check { json },
         } => figures::claims_check(&open_existing(&cli.data)?, *json),
+        Command::Serve { addr } => serve::serve(&cli.data, addr),
+        Command::Token { command } => serve::token(&cli.data, command, &actor(cli)),
     }
 }
 

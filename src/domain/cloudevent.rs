@@ -195,10 +195,18 @@ fn decode_error(e: EventDecodeError, event_type: &str) -> FormatError {
             field: "type".into(),
             rule: format!("unknown event type {t:?}: `carelog events` lists them"),
         },
-        EventDecodeError::BadData { reason, .. } => FormatError {
-            field: data_field(&reason),
-            rule: format!("{event_type}: {reason}"),
-        },
+        EventDecodeError::BadData { field, reason, .. } => {
+            // A missing field is named only in serde's message (`missing field `x``).
+            let field = if field.is_empty() {
+                data_field(&reason)
+            } else {
+                format!("data.{field}")
+            };
+            FormatError {
+                field,
+                rule: format!("{event_type}: {reason}"),
+            }
+        }
         other => FormatError {
             field: "data".into(),
             rule: other.to_string(),

@@ -1015,8 +1015,13 @@ pub enum EventDecodeError {
         schema_version: u16,
         current: u16,
     },
-    #[error("`data` of {event_type}: {reason}")]
-    BadData { event_type: String, reason: String },
+    #[error("`data{}{field}` of {event_type}: {reason}", if field.is_empty() { "" } else { "." })]
+    BadData {
+        event_type: String,
+        /// The path of the field in `data` ("" when the whole object is wrong).
+        field: String,
+        reason: String,
+    },
     #[error(transparent)]
     Codec(#[from] CodecError),
 }
@@ -1063,9 +1068,14 @@ macro_rules! event_types {
 
             /// Reads the JSON `data` of a type (current version).
             pub fn from_json(event_type: &str, data: serde_json::Value) -> Result<Self, EventDecodeError> {
-                let bad = |e: serde_json::Error| EventDecodeError::BadData { event_type: event_type.to_string(), reason: e.to_string() };
+                // The path names the field a wrong value is in (serde_json's message does not).
+                let bad = |e: serde_path_to_error::Error<serde_json::Error>| {
+                    let path = e.path().to_string();
+                    let field = if path == "." { String::new() } else { path };
+                    EventDecodeError::BadData { event_type: event_type.to_string(), field, reason: e.into_inner().to_string() }
+                };
                 match event_type {
-                    $( $name => Ok(Self::$variant(serde_json::from_value::<$ty>(data).map_err(bad)?)), )*
+                    $( $name => Ok(Self::$variant(serde_path_to_error::deserialize::<_, $ty>(data).map_err(bad)?)), )*
                     other => Err(EventDecodeError::UnknownType(other.to_string())),
                 }
             }

@@ -142,6 +142,9 @@ pub struct Pairing {
     /// (from, to) of each suspension; `to` None while suspended.
     pub suspensions: Vec<(Date, Option<Date>)>,
     pub last_change: Date,
+    /// The day of the latest activity recorded on the pairing: an ending or suspension may not
+    /// be back-dated before it (that would leave recorded activities on an inactive pairing).
+    pub last_activity: Option<Date>,
 }
 
 impl Pairing {
@@ -722,6 +725,17 @@ impl Records {
             }
             E::PairingSuspended(e) => {
                 let p = self.open_pairing("data.pairing_id", e.pairing_id, e.on)?;
+                if let Some(last) = p.last_activity
+                    && e.on <= last
+                {
+                    return err(
+                        "data.on",
+                        Rule::BeforeStart,
+                        format!(
+                            "an activity is recorded on this pairing on {last}: a suspension starts after it"
+                        ),
+                    );
+                }
                 if p.suspensions.last().is_some_and(|(_, to)| to.is_none()) {
                     return err(
                         "data.pairing_id",
@@ -744,7 +758,18 @@ impl Records {
                 not_future("data.on", e.on, today)?;
             }
             E::PairingEnded(e) => {
-                self.open_pairing("data.pairing_id", e.pairing_id, e.on)?;
+                let p = self.open_pairing("data.pairing_id", e.pairing_id, e.on)?;
+                if let Some(last) = p.last_activity
+                    && e.on < last
+                {
+                    return err(
+                        "data.on",
+                        Rule::BeforeStart,
+                        format!(
+                            "an activity is recorded on this pairing on {last}: it cannot end before that"
+                        ),
+                    );
+                }
                 not_future("data.on", e.on, today)?;
                 non_empty("data.reason", &e.reason)?;
             }
@@ -1451,6 +1476,7 @@ impl Records {
                         ended: None,
                         suspensions: Vec::new(),
                         last_change: e.on,
+                        last_activity: None,
                     },
                 );
                 self.active_pairing_of.insert(e.recipient_id, e.pairing_id);
@@ -1576,6 +1602,11 @@ impl Records {
             | E::AidGiven(_)
             | E::StudentAidPaid(_) => {}
         }
+        if let Some(pairing) = activity_pairing(event)
+            && let Some(p) = self.pairings.get_mut(&pairing)
+        {
+            p.last_activity = Some(p.last_activity.map_or(d, |last| last.max(d)));
+        }
     }
 
     fn set_case(&mut self, difficulty: bool, id: Uuid, state: CaseState) {
@@ -1621,6 +1652,21 @@ impl Records {
             self.plans.remove(&entity);
             self.tokens.remove(&entity);
         }
+    }
+}
+
+/// The pairing an activity is recorded on.
+fn activity_pairing(event: &DomainEvent) -> Option<Uuid> {
+    use DomainEvent as E;
+    match event {
+        E::ContactRecorded(e) => Some(e.pairing_id),
+        E::VisitRecorded(e) => Some(e.pairing_id),
+        E::PolicyFollowupRecorded(e) => Some(e.pairing_id),
+        E::ErrandDone(e) => Some(e.pairing_id),
+        E::AidGiven(e) => Some(e.pairing_id),
+        E::DifficultyRaised(e) => Some(e.pairing_id),
+        E::EscalationRaised(e) => Some(e.pairing_id),
+        _ => None,
     }
 }
 

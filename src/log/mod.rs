@@ -10,6 +10,7 @@
 //! - [`verify`] recomputes every hash and checks every position, version and index entry.
 
 pub mod hash;
+pub mod index;
 pub mod keys;
 pub mod read;
 pub mod storage;
@@ -337,8 +338,13 @@ impl Log {
 
     /// Where an event id is in the log, if it is.
     pub fn position_of(&self, event_id: Uuid) -> Result<Option<u64>, LogError> {
-        let pos = self.shared.storage.position_of(event_id.as_bytes())?;
-        Ok(pos.filter(|p| *p <= self.head_position()))
+        let head = self.head_position();
+        let pos = self
+            .shared
+            .indexes()?
+            .as_ref()
+            .and_then(|ix| ix.position_of(event_id.as_bytes()));
+        Ok(pos.filter(|p| *p <= head))
     }
 
     /// The store's header (format version, hash algorithm).
@@ -348,6 +354,10 @@ impl Log {
 
     /// The current version of a stream (0 when it has no events).
     pub fn stream_version(&self, stream: &str) -> Result<u64, LogError> {
-        Ok(self.shared.storage.stream_head(stream)?)
+        Ok(self
+            .shared
+            .indexes()?
+            .as_ref()
+            .map_or(0, |ix| ix.stream_version(stream)))
     }
 }

@@ -5,9 +5,10 @@
 //! reader ever sees an event that a crash could still take away. sled's `watch_prefix` fires
 //! before a write is durable, so it is not used at all: subscribers wait on the published head.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
+use super::index::Indexes;
 use super::storage::{RawSegment, Storage, StorageError};
 use super::{Log, LogError, RecordedEvent};
 use crate::codec::{self, SegmentV1, StoredEventV1, StoredHeadV1};
@@ -20,6 +21,8 @@ pub struct Shared {
     pub(super) storage: std::sync::Arc<dyn Storage>,
     head: Mutex<(u64, [u8; 32])>,
     head_changed: Condvar,
+    /// Loaded on first use; see [`super::index`].
+    indexes: RwLock<Option<Indexes>>,
 }
 
 impl Shared {
@@ -31,7 +34,38 @@ impl Shared {
             storage,
             head: Mutex::new(head),
             head_changed: Condvar::new(),
+            indexes: RwLock::new(None),
         }
+    }
+
+    /// The indexes, loaded from storage the first time (up to the durable head).
+    pub(super) fn indexes(&self) -> Result<RwLockReadGuard<'_, Option<Indexes>>, LogError> {
+        {
+            let guard = self.indexes.read().unwrap_or_else(|p| p.into_inner());
+            if guard.is_some() {
+                return Ok(guard);
+            }
+        }
+        {
+            let mut guard = self.indexes.write().unwrap_or_else(|p| p.into_inner());
+            if guard.is_none() {
+                // The writer publishes under this lock, so no commit slips between the head read
+                // here and the load.
+                let head = self.durable_head().0;
+                *guard = Some(Indexes::load(self.storage.as_ref(), head)?);
+            }
+        }
+        Ok(self.indexes.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Called by the writer after a flush: folds the commit into the indexes (when loaded) and
+    /// publishes the new durable head, both under the index lock.
+    pub(super) fn publish_commit(&self, events: &[StoredEventV1], head: StoredHeadV1) {
+        let mut guard = self.indexes.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(indexes) = guard.as_mut() {
+            indexes.add_events(events);
+        }
+        self.publish(head);
     }
 
     /// (position, chain hash) of the durable head.
@@ -39,8 +73,8 @@ impl Shared {
         *self.head.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Called by the writer after a flush.
-    pub(super) fn publish(&self, head: StoredHeadV1) {
+    /// Publishes a new durable head (see [`Shared::publish_commit`]).
+    fn publish(&self, head: StoredHeadV1) {
         let mut guard = self.head.lock().unwrap_or_else(|p| p.into_inner());
         assert!(guard.0 <= head.position, "the durable head never goes back");
         *guard = (head.position, head.chain_hash);
@@ -61,7 +95,23 @@ impl Shared {
 /// Decodes a raw segment, checking that its key matches its first event.
 pub(crate) fn decode_segment(raw: &RawSegment) -> Result<Vec<StoredEventV1>, LogError> {
     let segment: SegmentV1 = codec::decode("segment", &raw.1)?;
-    Ok(segment.events)
+    match segment.events.first() {
+        Some(first) if first.position == raw.0 => Ok(segment.events),
+        Some(first) => Err(LogError::Storage(StorageError::Corrupt {
+            path: std::path::PathBuf::new(),
+            detail: format!(
+                "the segment stored under position {} holds events from position {} (moved or swapped): run `carelog verify`",
+                raw.0, first.position
+            ),
+        })),
+        None => Err(LogError::Storage(StorageError::Corrupt {
+            path: std::path::PathBuf::new(),
+            detail: format!(
+                "the segment stored under position {} is empty: run `carelog verify`",
+                raw.0
+            ),
+        })),
+    }
 }
 
 /// The stored event at a position, read from its segment.
@@ -170,10 +220,10 @@ impl Log {
     ) -> Result<Vec<RecordedEvent>, LogError> {
         let limit = limit.min(MAX_READ_LIMIT);
         let head = self.head_position();
-        let entries = self
-            .shared
-            .storage
-            .stream_entries(stream, from_version, limit)?;
+        let entries = match self.shared.indexes()?.as_ref() {
+            Some(ix) => ix.stream_entries(stream, from_version, limit),
+            None => Vec::new(),
+        };
         let mut out = Vec::with_capacity(entries.len());
         for (version, position) in entries {
             if position > head {

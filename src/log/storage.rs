@@ -39,10 +39,8 @@ pub enum StorageError {
 pub struct Commit {
     /// (first position, encoded segment).
     pub segments: Vec<(u64, Vec<u8>)>,
-    /// (event id, position).
-    pub ids: Vec<([u8; 16], u64)>,
-    /// (stream, stream version, position).
-    pub stream_entries: Vec<(String, u64, u64)>,
+    /// (first position, encoded index chunk) of the whole commit.
+    pub index_chunk: Option<(u64, Vec<u8>)>,
     pub head: Option<StoredHeadV1>,
 }
 
@@ -60,26 +58,15 @@ pub trait Storage: Send + Sync {
     fn commit(&self, commit: Commit) -> Result<(), StorageError>;
     /// Makes every commit so far durable (fsync).
     fn flush(&self) -> Result<(), StorageError>;
-    fn position_of(&self, event_id: &[u8; 16]) -> Result<Option<u64>, StorageError>;
-    /// The last version of a stream whose position is at most `max_position` (0 when none).
-    fn stream_head(&self, stream: &str) -> Result<u64, StorageError>;
-    /// (version, position) of a stream's events from `from_version`, at most `limit` of them.
-    fn stream_entries(
-        &self,
-        stream: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, u64)>, StorageError>;
     /// Raw segments in position order, from the one holding `from_position`.
     fn segments_from(
         &self,
         from_position: u64,
     ) -> Box<dyn Iterator<Item = Result<RawSegment, StorageError>> + Send + '_>;
-    /// Every key of the store with its value, for checks of the indexes. Bounded by the caller.
-    fn index_entries(
+    /// Raw index chunks in position order.
+    fn index_chunks(
         &self,
-        prefix: u8,
-    ) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StorageError>> + Send + '_>;
+    ) -> Box<dyn Iterator<Item = Result<RawSegment, StorageError>> + Send + '_>;
     /// Approximate bytes on disk.
     fn size_on_disk(&self) -> Result<u64, StorageError>;
 }
@@ -123,11 +110,7 @@ impl SledStorage {
                 }
             }
         }
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(cache_capacity_bytes)
-            .open()
-            .map_err(|e| open_error(&path, e))?;
+        let db = open_with_retry(&path, cache_capacity_bytes)?;
         let tree = db.open_tree(LOG_TREE).map_err(|e| open_error(&path, e))?;
         let storage = Self { path, db, tree };
         storage.ensure_header(create)?;
@@ -196,6 +179,29 @@ impl SledStorage {
     }
 }
 
+/// How long an open waits for a lock that a process which just closed the store may still
+/// hold: sled's background threads release the file lock a few milliseconds after the last
+/// handle is dropped.
+const LOCK_RETRY_MILLIS_TOTAL: u64 = 2_000;
+
+fn open_with_retry(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, StorageError> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity_bytes)
+            .open();
+        match opened.map_err(|e| open_error(path, e)) {
+            Err(StorageError::Locked { .. })
+                if started.elapsed().as_millis() < u128::from(LOCK_RETRY_MILLIS_TOTAL) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn open_error(path: &Path, e: sled::Error) -> StorageError {
     let text = e.to_string();
     match e {
@@ -254,14 +260,8 @@ impl Storage for SledStorage {
         for (first, bytes) in commit.segments {
             batch.insert(&keys::segment(first)[..], bytes);
         }
-        for (id, pos) in commit.ids {
-            batch.insert(&keys::id(&id)[..], &keys::position_value(pos)[..]);
-        }
-        for (stream, version, pos) in commit.stream_entries {
-            batch.insert(
-                keys::stream_version(&stream, version),
-                &keys::position_value(pos)[..],
-            );
+        if let Some((first, bytes)) = commit.index_chunk {
+            batch.insert(&keys::index_chunk(first)[..], bytes);
         }
         if let Some(head) = commit.head {
             batch.insert(keys::HEAD, codec::encode("durable head", &head)?);
@@ -271,60 +271,6 @@ impl Storage for SledStorage {
 
     fn flush(&self) -> Result<(), StorageError> {
         self.db.flush().map(|_| ()).map_err(|e| self.io(e))
-    }
-
-    fn position_of(&self, event_id: &[u8; 16]) -> Result<Option<u64>, StorageError> {
-        match self.tree.get(keys::id(event_id)).map_err(|e| self.io(e))? {
-            None => Ok(None),
-            Some(v) => keys::position_of_value(&v)
-                .map(Some)
-                .ok_or_else(|| StorageError::Corrupt {
-                    path: self.path.clone(),
-                    detail: format!(
-                        "id index entry of {} is damaged",
-                        uuid::Uuid::from_bytes(*event_id)
-                    ),
-                }),
-        }
-    }
-
-    fn stream_head(&self, stream: &str) -> Result<u64, StorageError> {
-        match self
-            .tree
-            .scan_prefix(keys::stream_prefix(stream))
-            .next_back()
-        {
-            None => Ok(0),
-            Some(entry) => {
-                let (k, _) = entry.map_err(|e| self.io(e))?;
-                keys::stream_version_of(&k).ok_or_else(|| StorageError::Corrupt {
-                    path: self.path.clone(),
-                    detail: format!("stream index key of {stream:?} is damaged"),
-                })
-            }
-        }
-    }
-
-    fn stream_entries(
-        &self,
-        stream: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, u64)>, StorageError> {
-        let start = keys::stream_version(stream, from_version.max(1));
-        let end = keys::stream_version(stream, u64::MAX);
-        let mut out = Vec::new();
-        for entry in self.tree.range(start..=end).take(limit) {
-            let (k, v) = entry.map_err(|e| self.io(e))?;
-            let damaged = || StorageError::Corrupt {
-                path: self.path.clone(),
-                detail: format!("stream index entry of {stream:?} is damaged"),
-            };
-            let version = keys::stream_version_of(&k).ok_or_else(damaged)?;
-            let pos = keys::position_of_value(&v).ok_or_else(damaged)?;
-            out.push((version, pos));
-        }
-        Ok(out)
     }
 
     fn segments_from(
@@ -351,14 +297,22 @@ impl Storage for SledStorage {
         }))
     }
 
-    fn index_entries(
+    fn index_chunks(
         &self,
-        prefix: u8,
-    ) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StorageError>> + Send + '_> {
-        Box::new(self.tree.scan_prefix([prefix]).map(move |entry| {
-            let (k, v) = entry.map_err(|e| self.io(e))?;
-            Ok((k.to_vec(), v.to_vec()))
-        }))
+    ) -> Box<dyn Iterator<Item = Result<RawSegment, StorageError>> + Send + '_> {
+        Box::new(
+            self.tree
+                .scan_prefix([keys::INDEX_PREFIX])
+                .map(move |entry| {
+                    let (k, v) = entry.map_err(|e| self.io(e))?;
+                    let first =
+                        keys::index_chunk_position(&k).ok_or_else(|| StorageError::Corrupt {
+                            path: self.path.clone(),
+                            detail: "an index chunk key is damaged".into(),
+                        })?;
+                    Ok((first, v.to_vec()))
+                }),
+        )
     }
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {

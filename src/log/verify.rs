@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::storage::Storage;
-use super::{Log, LogError, hash, keys, read};
-use crate::codec::StoredEventV1;
+use super::{Log, LogError, hash, read};
+use crate::codec::{self, IndexChunkV1, StoredEventV1};
 
 /// What is wrong at a position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +174,9 @@ fn walk_segments(
         }
         let events = match read::decode_segment(&raw) {
             Ok(events) => events,
+            Err(LogError::Storage(e)) => {
+                return problem(first_in_key, VerifyProblemKind::OutOfOrder, e.to_string());
+            }
             Err(e) => {
                 return problem(
                     first_in_key,
@@ -310,101 +313,109 @@ fn check_head(
     }
 }
 
-/// Every id index entry names an event at its position with that id, and every stream index
-/// entry names an event of that stream and version; and there are as many of each as events.
+/// The index chunks cover every position once, in order, and each entry names the event at its
+/// position (id, stream, version): the chunks and the segments are walked side by side.
 fn check_indexes_of(storage: &dyn Storage, last_position: u64) -> Option<VerifyProblem> {
-    let mut ids = 0u64;
-    let mut cursor = SegmentCursor::default();
-    for entry in storage.index_entries(keys::ID_PREFIX) {
-        let Ok((k, v)) = entry else {
+    let mut events = EventWalk {
+        segments: storage.segments_from(1),
+        buffered: Vec::new().into_iter(),
+    };
+    let mut expected = 1u64;
+    for raw in storage.index_chunks() {
+        let Ok((first, bytes)) = raw else {
             return problem(
-                0,
+                expected,
                 VerifyProblemKind::Modified,
-                "the id index cannot be read",
+                "the index cannot be read",
             );
         };
-        ids += 1;
-        let position = keys::position_of_value(&v).unwrap_or(0);
-        let id_bytes: Option<[u8; 16]> = k.get(1..).and_then(|b| b.try_into().ok());
-        let event = cursor.event_at(storage, position);
-        let matches = matches!((id_bytes, &event), (Some(id), Some(e)) if e.event_id == id);
-        if !matches {
+        if first != expected {
+            let kind = if first > expected {
+                VerifyProblemKind::Missing
+            } else {
+                VerifyProblemKind::OutOfOrder
+            };
             return problem(
-                position.min(last_position.max(1)),
-                VerifyProblemKind::Modified,
+                expected.min(first),
+                kind,
                 format!(
-                    "id index entry {} points at position {position}, which does not hold that event",
-                    hex::encode(k.get(1..).unwrap_or_default())
+                    "the index chunk for position {expected} is missing or misplaced (found one at {first})"
                 ),
             );
         }
-    }
-    if ids != last_position {
-        return problem(
-            last_position,
-            VerifyProblemKind::Modified,
-            format!("the id index holds {ids} entries for {last_position} events"),
-        );
-    }
-    let mut entries = 0u64;
-    for entry in storage.index_entries(keys::STREAM_PREFIX) {
-        let Ok((k, v)) = entry else {
-            return problem(
-                0,
-                VerifyProblemKind::Modified,
-                "the stream index cannot be read",
-            );
+        let chunk: IndexChunkV1 = match codec::decode("index chunk", &bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                return problem(
+                    first,
+                    VerifyProblemKind::Modified,
+                    format!("the index chunk at position {first} does not decode: {e}"),
+                );
+            }
         };
-        entries += 1;
-        let position = keys::position_of_value(&v).unwrap_or(0);
-        let version = keys::stream_version_of(&k).unwrap_or(0);
-        let stream = k
-            .get(1..k.len().saturating_sub(9))
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default();
-        let event = cursor.event_at(storage, position);
-        let matches =
-            matches!(&event, Some(e) if e.stream == stream && e.stream_version == version);
-        if !matches {
-            return problem(
-                position.min(last_position.max(1)),
-                VerifyProblemKind::Modified,
-                format!(
-                    "stream index entry {stream:?} version {version} points at position {position}, which does not hold it"
-                ),
-            );
+        if chunk.entries.is_empty() {
+            return problem(first, VerifyProblemKind::Modified, "an empty index chunk");
+        }
+        for entry in chunk.entries {
+            let Some(event) = events.next() else {
+                return problem(
+                    expected,
+                    VerifyProblemKind::Modified,
+                    format!(
+                        "the index names position {expected}, past the last event {last_position}"
+                    ),
+                );
+            };
+            let same = event.position == expected
+                && event.event_id == entry.event_id
+                && event.stream == entry.stream
+                && event.stream_version == entry.stream_version;
+            if !same {
+                return problem(
+                    expected,
+                    VerifyProblemKind::Modified,
+                    format!(
+                        "the index entry at position {expected} does not match the event there (id, stream or version)"
+                    ),
+                );
+            }
+            expected += 1;
         }
     }
-    if entries != last_position {
+    if expected != last_position + 1 {
         return problem(
-            last_position,
-            VerifyProblemKind::Modified,
-            format!("the stream index holds {entries} entries for {last_position} events"),
+            expected,
+            VerifyProblemKind::Missing,
+            format!(
+                "the index covers positions up to {} but the log ends at {last_position}",
+                expected - 1
+            ),
         );
     }
     None
 }
 
-/// Keeps the last decoded segment, since index entries come in roughly position order.
-#[derive(Default)]
-struct SegmentCursor {
-    events: Vec<StoredEventV1>,
+/// The stored events in position order, for the index walk (already verified by the first walk).
+struct EventWalk<'a> {
+    segments: Box<
+        dyn Iterator<Item = Result<super::storage::RawSegment, super::storage::StorageError>>
+            + Send
+            + 'a,
+    >,
+    buffered: std::vec::IntoIter<StoredEventV1>,
 }
 
-impl SegmentCursor {
-    fn event_at(&mut self, storage: &dyn Storage, position: u64) -> Option<StoredEventV1> {
-        let first = self.events.first().map(|e| e.position).unwrap_or(u64::MAX);
-        let last = self.events.last().map(|e| e.position).unwrap_or(0);
-        if position < first || position > last {
-            let raw = storage.segments_from(position).next()?.ok()?;
-            self.events = read::decode_segment(&raw).ok()?;
+impl Iterator for EventWalk<'_> {
+    type Item = StoredEventV1;
+
+    fn next(&mut self) -> Option<StoredEventV1> {
+        loop {
+            if let Some(e) = self.buffered.next() {
+                return Some(e);
+            }
+            let raw = self.segments.next()?.ok()?;
+            self.buffered = read::decode_segment(&raw).ok()?.into_iter();
         }
-        let first = self.events.first()?.position;
-        let index = usize::try_from(position.checked_sub(first)?).ok()?;
-        self.events
-            .get(index)
-            .filter(|e| e.position == position)
-            .cloned()
     }
 }
 

@@ -1,13 +1,18 @@
 //! The one writer: owns the write path, gathers concurrent append batches into one commit and
 //! one flush (group commit), and answers each batch only after that flush.
 //!
+//! Two threads form a pipeline. The writer thread takes what is queued (up to
+//! [`super::MAX_COMMIT_EVENTS`] events), checks each batch on its own (a batch that fails is
+//! answered with its error and leaves no trace), lays the rest out (positions, versions, recorded
+//! times, hashes) and writes them as one atomic storage commit. It hands the commit to the flusher
+//! thread and goes on with the next group while the flusher makes the previous one durable
+//! (fsync), publishes the new durable head to readers, and answers the callers, in commit order.
+//! At most [`COMMITS_IN_FLIGHT`] commits wait for their flush.
+//!
 //! Callers hand batches over a bounded queue ([`super::QUEUE_CAPACITY`]): a flood blocks its
-//! senders (backpressure) instead of growing memory. The writer takes what is queued, up to
-//! [`super::MAX_COMMIT_EVENTS`] events, checks each batch on its own (a batch that fails is
-//! answered with its error and leaves no trace), writes the rest as one atomic storage commit,
-//! flushes once, publishes the new durable head to readers, then answers.
+//! senders (backpressure) instead of growing memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -21,8 +26,12 @@ use super::{
     Ack, AppendBatch, ExpectedVersion, LogError, MAX_BATCH_EVENTS, MAX_COMMIT_EVENTS,
     MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, QUEUE_CAPACITY, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS, hash,
 };
-use crate::codec::{self, SegmentV1, StoredEventV1, StoredHeadV1, StoredTime};
+use crate::codec::{self, SegmentRefV1, StoredEventV1, StoredHeadV1, StoredTime};
 use crate::time::{self, Clock};
+
+/// Commits written but not yet flushed, at most: the writer lays out the next group while the
+/// flusher makes the previous one durable.
+pub const COMMITS_IN_FLIGHT: usize = 2;
 
 /// Counters of the writer, read by metrics and benches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,6 +40,8 @@ pub struct WriterStats {
     pub events_written: u64,
     pub batches: u64,
     pub flush_nanos_total: u64,
+    /// Time spent checking, laying out and writing commits (before their flush).
+    pub commit_nanos_total: u64,
     pub last_commit_batches: u64,
     pub queue_depth: u64,
 }
@@ -41,11 +52,13 @@ struct Counters {
     events_written: AtomicU64,
     batches: AtomicU64,
     flush_nanos_total: AtomicU64,
+    commit_nanos_total: AtomicU64,
     last_commit_batches: AtomicU64,
     queued: AtomicU64,
 }
 
-type Reply = SyncSender<Result<Vec<Ack>, LogError>>;
+type Answer = Result<Vec<Ack>, LogError>;
+type Reply = SyncSender<Answer>;
 
 struct Request {
     batch: AppendBatch,
@@ -54,7 +67,7 @@ struct Request {
 
 /// A submitted batch; [`Pending::wait`] returns its acks once they are durable.
 pub struct Pending {
-    answer: Receiver<Result<Vec<Ack>, LogError>>,
+    answer: Receiver<Answer>,
 }
 
 impl Pending {
@@ -63,7 +76,24 @@ impl Pending {
     }
 }
 
-/// The handle callers use; dropping the last one stops the writer thread after it drains.
+/// Set once a commit could not be written or flushed: no further appends are taken.
+#[derive(Default)]
+struct Poison(Mutex<Option<String>>);
+
+impl Poison {
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, reason: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(reason);
+    }
+}
+
+/// The handle callers use; dropping the last one stops the threads after they drain.
 pub struct WriterHandle {
     sender: Mutex<Option<SyncSender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -79,33 +109,51 @@ impl WriterHandle {
     ) -> Result<Self, LogError> {
         let (sender, receiver) = sync_channel::<Request>(QUEUE_CAPACITY);
         let counters = Arc::new(Counters::default());
+        let poison = Arc::new(Poison::default());
+        let last_recorded = match &head {
+            Some(h) => Some(time::from_stored(&h.recorded_at)?),
+            None => None,
+        };
         let head = head.unwrap_or(StoredHeadV1 {
             position: 0,
             chain_hash: hash::GENESIS_CHAIN,
             recorded_at: StoredTime {
-                unix_seconds: i64::MIN / 2,
+                unix_seconds: 0,
                 nanos: 0,
                 offset_seconds: 0,
             },
         });
-        let last_recorded = if head.position == 0 {
-            None
-        } else {
-            Some(time::from_stored(&head.recorded_at)?)
+        let (tickets, ticket_receiver) =
+            sync_channel::<Ticket>(COMMITS_IN_FLIGHT.saturating_sub(1).max(1));
+        let flusher = Flusher {
+            storage: storage.clone(),
+            shared: shared.clone(),
+            counters: counters.clone(),
+            poison: poison.clone(),
         };
+        let flusher_thread = std::thread::Builder::new()
+            .name("carelog-flusher".into())
+            .spawn(move || flusher.run(ticket_receiver))
+            .map_err(|e| LogError::Poisoned(format!("could not start the flusher thread: {e}")))?;
         let mut writer = Writer {
             storage,
             shared,
             clock,
             head,
             last_recorded,
-            stream_heads: HashMap::new(),
             counters: counters.clone(),
-            poisoned: None,
+            poison,
+            unflushed: Unflushed::default(),
+            tickets: Some(tickets),
         };
         let thread = std::thread::Builder::new()
             .name("carelog-writer".into())
-            .spawn(move || writer.run(receiver))
+            .spawn(move || {
+                writer.run(receiver);
+                // Closing the tickets lets the flusher drain what is left, then stop.
+                drop(writer);
+                let _ = flusher_thread.join();
+            })
             .map_err(|e| LogError::Poisoned(format!("could not start the writer thread: {e}")))?;
         Ok(Self {
             sender: Mutex::new(Some(sender)),
@@ -127,8 +175,7 @@ impl WriterHandle {
         };
         let (reply, answer) = sync_channel(1);
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        let sent = sender.send(Request { batch, reply });
-        if sent.is_err() {
+        if sender.send(Request { batch, reply }).is_err() {
             self.counters.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(LogError::WriterGone);
         }
@@ -142,6 +189,7 @@ impl WriterHandle {
             events_written: c.events_written.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             flush_nanos_total: c.flush_nanos_total.load(Ordering::Relaxed),
+            commit_nanos_total: c.commit_nanos_total.load(Ordering::Relaxed),
             last_commit_batches: c.last_commit_batches.load(Ordering::Relaxed),
             queue_depth: c.queued.load(Ordering::Relaxed),
         }
@@ -161,24 +209,128 @@ impl Drop for WriterHandle {
     }
 }
 
-/// A stream head cache bound: beyond it the cache is cleared and refilled from storage.
-const STREAM_CACHE_MAX: usize = 1_000_000;
+/// A written commit on its way to durability, with the answers to send once it is.
+struct Ticket {
+    /// Empty when the group only held resends (answered after the commits before them).
+    events: Vec<StoredEventV1>,
+    head: StoredHeadV1,
+    answers: Vec<(Reply, Answer)>,
+}
+
+struct Flusher {
+    storage: Arc<dyn Storage>,
+    shared: Arc<Shared>,
+    counters: Arc<Counters>,
+    poison: Arc<Poison>,
+}
+
+impl Flusher {
+    fn run(&self, tickets: Receiver<Ticket>) {
+        while let Ok(ticket) = tickets.recv() {
+            if let Some(reason) = self.poison.get() {
+                for (reply, _) in ticket.answers {
+                    let _ = reply.send(Err(LogError::Poisoned(reason.clone())));
+                }
+                continue;
+            }
+            if !ticket.events.is_empty() {
+                let started = std::time::Instant::now();
+                if let Err(e) = self.storage.flush() {
+                    // The commit may be partly on disk but was never made durable: take no
+                    // further appends rather than guess (a restart re-reads the true head).
+                    let reason = e.to_string();
+                    self.poison.set(reason.clone());
+                    for (reply, _) in ticket.answers {
+                        let _ = reply.send(Err(LogError::Poisoned(reason.clone())));
+                    }
+                    continue;
+                }
+                let c = &self.counters;
+                c.flush_nanos_total
+                    .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                self.shared.publish_commit(&ticket.events, ticket.head);
+                c.commits.fetch_add(1, Ordering::Relaxed);
+                c.events_written
+                    .fetch_add(ticket.events.len() as u64, Ordering::Relaxed);
+                c.batches
+                    .fetch_add(ticket.answers.len() as u64, Ordering::Relaxed);
+                c.last_commit_batches
+                    .store(ticket.answers.len() as u64, Ordering::Relaxed);
+            }
+            for (reply, answer) in ticket.answers {
+                let _ = reply.send(answer);
+            }
+        }
+    }
+}
+
+/// Events written but not yet durable (so not yet in the indexes): what the writer must still
+/// see when it checks the next groups for resends and stream versions.
+#[derive(Default)]
+struct Unflushed {
+    ids: HashMap<[u8; 16], StoredEventV1>,
+    streams: HashMap<String, u64>,
+    /// Per commit in flight: (last position, its ids, its streams with their last version).
+    commits: VecDeque<(u64, Vec<[u8; 16]>, Vec<(String, u64)>)>,
+}
+
+impl Unflushed {
+    /// Forgets the commits that are durable now (they are in the indexes).
+    fn prune(&mut self, durable: u64) {
+        while self
+            .commits
+            .front()
+            .is_some_and(|(last, _, _)| *last <= durable)
+        {
+            let Some((_, ids, streams)) = self.commits.pop_front() else {
+                break;
+            };
+            for id in ids {
+                self.ids.remove(&id);
+            }
+            for (stream, version) in streams {
+                if self.streams.get(&stream) == Some(&version) {
+                    self.streams.remove(&stream);
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, events: &[StoredEventV1], streams: &HashMap<String, u64>) {
+        let last = events.last().map_or(0, |e| e.position);
+        for e in events {
+            self.ids.insert(e.event_id, e.clone());
+        }
+        for (s, v) in streams {
+            self.streams.insert(s.clone(), *v);
+        }
+        self.commits.push_back((
+            last,
+            events.iter().map(|e| e.event_id).collect(),
+            streams.iter().map(|(s, v)| (s.clone(), *v)).collect(),
+        ));
+    }
+}
+
+/// The events of the group being laid out, and how to undo a batch that fails half way.
+#[derive(Default)]
+struct Group {
+    events: Vec<StoredEventV1>,
+    ids: HashMap<[u8; 16], usize>,
+    streams: HashMap<String, u64>,
+}
 
 struct Writer {
     storage: Arc<dyn Storage>,
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
+    /// The head including commits not yet durable.
     head: StoredHeadV1,
     last_recorded: Option<time::Instant>,
-    stream_heads: HashMap<String, u64>,
     counters: Arc<Counters>,
-    poisoned: Option<String>,
-}
-
-/// A batch that passed its checks, with its events laid out.
-struct Accepted {
-    reply: Reply,
-    acks: Vec<Ack>,
+    poison: Arc<Poison>,
+    unflushed: Unflushed,
+    tickets: Option<SyncSender<Ticket>>,
 }
 
 impl Writer {
@@ -202,135 +354,105 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<Request>) {
-        if let Some(reason) = &self.poisoned {
-            for r in group {
+    fn commit_group(&mut self, requests: Vec<Request>) {
+        let started = std::time::Instant::now();
+        if let Some(reason) = self.poison.get() {
+            for r in requests {
                 let _ = r.reply.send(Err(LogError::Poisoned(reason.clone())));
             }
             return;
         }
+        self.unflushed.prune(self.shared.durable_head().0);
         let now = self.clock.now();
-        let last_recorded_before = self.last_recorded;
+        let (head_before_group, recorded_before_group) = (self.head, self.last_recorded);
+        let mut group = Group::default();
+        let mut answers: Vec<(Reply, Answer)> = Vec::with_capacity(requests.len());
 
-        let start_head = self.head;
-        let mut pending_events: Vec<StoredEventV1> = Vec::new();
-        let mut pending_ids: HashMap<[u8; 16], usize> = HashMap::new();
-        let mut pending_streams: HashMap<String, u64> = HashMap::new();
-        let mut accepted: Vec<Accepted> = Vec::new();
-
-        for request in group {
-            let head_before = self.head;
-            let events_before = pending_events.len();
-            let last_recorded = self.last_recorded;
-            match self.lay_out(
-                &request.batch,
-                now,
-                &mut pending_events,
-                &pending_ids,
-                &mut pending_streams,
-            ) {
+        for request in requests {
+            let (head_before, recorded_before, events_before) =
+                (self.head, self.last_recorded, group.events.len());
+            let mut undo: Vec<(String, Option<u64>)> = Vec::new();
+            match self.lay_out(&request.batch, now, &mut group, &mut undo) {
                 Ok(acks) => {
-                    for (i, e) in pending_events.iter().enumerate().skip(events_before) {
-                        pending_ids.insert(e.event_id, i);
+                    for (i, e) in group.events.iter().enumerate().skip(events_before) {
+                        group.ids.insert(e.event_id, i);
                     }
-                    accepted.push(Accepted {
-                        reply: request.reply,
-                        acks,
-                    });
+                    answers.push((request.reply, Ok(acks)));
                 }
-                Err((e, streams_before)) => {
+                Err(e) => {
                     self.head = head_before;
-                    self.last_recorded = last_recorded;
-                    pending_events.truncate(events_before);
-                    pending_streams = streams_before;
+                    self.last_recorded = recorded_before;
+                    group.events.truncate(events_before);
+                    for (stream, previous) in undo.into_iter().rev() {
+                        match previous {
+                            Some(v) => group.streams.insert(stream, v),
+                            None => group.streams.remove(&stream),
+                        };
+                    }
+                    // A refusal needs no flush: answer now.
                     let _ = request.reply.send(Err(e));
                 }
             }
         }
-
-        if pending_events.is_empty() {
-            // Only duplicates or failures: nothing to write, but duplicates are acked only for
-            // durable events, which they are (they were read from storage or are in this group).
-            for a in accepted {
-                let _ = a.reply.send(Ok(a.acks));
-            }
+        if answers.is_empty() {
             return;
         }
-
-        let written = pending_events.len() as u64;
-        let result = self.write(&pending_events);
-        match result {
-            Ok(flush_nanos) => {
-                for (stream, v) in pending_streams {
-                    self.remember_stream(stream, v);
-                }
-                self.shared.publish(self.head);
-                let c = &self.counters;
-                c.commits.fetch_add(1, Ordering::Relaxed);
-                c.events_written.fetch_add(written, Ordering::Relaxed);
-                c.batches
-                    .fetch_add(accepted.len() as u64, Ordering::Relaxed);
-                c.flush_nanos_total
-                    .fetch_add(flush_nanos, Ordering::Relaxed);
-                c.last_commit_batches
-                    .store(accepted.len() as u64, Ordering::Relaxed);
-                for a in accepted {
-                    let _ = a.reply.send(Ok(a.acks));
-                }
-            }
-            Err(e) => {
-                // The commit may be partly on disk but was never made durable: take no further
-                // appends rather than guess (a restart re-reads the true head from storage).
-                self.head = start_head;
-                self.last_recorded = last_recorded_before;
+        if !group.events.is_empty() {
+            if let Err(e) = self.write(&group.events) {
                 let reason = e.to_string();
-                self.poisoned = Some(reason.clone());
-                for a in accepted {
-                    let _ = a.reply.send(Err(LogError::Poisoned(reason.clone())));
+                self.poison.set(reason.clone());
+                self.head = head_before_group;
+                self.last_recorded = recorded_before_group;
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(LogError::Poisoned(reason.clone())));
                 }
+                return;
+            }
+            self.unflushed.add(&group.events, &group.streams);
+        }
+        self.counters
+            .commit_nanos_total
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let ticket = Ticket {
+            events: group.events,
+            head: self.head,
+            answers,
+        };
+        if let Some(tickets) = &self.tickets
+            && let Err(unsent) = tickets.send(ticket)
+        {
+            for (reply, _) in unsent.0.answers {
+                let _ = reply.send(Err(LogError::WriterGone));
             }
         }
     }
 
-    /// Checks one batch and lays its events out after the pending ones. On error, returns the
-    /// error and the stream overlay as it was before the batch.
-    #[allow(clippy::type_complexity)]
+    /// Checks one batch and lays its events out after the group's. Records in `undo` every
+    /// stream version it changes, so the caller can take a failed batch back out.
     fn lay_out(
         &mut self,
         batch: &AppendBatch,
         now: time::Instant,
-        pending: &mut Vec<StoredEventV1>,
-        pending_ids: &HashMap<[u8; 16], usize>,
-        pending_streams: &mut HashMap<String, u64>,
-    ) -> Result<Vec<Ack>, (LogError, HashMap<String, u64>)> {
-        let streams_before = pending_streams.clone();
-        let fail = |e: LogError, before: HashMap<String, u64>| Err((e, before));
-        if let Err(e) = check_shape(batch) {
-            return fail(e, streams_before);
-        }
+        group: &mut Group,
+        undo: &mut Vec<(String, Option<u64>)>,
+    ) -> Result<Vec<Ack>, LogError> {
+        check_shape(batch)?;
 
         // Idempotency first: a resend of a batch already written is answered with the original
         // positions whatever the expectations say (they held when it was first written).
         let mut duplicates: Vec<Ack> = Vec::new();
         for e in &batch.events {
             let id = *e.event_id.as_bytes();
-            let found = if let Some(&index) = pending_ids.get(&id) {
-                pending.get(index).cloned()
-            } else {
-                match self.stored_event_by_id(&id) {
-                    Ok(found) => found,
-                    Err(err) => return fail(err, streams_before),
-                }
+            let found = match group.ids.get(&id) {
+                Some(&index) => group.events.get(index).cloned(),
+                None => self.stored_event_by_id(&id)?,
             };
             if let Some(stored) = found {
                 if !e.same_content(&stored) {
-                    return fail(
-                        LogError::IdConflict {
-                            event_id: e.event_id,
-                            position: stored.position,
-                        },
-                        streams_before,
-                    );
+                    return Err(LogError::IdConflict {
+                        event_id: e.event_id,
+                        position: stored.position,
+                    });
                 }
                 duplicates.push(Ack {
                     event_id: e.event_id,
@@ -340,40 +462,31 @@ impl Writer {
                 });
             }
         }
-        if !duplicates.is_empty() {
+        if let Some(first) = duplicates.first() {
             if duplicates.len() == batch.events.len() {
                 return Ok(duplicates);
             }
-            return fail(
-                LogError::PartialDuplicate {
-                    already: duplicates.len(),
-                    total: batch.events.len(),
-                    event_id: duplicates[0].event_id,
-                    position: duplicates[0].position,
-                },
-                streams_before,
-            );
+            return Err(LogError::PartialDuplicate {
+                already: duplicates.len(),
+                total: batch.events.len(),
+                event_id: first.event_id,
+                position: first.position,
+            });
         }
 
         for (stream, expected) in &batch.expectations {
-            let actual = match self.current_version(stream, pending_streams) {
-                Ok(v) => v,
-                Err(e) => return fail(e, streams_before),
-            };
+            let actual = self.current_version(stream, group)?;
             let holds = match expected {
                 ExpectedVersion::Any => true,
                 ExpectedVersion::NoStream => actual == 0,
                 ExpectedVersion::Exact(v) => actual == *v,
             };
             if !holds {
-                return fail(
-                    LogError::VersionConflict {
-                        stream: stream.clone(),
-                        expected: *expected,
-                        actual,
-                    },
-                    streams_before,
-                );
+                return Err(LogError::VersionConflict {
+                    stream: stream.clone(),
+                    expected: *expected,
+                    actual,
+                });
             }
         }
 
@@ -383,37 +496,24 @@ impl Writer {
             let recorded_at = match e.recorded_at {
                 None => self.last_recorded.map_or(now, |last| last.max(now)),
                 Some(asked) if asked > now => {
-                    return fail(
-                        LogError::InvalidEvent {
-                            index,
-                            field: "recordedat",
-                            rule: format!(
-                                "a kept recording time may not be in the future (now {now})"
-                            ),
-                        },
-                        streams_before,
-                    );
+                    return Err(LogError::InvalidEvent {
+                        index,
+                        field: "recordedat",
+                        rule: format!("a kept recording time may not be in the future (now {now})"),
+                    });
                 }
                 Some(asked) if self.last_recorded.is_some_and(|last| asked < last) => {
-                    return fail(
-                        LogError::InvalidEvent {
-                            index,
-                            field: "recordedat",
-                            rule:
-                                "a kept recording time may not be earlier than the previous event's"
-                                    .into(),
-                        },
-                        streams_before,
-                    );
+                    return Err(LogError::InvalidEvent {
+                        index,
+                        field: "recordedat",
+                        rule: "a kept recording time may not be earlier than the previous event's"
+                            .into(),
+                    });
                 }
                 Some(asked) => asked,
             };
-            self.last_recorded = Some(recorded_at);
-            let recorded_at = &time::to_stored(&recorded_at);
-            let version = match self.current_version(&e.stream, pending_streams) {
-                Ok(v) => v + 1,
-                Err(err) => return fail(err, streams_before),
-            };
+            let recorded_stored = time::to_stored(&recorded_at);
+            let version = self.current_version(&e.stream, group)? + 1;
             let position = self.head.position + 1;
             let mut stored = StoredEventV1 {
                 position,
@@ -423,7 +523,7 @@ impl Writer {
                 event_type: e.event_type.clone(),
                 schema_version: e.schema_version,
                 occurred_at: time::to_stored(&e.occurred_at),
-                recorded_at: *recorded_at,
+                recorded_at: recorded_stored,
                 recorded_by: e.recorded_by.clone(),
                 correlation_id: e.correlation_id.map(|u| *u.as_bytes()),
                 causation_id: e.causation_id.map(|u| *u.as_bytes()),
@@ -431,29 +531,27 @@ impl Writer {
                 leaf_hash: [0; 32],
                 chain_hash: [0; 32],
             };
-            let canonical = match stored.canonical_bytes() {
-                Ok(c) => c,
-                Err(err) => return fail(err.into(), streams_before),
-            };
-            stored.leaf_hash = hash::leaf(&canonical);
+            stored.leaf_hash = hash::leaf(&stored.canonical_bytes()?);
             stored.chain_hash = hash::chain(&self.head.chain_hash, &stored.leaf_hash);
             // Invariants: positions dense in commit order, stream versions dense per stream.
-            assert_eq!(
-                stored.position,
-                self.head.position + 1,
-                "position must be dense"
-            );
             assert!(
-                pending
+                group
+                    .events
                     .last()
-                    .is_none_or(|p| p.position + 1 == stored.position),
-                "pending positions must be dense"
+                    .is_none_or(|p| p.position + 1 == position),
+                "positions must be dense"
             );
-            pending_streams.insert(e.stream.clone(), version);
+            let previous = group.streams.insert(e.stream.clone(), version);
+            assert!(
+                previous.is_none_or(|p| p + 1 == version),
+                "stream versions must be dense"
+            );
+            undo.push((e.stream.clone(), previous));
+            self.last_recorded = Some(recorded_at);
             self.head = StoredHeadV1 {
                 position,
                 chain_hash: stored.chain_hash,
-                recorded_at: *recorded_at,
+                recorded_at: recorded_stored,
             };
             acks.push(Ack {
                 event_id: e.event_id,
@@ -461,45 +559,45 @@ impl Writer {
                 stream_version: version,
                 duplicate: false,
             });
-            pending.push(stored);
+            group.events.push(stored);
         }
         Ok(acks)
     }
 
-    fn current_version(
-        &mut self,
-        stream: &str,
-        pending_streams: &HashMap<String, u64>,
-    ) -> Result<u64, LogError> {
-        if let Some(v) = pending_streams.get(stream) {
+    /// A stream's version: this group, then commits not yet durable, then the index.
+    fn current_version(&self, stream: &str, group: &Group) -> Result<u64, LogError> {
+        if let Some(v) = group
+            .streams
+            .get(stream)
+            .or_else(|| self.unflushed.streams.get(stream))
+        {
             return Ok(*v);
         }
-        if let Some(v) = self.stream_heads.get(stream) {
-            return Ok(*v);
-        }
-        let v = self.storage.stream_head(stream)?;
-        self.remember_stream(stream.to_string(), v);
-        Ok(v)
+        Ok(self
+            .shared
+            .indexes()?
+            .as_ref()
+            .map_or(0, |ix| ix.stream_version(stream)))
     }
 
-    fn remember_stream(&mut self, stream: String, version: u64) {
-        if self.stream_heads.len() >= STREAM_CACHE_MAX && !self.stream_heads.contains_key(&stream) {
-            self.stream_heads.clear();
-        }
-        if let Some(previous) = self.stream_heads.insert(stream, version) {
-            assert!(previous <= version, "stream versions never go back");
-        }
-    }
-
+    /// An event by id: commits not yet durable, then the index and the store.
     fn stored_event_by_id(&self, id: &[u8; 16]) -> Result<Option<StoredEventV1>, LogError> {
-        let Some(pos) = self.storage.position_of(id)? else {
+        if let Some(e) = self.unflushed.ids.get(id) {
+            return Ok(Some(e.clone()));
+        }
+        let found = self
+            .shared
+            .indexes()?
+            .as_ref()
+            .and_then(|ix| ix.position_of(id));
+        let Some(pos) = found else {
             return Ok(None);
         };
         super::read::stored_event_at(self.storage.as_ref(), pos)
     }
 
-    /// Writes the pending events as one atomic commit, then flushes. Returns the flush time.
-    fn write(&self, events: &[StoredEventV1]) -> Result<u64, LogError> {
+    /// Writes the group's events as one atomic commit: its segments, its index chunk, the head.
+    fn write(&self, events: &[StoredEventV1]) -> Result<(), LogError> {
         let mut commit = Commit::default();
         let mut start = 0;
         while start < events.len() {
@@ -513,30 +611,27 @@ impl Writer {
                 bytes += events[end].payload.len() + 200;
                 end += 1;
             }
-            let segment = SegmentV1 {
-                events: events[start..end].to_vec(),
+            let segment = SegmentRefV1 {
+                events: &events[start..end],
             };
             commit
                 .segments
                 .push((events[start].position, codec::encode("segment", &segment)?));
             start = end;
         }
-        for e in events {
-            commit.ids.push((e.event_id, e.position));
-            commit
-                .stream_entries
-                .push((e.stream.clone(), e.stream_version, e.position));
-        }
+        let first = events.first().map_or(0, |e| e.position);
+        commit.index_chunk = Some((
+            first,
+            codec::encode("index chunk", &super::index::chunk_of(events))?,
+        ));
         commit.head = Some(self.head);
         self.storage.commit(commit)?;
-        let flush_start = std::time::Instant::now();
-        self.storage.flush()?;
-        Ok(flush_start.elapsed().as_nanos() as u64)
+        Ok(())
     }
 }
 
-/// The checks of a batch that need no state: sizes, names, non-empty.
-fn check_shape(batch: &AppendBatch) -> Result<(), LogError> {
+/// The checks of a batch that need no state: sizes, names, non-empty, ids unique.
+pub fn check_shape(batch: &AppendBatch) -> Result<(), LogError> {
     let invalid = |index: usize, field: &'static str, rule: String| LogError::InvalidEvent {
         index,
         field,
@@ -556,7 +651,8 @@ fn check_shape(batch: &AppendBatch) -> Result<(), LogError> {
             format!("a batch holds at most {MAX_BATCH_EVENTS} events; split it"),
         ));
     }
-    let mut seen: HashMap<Uuid, usize> = HashMap::with_capacity(batch.events.len());
+    let mut seen: std::collections::HashSet<Uuid> =
+        std::collections::HashSet::with_capacity(batch.events.len());
     for (i, e) in batch.events.iter().enumerate() {
         check_name(i, "stream", &e.stream)?;
         check_name(i, "type", &e.event_type)?;
@@ -571,7 +667,7 @@ fn check_shape(batch: &AppendBatch) -> Result<(), LogError> {
         if e.event_id.is_nil() {
             return Err(invalid(i, "id", "the nil UUID is not an event id".into()));
         }
-        if seen.insert(e.event_id, i).is_some() {
+        if !seen.insert(e.event_id) {
             return Err(LogError::DuplicateInBatch {
                 event_id: e.event_id,
             });

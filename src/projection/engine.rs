@@ -143,8 +143,12 @@ pub fn replay(
         if let Some(c) = checkpoints
             && c.is_due(stored.position)
         {
-            for (p, state) in projections.iter().zip(&states) {
-                c.save(*p, stored.position, &stored.chain_hash, state.as_ref());
+            // Only a state that is exactly at this position may be saved under it: one that
+            // started from a later checkpoint is already past it.
+            for ((p, state), start) in projections.iter().zip(&states).zip(&starts) {
+                if stored.position > *start {
+                    c.save(*p, stored.position, &stored.chain_hash, state.as_ref());
+                }
             }
         }
     }

@@ -1,0 +1,205 @@
+//! [`ApiError`]: every refusal of the HTTP service, as a status code and one JSON body
+//! `{"error": {"field": …, "rule": …, "message": …}}` (plus `"index"`, the event's place in a
+//! posted array, when the error is about one event).
+//!
+//! The mapping from the application's errors to status codes lives here and only here:
+//! 400 malformed input, 401 no usable token, 403 not allowed, 404 no such thing, 409 an id
+//! conflict, 413 too large, 422 well formed but a rule failed, 503 overloaded or unavailable,
+//! 500 a fault of the store or of this build.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::app::AppError;
+use crate::app::access::AccessError;
+use crate::domain::cloudevent::FormatError;
+use crate::log::LogError;
+
+/// A refusal: what the client gets back.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// The field of the request at fault, when there is one (`time`, `data.pairing_id`, `from`).
+    pub field: Option<String>,
+    /// A short machine-readable name of the rule broken (`unknown_id`, `missing_token`).
+    pub rule: String,
+    /// What went wrong and what to do, for a person.
+    pub message: String,
+    /// The index of the event in a posted array, when the error is about one event.
+    pub index: Option<usize>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, rule: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            field: None,
+            rule: rule.into(),
+            message: message.into(),
+            index: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    fn with_index(mut self, index: Option<usize>) -> Self {
+        self.index = index;
+        self
+    }
+
+    /// 400 for a request parameter or body part that is not what the route takes.
+    pub fn bad_request(field: &str, rule: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, rule, message).with_field(field)
+    }
+
+    pub fn not_found(rule: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, rule, message)
+    }
+
+    /// 503: the service is at one of its bounds; the client should retry later.
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// 400 for one malformed event of a posted body.
+    pub fn format(index: usize, e: &FormatError) -> Self {
+        let rule = if e.field == "type" && e.rule.starts_with("unknown event type") {
+            "unknown_type"
+        } else {
+            "format"
+        };
+        Self::bad_request(
+            &e.field,
+            rule,
+            format!("event {index}: {e}; nothing was written"),
+        )
+        .with_index(Some(index))
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        let mut error = json!({"field": self.field, "rule": self.rule, "message": self.message});
+        if let Some(i) = self.index {
+            error["index"] = json!(i);
+        }
+        json!({ "error": error })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, rule = %self.rule, "{}", self.message);
+        }
+        let mut response = (self.status, Json(self.body())).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        let status = match e {
+            AccessError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AccessError::Missing | AccessError::Unknown | AccessError::Revoked(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+        };
+        let field = match e {
+            AccessError::Forbidden(_) => None,
+            _ => Some("authorization".to_string()),
+        };
+        Self {
+            status,
+            field,
+            rule: e.rule().to_string(),
+            message: e.to_string(),
+            index: None,
+        }
+    }
+}
+
+fn from_log(e: LogError, index: Option<usize>) -> ApiError {
+    let message = e.to_string();
+    match e {
+        LogError::VersionConflict { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "version_conflict", message)
+        }
+        LogError::IdConflict { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "id_conflict", message).with_field("id")
+        }
+        LogError::PartialDuplicate { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "partial_duplicate", message)
+        }
+        LogError::DuplicateInBatch { .. } => {
+            ApiError::bad_request("id", "duplicate_in_batch", message)
+        }
+        LogError::InvalidEvent { index, field, .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+                .with_field(field)
+                .with_index(Some(index))
+        }
+        LogError::Poisoned(_) | LogError::WriterGone => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+        LogError::Storage(_) | LogError::Codec(_) | LogError::Time(_) => {
+            ApiError::internal(message)
+        }
+    }
+    .with_index(index)
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        let index = e.event_index();
+        let message = e.to_string();
+        match e {
+            AppError::Log(l) => from_log(l, index),
+            AppError::Format { index, error } => ApiError::format(index, &error),
+            AppError::Rejected { error, .. } => {
+                let rule = serde_json::to_value(error.rule)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "invalid".into());
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, rule, message)
+                    .with_field(error.field)
+                    .with_index(index)
+            }
+            AppError::IdConflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "id_conflict", message)
+                    .with_field("id")
+                    .with_index(index)
+            }
+            AppError::InFlight { .. } => ApiError::new(StatusCode::CONFLICT, "in_flight", message)
+                .with_field("id")
+                .with_index(index),
+            AppError::PartialDuplicate { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "partial_duplicate", message)
+            }
+            AppError::Undecodable { .. } => ApiError::internal(message),
+            AppError::Usage(_) => ApiError::new(StatusCode::BAD_REQUEST, "usage", message),
+            AppError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+        }
+    }
+}

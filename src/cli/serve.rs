@@ -1,0 +1,161 @@
+//! `carelog serve` (the HTTP service, [`crate::api`]) and `carelog token create|revoke` (the
+//! tokens it takes, granted and revoked as events by [`crate::app::access`]).
+//!
+//! `token create` works without any token: whoever can open the store is the local operator,
+//! which is how the first admin token comes to be. The store is locked while a server runs on
+//! it, so while it runs an admin creates tokens with `POST /v1/tokens` instead.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Subcommand;
+use uuid::Uuid;
+
+use super::output::print_json;
+use super::{Failure, usage};
+use crate::app::App;
+use crate::app::access::{self, Role};
+
+/// How long, after the server has stopped, blocking work still running may take to finish.
+const RUNTIME_SHUTDOWN_SECONDS: u64 = 5;
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Grant an HTTP API token and print it once (only its SHA-256 is kept).
+    Create {
+        /// recorder, supervisor, auditor or admin.
+        #[arg(long, value_parser = access::parse_role)]
+        role: Role,
+        /// The cadre or teacher a recorder's token belongs to (required for recorders).
+        #[arg(long)]
+        cadre: Option<Uuid>,
+        /// Scope a supervisor's token to this org unit and the units under it.
+        #[arg(long)]
+        unit: Option<Uuid>,
+        /// Print the token with its id, role and position as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: from then on the service refuses it (401).
+    Revoke {
+        token_id: Uuid,
+        #[arg(long, default_value = "revoked by the operator")]
+        reason: String,
+    },
+}
+
+/// `carelog token …`.
+pub fn token(dir: &Path, command: &TokenCommand, actor: &str) -> Result<u8, Failure> {
+    let app = App::open(dir, true)?;
+    match command {
+        TokenCommand::Create {
+            role,
+            cadre,
+            unit,
+            json,
+        } => {
+            let token = app.create_token(*role, *cadre, *unit, actor)?;
+            if *json {
+                print_json(&token)?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", token.secret)?;
+                out.flush()?;
+                eprintln!(
+                    "created {} token {} (position {}). The token above is shown once: only its SHA-256 is kept. Send it as `Authorization: Bearer <token>`.",
+                    access::role_name(token.role),
+                    token.token_id,
+                    token.position
+                );
+            }
+        }
+        TokenCommand::Revoke { token_id, reason } => {
+            let ack = app.revoke_token(*token_id, reason, actor)?;
+            println!("revoked token {token_id} (position {})", ack.position);
+        }
+    }
+    Ok(0)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second initialisation (never in the binary) is harmless: keep the first.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Completes on SIGINT or SIGTERM. A signal that cannot be listened for never completes.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// `carelog serve --addr HOST:PORT`.
+pub fn serve(dir: &Path, addr: &str) -> Result<u8, Failure> {
+    init_tracing();
+    let addr: SocketAddr = addr.parse().map_err(|e| {
+        usage(format!(
+            "--addr {addr:?}: {e}; give HOST:PORT, e.g. 127.0.0.1:8080 (port 0 picks a free one)"
+        ))
+    })?;
+    let app = Arc::new(App::open(dir, true)?);
+    // Fold the records now (the first request should not wait for it) and warn when no token
+    // can get in.
+    let live_tokens = app.with_records(|r| {
+        r.tokens
+            .keys()
+            .filter(|id| !r.revoked_tokens.contains(id))
+            .count()
+    })?;
+    if live_tokens == 0 {
+        tracing::warn!(
+            "the store holds no live token: stop the server and run `carelog token create --role admin`"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("carelog-http")
+        .build()?;
+    let served: Result<u8, Failure> = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| usage(format!("cannot listen on {addr}: {e}")))?;
+        let local = listener.local_addr()?;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on http://{local}")?;
+            out.flush()?;
+        }
+        tracing::info!(addr = %local, store = %dir.display(), live_tokens, "serving");
+        crate::api::serve(app, listener, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(0)
+    });
+    runtime.shutdown_timeout(Duration::from_secs(RUNTIME_SHUTDOWN_SECONDS));
+    served
+}

@@ -1,0 +1,1416 @@
+//! The rules a new event must pass, through the library: each rejected with its rule and field,
+//! and the log unchanged afterwards (head and digest as before, the rejected id nowhere).
+//! Then the format errors of the CloudEvents parser, and the rules for voids and corrections.
+
+use carelog::app::{App, AppError, Keep};
+use carelog::domain::cloudevent::{FormatError, IncomingEvent, parse_line, parse_value};
+use carelog::domain::records::Rule;
+use carelog::log::Ack;
+use carelog::projection::{AdjustmentKind, AsOf, Source};
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+// ---- helpers --------------------------------------------------------------------------------
+
+/// A 2023 time on a day, Asia/Shanghai.
+fn at(date: &str) -> String {
+    format!("{date}T10:00:00+08:00")
+}
+
+/// One CloudEvents line as a JSON value, with a fresh id.
+fn line(event_type: &str, time: &str, data: Value) -> (Uuid, Value) {
+    let id = Uuid::now_v7();
+    let v = json!({
+        "specversion": "1.0",
+        "id": id.to_string(),
+        "source": "/tests/validation",
+        "type": format!("carelog.{event_type}"),
+        "time": time,
+        "data": data,
+    });
+    (id, v)
+}
+
+/// One event, parsed (it must be well-formed).
+fn ev(event_type: &str, time: &str, data: Value) -> IncomingEvent {
+    let (_, v) = line(event_type, time, data);
+    parse_value(v.clone()).unwrap_or_else(|e| panic!("test event does not parse: {e}\n{v}"))
+}
+
+fn append(app: &App, events: Vec<IncomingEvent>) -> Result<Vec<Ack>, AppError> {
+    app.append(events, "tester", Keep::default(), &|_, _| Ok(()))
+}
+
+fn ok(app: &App, e: IncomingEvent) -> Ack {
+    let t = e.event.event_type();
+    match append(app, vec![e]) {
+        Ok(acks) => acks[0],
+        Err(err) => panic!("{t} should be accepted: {err}"),
+    }
+}
+
+fn state(app: &App) -> (u64, carelog::log::Digest) {
+    (app.log().head_position(), app.log().digest())
+}
+
+/// Appends `e` expecting a rejection with `rule` on `field`; checks nothing was written.
+fn rejected(app: &App, e: IncomingEvent, rule: Rule, field: &str) -> String {
+    let before = state(app);
+    let id = e.id.expect("test events carry ids");
+    let t = e.event.event_type();
+    let err = match append(app, vec![e]) {
+        Ok(acks) => panic!("{t} should be rejected ({rule:?} on {field}) but was acked {acks:?}"),
+        Err(err) => err,
+    };
+    let message = err.to_string();
+    match err {
+        AppError::Rejected { index, error, .. } => {
+            assert_eq!(index, 0);
+            assert_eq!(
+                (error.rule, error.field),
+                (rule, field),
+                "{t}: wrong rule or field: {}",
+                error.detail
+            );
+        }
+        other => panic!("{t}: expected a rejection ({rule:?} on {field}), got {other:?}"),
+    }
+    assert_eq!(state(app), before, "{t}: the log changed after a rejection");
+    assert_eq!(
+        app.log().position_of(id).unwrap(),
+        None,
+        "{t}: the rejected id is in the log"
+    );
+    assert!(
+        message.contains(field),
+        "the message names the field: {message}"
+    );
+    message
+}
+
+/// A registry: city bureau → county → township → school; two cadres and a teacher; a person
+/// (severely disabled), a household (extremely poor), a pupil (orphan) enrolled at the school;
+/// the person paired with the first cadre from 2023-02-01.
+struct Reg {
+    _dir: TempDir,
+    app: App,
+    township: Uuid,
+    school: Uuid,
+    cadre: Uuid,
+    cadre2: Uuid,
+    teacher: Uuid,
+    person: Uuid,
+    household: Uuid,
+    pupil: Uuid,
+    pairing: Uuid,
+    /// The event id of the pairing's establishment.
+    pairing_event: Uuid,
+}
+
+impl Reg {
+    fn new() -> Reg {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(dir.path(), true).unwrap();
+        let [
+            city,
+            county,
+            township,
+            school,
+            cadre,
+            cadre2,
+            teacher,
+            person,
+            household,
+            pupil,
+            pairing,
+        ] = std::array::from_fn(|_| Uuid::now_v7());
+        let unit = |id: Uuid, name: &str, kind: &str, parent: Option<Uuid>| {
+            ev(
+                "unit.registered",
+                &at("2023-01-01"),
+                json!({"unit_id": id, "name": name, "kind": kind, "parent_id": parent, "official_code": null}),
+            )
+        };
+        let staff = |id: Uuid, name: &str, role: &str, unit: Uuid| {
+            ev(
+                "staff.registered",
+                &at("2023-01-01"),
+                json!({"person_id": id, "name": name, "role": role, "unit_id": unit, "since": "2023-01-01"}),
+            )
+        };
+        let recipient = |id: Uuid, kind: &str, unit: Uuid, birth: Option<&str>| {
+            ev(
+                "recipient.registered",
+                &at("2023-01-02"),
+                json!({"recipient_id": id, "kind": kind, "name": "某某", "unit_id": unit, "birth_date": birth}),
+            )
+        };
+        let certify = |id: Uuid, category: &str| {
+            ev(
+                "category.certified",
+                &at("2023-01-02"),
+                json!({"recipient_id": id, "category": category, "certified_by": "县民政局", "from": "2022-01-01", "to": null}),
+            )
+        };
+        let pairing_established = ev(
+            "pairing.established",
+            &at("2023-02-01"),
+            json!({"pairing_id": pairing, "cadre_id": cadre, "recipient_id": person, "on": "2023-02-01"}),
+        );
+        let pairing_event = pairing_established.id.unwrap();
+        let events = vec![
+            unit(city, "庆阳市教育局", "city_bureau", None),
+            unit(county, "环县", "county", Some(city)),
+            unit(township, "毛井乡", "township", Some(county)),
+            unit(school, "毛井小学", "school", Some(township)),
+            staff(cadre, "张明", "cadre", city),
+            staff(cadre2, "李强", "cadre", city),
+            staff(teacher, "王老师", "teacher", school),
+            recipient(person, "person", township, Some("1950-05-05")),
+            certify(person, "severely_disabled"),
+            recipient(household, "household", township, None),
+            certify(household, "extremely_poor"),
+            recipient(pupil, "person", school, Some("2012-03-01")),
+            certify(pupil, "orphan"),
+            ev(
+                "pupil.enrolled",
+                &at("2023-01-03"),
+                json!({"pupil_id": pupil, "school_id": school, "on": "2022-09-01"}),
+            ),
+            pairing_established,
+        ];
+        let n = events.len() as u64;
+        let acks = append(&app, events).expect("the registry is valid");
+        assert_eq!(acks.last().unwrap().position, n);
+        Reg {
+            _dir: dir,
+            app,
+            township,
+            school,
+            cadre,
+            cadre2,
+            teacher,
+            person,
+            household,
+            pupil,
+            pairing,
+            pairing_event,
+        }
+    }
+
+    fn contact(&self, time: &str) -> IncomingEvent {
+        self.contact_on(self.pairing, time)
+    }
+
+    fn contact_on(&self, pairing: Uuid, time: &str) -> IncomingEvent {
+        ev(
+            "contact.recorded",
+            time,
+            json!({"pairing_id": pairing, "channel": "phone", "summary": "asked how things are", "duration_minutes": 10}),
+        )
+    }
+
+    fn visit(&self, time: &str) -> IncomingEvent {
+        ev(
+            "visit.recorded",
+            time,
+            json!({"pairing_id": self.pairing, "trip": "own", "group_trip_id": null, "companions": [], "observations": "roof leaks"}),
+        )
+    }
+
+    fn cash(&self, time: &str, value_fen: i64) -> IncomingEvent {
+        ev("aid.given", time, cash_data(self.pairing, value_fen))
+    }
+
+    fn student_aid(&self, pupil: Uuid, programme: &str, term: &str, amount: i64) -> IncomingEvent {
+        ev(
+            "student_aid.paid",
+            &at("2023-10-10"),
+            json!({"pupil_id": pupil, "programme": programme, "term": term, "amount_fen": amount}),
+        )
+    }
+
+    fn void(&self, target: Uuid, time: &str) -> IncomingEvent {
+        ev(
+            "record.voided",
+            time,
+            json!({"target_event_id": target, "reason": "entered by mistake"}),
+        )
+    }
+
+    fn correction(&self, target: Uuid, corrected_type: &str, corrected: Value) -> IncomingEvent {
+        ev(
+            "record.corrected",
+            &at("2023-11-01"),
+            json!({"target_event_id": target, "reason": "typo", "corrected_type": format!("carelog.{corrected_type}"), "corrected": corrected}),
+        )
+    }
+
+    fn explain(&self, metric: &str) -> carelog::app::report::Explanation {
+        self.app
+            .explain(metric, AsOf::Now, None, &mut |_, _| {})
+            .unwrap()
+    }
+}
+
+fn cash_data(pairing: Uuid, value_fen: i64) -> Value {
+    json!({"pairing_id": pairing, "form": "cash", "value_fen": value_fen, "fund_source": "cadre's own",
+           "item": null, "quantity": null, "unit_value_fen": null, "receipt_ref": "R-1"})
+}
+
+// ---- unknown ids ----------------------------------------------------------------------------
+
+#[test]
+fn unknown_pairing_is_rejected() {
+    let r = Reg::new();
+    let e = r.contact_on(Uuid::now_v7(), &at("2023-03-01"));
+    rejected(&r.app, e, Rule::UnknownId, "data.pairing_id");
+}
+
+#[test]
+fn unknown_recipient_is_rejected() {
+    let r = Reg::new();
+    let e = ev(
+        "pairing.established",
+        &at("2023-03-01"),
+        json!({"pairing_id": Uuid::now_v7(), "cadre_id": r.cadre2, "recipient_id": Uuid::now_v7(), "on": "2023-03-01"}),
+    );
+    rejected(&r.app, e, Rule::UnknownId, "data.recipient_id");
+}
+
+#[test]
+fn unknown_cadre_is_rejected() {
+    let r = Reg::new();
+    let e = ev(
+        "pairing.established",
+        &at("2023-03-01"),
+        json!({"pairing_id": Uuid::now_v7(), "cadre_id": Uuid::now_v7(), "recipient_id": r.household, "on": "2023-03-01"}),
+    );
+    rejected(&r.app, e, Rule::UnknownId, "data.cadre_id");
+    // A teacher is known, but not a cadre.
+    let e = ev(
+        "pairing.established",
+        &at("2023-03-01"),
+        json!({"pairing_id": Uuid::now_v7(), "cadre_id": r.teacher, "recipient_id": r.household, "on": "2023-03-01"}),
+    );
+    rejected(&r.app, e, Rule::WrongKind, "data.cadre_id");
+}
+
+#[test]
+fn unknown_pupil_is_rejected() {
+    let r = Reg::new();
+    let e = r.student_aid(Uuid::now_v7(), "for_orphans", "2023-autumn", 50_000);
+    rejected(&r.app, e, Rule::UnknownId, "data.pupil_id");
+    // The same payment to the registered pupil is accepted.
+    ok(
+        &r.app,
+        r.student_aid(r.pupil, "for_orphans", "2023-autumn", 50_000),
+    );
+}
+
+#[test]
+fn unknown_school_is_rejected() {
+    let r = Reg::new();
+    let new_pupil = Uuid::now_v7();
+    ok(
+        &r.app,
+        ev(
+            "recipient.registered",
+            &at("2023-03-01"),
+            json!({"recipient_id": new_pupil, "kind": "person", "name": "小明", "unit_id": r.township, "birth_date": "2015-01-01"}),
+        ),
+    );
+    let enrol = |school: Uuid| {
+        ev(
+            "pupil.enrolled",
+            &at("2023-03-02"),
+            json!({"pupil_id": new_pupil, "school_id": school, "on": "2023-03-01"}),
+        )
+    };
+    rejected(
+        &r.app,
+        enrol(Uuid::now_v7()),
+        Rule::UnknownId,
+        "data.school_id",
+    );
+    // A known unit that is not a school.
+    rejected(&r.app, enrol(r.township), Rule::WrongKind, "data.school_id");
+    ok(&r.app, enrol(r.school));
+}
+
+#[test]
+fn unknown_escalation_is_rejected() {
+    let r = Reg::new();
+    let e = ev(
+        "escalation.acknowledged",
+        &at("2023-03-01"),
+        json!({"escalation_id": Uuid::now_v7(), "by": "县民政局"}),
+    );
+    rejected(&r.app, e, Rule::UnknownId, "data.escalation_id");
+}
+
+#[test]
+fn unknown_difficulty_is_rejected() {
+    let r = Reg::new();
+    let e = ev(
+        "difficulty.resolved",
+        &at("2023-03-01"),
+        json!({"difficulty_id": Uuid::now_v7(), "how": "coal delivered"}),
+    );
+    rejected(&r.app, e, Rule::UnknownId, "data.difficulty_id");
+}
+
+#[test]
+fn unknown_void_target_is_rejected() {
+    let r = Reg::new();
+    let e = r.void(Uuid::now_v7(), &at("2023-03-01"));
+    rejected(&r.app, e, Rule::UnknownId, "data.target_event_id");
+}
+
+// ---- pairing not active on the day ----------------------------------------------------------
+
+#[test]
+fn activity_before_the_pairing_was_established_is_rejected() {
+    let r = Reg::new();
+    rejected(
+        &r.app,
+        r.contact(&at("2023-01-31")),
+        Rule::NotActiveOnDate,
+        "data.pairing_id",
+    );
+    // 2023-02-01 00:30 in Shanghai is the day of establishment, although it is still
+    // 2023-01-31 in UTC: the day is Shanghai's.
+    ok(&r.app, r.contact("2023-01-31T16:30:00Z"));
+    // 2023-02-01 07:00 in UTC is on the 1st in Shanghai too; 2023-01-31T15:59Z is not.
+    rejected(
+        &r.app,
+        r.contact("2023-01-31T15:59:00Z"),
+        Rule::NotActiveOnDate,
+        "data.pairing_id",
+    );
+}
+
+#[test]
+fn activity_after_the_pairing_ended_is_rejected() {
+    let r = Reg::new();
+    ok(
+        &r.app,
+        ev(
+            "pairing.ended",
+            &at("2023-06-30"),
+            json!({"pairing_id": r.pairing, "on": "2023-06-30", "reason": "moved away"}),
+        ),
+    );
+    rejected(
+        &r.app,
+        r.cash(&at("2023-07-01"), 10_000),
+        Rule::NotActiveOnDate,
+        "data.pairing_id",
+    );
+    rejected(
+        &r.app,
+        r.visit(&at("2023-08-15")),
+        Rule::NotActiveOnDate,
+        "data.pairing_id",
+    );
+    // The day it ended still counts; the day before too.
+    ok(&r.app, r.contact(&at("2023-06-30")));
+    ok(&r.app, r.visit(&at("2023-06-29")));
+}
+
+#[test]
+fn activity_during_a_suspension_is_rejected() {
+    let r = Reg::new();
+    ok(
+        &r.app,
+        ev(
+            "pairing.suspended",
+            &at("2023-04-01"),
+            json!({"pairing_id": r.pairing, "on": "2023-04-01", "reason": "in hospital"}),
+        ),
+    );
+    rejected(
+        &r.app,
+        r.contact(&at("2023-04-15")),
+        Rule::NotActiveOnDate,
+        "data.pairing_id",
+    );
+    ok(
+        &r.app,
+        ev(
+            "pairing.resumed",
+            &at("2023-05-01"),
+            json!({"pairing_id": r.pairing, "on": "2023-05-01"}),
+        ),
+    );
+    // Still rejected inside the (now closed) suspension, accepted either side of it.
+    rejected(
+        &r.app,
+        r.contact(&at("2023-04-01")),
+        Rule::NotActiveOnDate,
+        "data.pairing_id",
+    );
+    rejected(
+        &r.app,
+        r.visit(&at("2023-04-30")),
+        Rule::NotActiveOnDate,
+        "data.pairing_id",
+    );
+    ok(&r.app, r.contact(&at("2023-03-31")));
+    ok(&r.app, r.contact(&at("2023-05-01")));
+}
+
+// ---- the future -----------------------------------------------------------------------------
+
+#[test]
+fn a_time_beyond_the_clock_skew_is_rejected_but_two_minutes_ahead_is_accepted() {
+    let r = Reg::new();
+    let in_10_min = (Utc::now() + Duration::minutes(10)).to_rfc3339();
+    rejected(&r.app, r.contact(&in_10_min), Rule::InFuture, "time");
+    let in_6_min = (Utc::now() + Duration::minutes(6)).to_rfc3339();
+    rejected(&r.app, r.contact(&in_6_min), Rule::InFuture, "time");
+    // The same instant with another offset is just as far ahead.
+    let far = (Utc::now() + Duration::hours(3))
+        .with_timezone(&chrono::FixedOffset::east_opt(-5 * 3600).unwrap())
+        .to_rfc3339();
+    rejected(&r.app, r.contact(&far), Rule::InFuture, "time");
+    let in_2_min = (Utc::now() + Duration::minutes(2)).to_rfc3339();
+    ok(&r.app, r.contact(&in_2_min));
+}
+
+#[test]
+fn a_date_field_in_the_future_is_rejected() {
+    let r = Reg::new();
+    let later = (Utc::now() + Duration::days(3)).date_naive().to_string();
+    let e = ev(
+        "pairing.established",
+        &Utc::now().to_rfc3339(),
+        json!({"pairing_id": Uuid::now_v7(), "cadre_id": r.cadre2, "recipient_id": r.household, "on": later}),
+    );
+    rejected(&r.app, e, Rule::InFuture, "data.on");
+}
+
+// ---- before the thing it belongs to ---------------------------------------------------------
+
+#[test]
+fn resolving_a_difficulty_before_it_was_raised_is_rejected() {
+    let r = Reg::new();
+    let difficulty = Uuid::now_v7();
+    ok(
+        &r.app,
+        ev(
+            "difficulty.raised",
+            &at("2023-05-10"),
+            json!({"difficulty_id": difficulty, "pairing_id": r.pairing, "description": "no winter coal"}),
+        ),
+    );
+    let resolve = |time: &str| {
+        ev(
+            "difficulty.resolved",
+            time,
+            json!({"difficulty_id": difficulty, "how": "coal delivered"}),
+        )
+    };
+    rejected(
+        &r.app,
+        resolve(&at("2023-05-09")),
+        Rule::BeforeStart,
+        "time",
+    );
+    ok(&r.app, resolve(&at("2023-05-10")));
+}
+
+#[test]
+fn enrolling_a_pupil_before_birth_is_rejected() {
+    let r = Reg::new();
+    let child = Uuid::now_v7();
+    ok(
+        &r.app,
+        ev(
+            "recipient.registered",
+            &at("2023-03-01"),
+            json!({"recipient_id": child, "kind": "person", "name": "小红", "unit_id": r.school, "birth_date": "2016-06-01"}),
+        ),
+    );
+    let e = ev(
+        "pupil.enrolled",
+        &at("2023-03-01"),
+        json!({"pupil_id": child, "school_id": r.school, "on": "2016-05-31"}),
+    );
+    rejected(&r.app, e, Rule::BeforeStart, "data.on");
+}
+
+#[test]
+fn a_transfer_dated_before_the_pairing_is_rejected() {
+    let r = Reg::new();
+    let e = ev(
+        "pairing.transferred",
+        &at("2023-03-01"),
+        json!({"pairing_id": r.pairing, "to_cadre_id": r.cadre2, "on": "2023-01-15", "reason": "cadre moved"}),
+    );
+    rejected(&r.app, e, Rule::BeforeStart, "data.on");
+}
+
+#[test]
+fn ending_a_category_before_it_was_certified_is_rejected() {
+    let r = Reg::new();
+    let e = ev(
+        "category.ended",
+        &at("2023-03-01"),
+        json!({"recipient_id": r.pupil, "category": "orphan", "on": "2021-12-31", "reason": "adopted"}),
+    );
+    rejected(&r.app, e, Rule::BeforeStart, "data.on");
+}
+
+#[test]
+fn reviewing_a_care_plan_before_it_opened_is_rejected() {
+    let r = Reg::new();
+    let plan = Uuid::now_v7();
+    ok(
+        &r.app,
+        ev(
+            "care_plan.opened",
+            &at("2023-09-05"),
+            json!({"plan_id": plan, "pupil_id": r.pupil, "teacher_id": r.teacher, "scheme": "one_to_one",
+                   "goals": "reading", "measures": "tutoring", "next_review": "2023-10-05"}),
+        ),
+    );
+    let e = ev(
+        "care_plan.reviewed",
+        &at("2023-09-01"),
+        json!({"plan_id": plan, "progress": "fine", "next_review": "2023-10-05"}),
+    );
+    rejected(&r.app, e, Rule::BeforeStart, "time");
+}
+
+// ---- money ----------------------------------------------------------------------------------
+
+#[test]
+fn zero_and_negative_aid_are_rejected() {
+    let r = Reg::new();
+    for value in [0, -1, -10_000] {
+        rejected(
+            &r.app,
+            r.cash(&at("2023-03-01"), value),
+            Rule::NotPositive,
+            "data.value_fen",
+        );
+    }
+    ok(&r.app, r.cash(&at("2023-03-01"), 1));
+}
+
+#[test]
+fn zero_and_negative_student_aid_are_rejected() {
+    let r = Reg::new();
+    for amount in [0, -50_000] {
+        rejected(
+            &r.app,
+            r.student_aid(r.pupil, "for_orphans", "2023-autumn", amount),
+            Rule::NotPositive,
+            "data.amount_fen",
+        );
+    }
+}
+
+#[test]
+fn goods_worth_other_than_quantity_times_unit_value_are_rejected() {
+    let r = Reg::new();
+    let goods = |value: i64| {
+        ev(
+            "aid.given",
+            &at("2023-03-01"),
+            json!({"pairing_id": r.pairing, "form": "goods", "value_fen": value, "fund_source": "bureau",
+                   "item": "rice, 10 kg bag", "quantity": 3, "unit_value_fen": 10_000, "receipt_ref": "R-2"}),
+        )
+    };
+    rejected(
+        &r.app,
+        goods(29_999),
+        Rule::GoodsValueMismatch,
+        "data.value_fen",
+    );
+    rejected(
+        &r.app,
+        goods(10_000),
+        Rule::GoodsValueMismatch,
+        "data.value_fen",
+    );
+    ok(&r.app, goods(30_000));
+    assert_eq!(r.explain("aid_given_fen").value, 30_000);
+}
+
+// ---- pairings and cases ---------------------------------------------------------------------
+
+#[test]
+fn a_second_active_pairing_for_a_recipient_is_rejected() {
+    let r = Reg::new();
+    let second = |on: &str| {
+        ev(
+            "pairing.established",
+            &at(on),
+            json!({"pairing_id": Uuid::now_v7(), "cadre_id": r.cadre2, "recipient_id": r.person, "on": on}),
+        )
+    };
+    rejected(
+        &r.app,
+        second("2023-03-01"),
+        Rule::SecondActivePairing,
+        "data.recipient_id",
+    );
+    // Once the first ends, a new pairing may begin.
+    ok(
+        &r.app,
+        ev(
+            "pairing.ended",
+            &at("2023-04-01"),
+            json!({"pairing_id": r.pairing, "on": "2023-04-01", "reason": "cadre retired"}),
+        ),
+    );
+    ok(&r.app, second("2023-04-02"));
+}
+
+#[test]
+fn resolving_a_resolved_difficulty_is_rejected() {
+    let r = Reg::new();
+    let difficulty = Uuid::now_v7();
+    ok(
+        &r.app,
+        ev(
+            "difficulty.raised",
+            &at("2023-05-10"),
+            json!({"difficulty_id": difficulty, "pairing_id": r.pairing, "description": "no winter coal"}),
+        ),
+    );
+    let resolve = || {
+        ev(
+            "difficulty.resolved",
+            &at("2023-05-20"),
+            json!({"difficulty_id": difficulty, "how": "coal delivered"}),
+        )
+    };
+    ok(&r.app, resolve());
+    rejected(&r.app, resolve(), Rule::AlreadyClosed, "data.difficulty_id");
+    // It counts once.
+    assert_eq!(r.explain("difficulties_resolved").value, 1);
+}
+
+#[test]
+fn acknowledging_a_closed_escalation_is_rejected() {
+    let r = Reg::new();
+    let escalation = Uuid::now_v7();
+    ok(
+        &r.app,
+        ev(
+            "escalation.raised",
+            &at("2023-05-10"),
+            json!({"escalation_id": escalation, "pairing_id": r.pairing, "to_level": "县民政局", "issue": "housing"}),
+        ),
+    );
+    ok(
+        &r.app,
+        ev(
+            "escalation.closed",
+            &at("2023-06-10"),
+            json!({"escalation_id": escalation, "outcome": "repaired"}),
+        ),
+    );
+    let e = ev(
+        "escalation.acknowledged",
+        &at("2023-06-11"),
+        json!({"escalation_id": escalation, "by": "县民政局"}),
+    );
+    rejected(&r.app, e, Rule::AlreadyClosed, "data.escalation_id");
+}
+
+// ---- student aid and placements -------------------------------------------------------------
+
+#[test]
+fn student_aid_to_a_pupil_not_enrolled_that_term_is_rejected() {
+    let r = Reg::new();
+    // Enrolled from 2022-09-01: the 2021 autumn term is before.
+    rejected(
+        &r.app,
+        r.student_aid(r.pupil, "for_orphans", "2021-autumn", 50_000),
+        Rule::NotEnrolled,
+        "data.pupil_id",
+    );
+    // Leaves in July 2023: the 2023 autumn term is after.
+    ok(
+        &r.app,
+        ev(
+            "pupil.left",
+            &at("2023-07-15"),
+            json!({"pupil_id": r.pupil, "on": "2023-07-15", "reason": "moved_away", "dropout_cause": null, "note": ""}),
+        ),
+    );
+    rejected(
+        &r.app,
+        r.student_aid(r.pupil, "for_orphans", "2023-autumn", 50_000),
+        Rule::NotEnrolled,
+        "data.pupil_id",
+    );
+    ok(
+        &r.app,
+        r.student_aid(r.pupil, "for_orphans", "2023-spring", 50_000),
+    );
+}
+
+#[test]
+fn student_aid_without_the_programmes_category_is_rejected() {
+    let r = Reg::new();
+    for programme in ["for_disabled", "for_unsupported"] {
+        rejected(
+            &r.app,
+            r.student_aid(r.pupil, programme, "2023-autumn", 50_000),
+            Rule::MissingCategory,
+            "data.programme",
+        );
+    }
+    ok(
+        &r.app,
+        r.student_aid(r.pupil, "other", "2023-autumn", 50_000),
+    );
+}
+
+#[test]
+fn a_placement_of_a_child_not_certified_disabled_is_rejected() {
+    let r = Reg::new();
+    let place = || {
+        ev(
+            "placement.decided",
+            &at("2023-09-01"),
+            json!({"placement_id": Uuid::now_v7(), "pupil_id": r.pupil, "mode": "regular_class", "school_id": r.school, "on": "2023-09-01"}),
+        )
+    };
+    rejected(&r.app, place(), Rule::MissingCategory, "data.pupil_id");
+    ok(
+        &r.app,
+        ev(
+            "category.certified",
+            &at("2023-08-01"),
+            json!({"recipient_id": r.pupil, "category": "disabled_child", "certified_by": "残联", "from": "2023-08-01", "to": null}),
+        ),
+    );
+    ok(&r.app, place());
+    assert_eq!(r.explain("placements_total").value, 1);
+}
+
+// ---- batches --------------------------------------------------------------------------------
+
+#[test]
+fn a_batch_with_one_bad_event_writes_nothing_and_leaves_no_trace_in_the_records() {
+    let r = Reg::new();
+    let before = state(&r.app);
+    let new_pairing = Uuid::now_v7();
+    let establish = ev(
+        "pairing.established",
+        &at("2023-03-01"),
+        json!({"pairing_id": new_pairing, "cadre_id": r.cadre2, "recipient_id": r.household, "on": "2023-03-01"}),
+    );
+    let good_contact = r.contact_on(new_pairing, &at("2023-03-02"));
+    let bad_aid = ev("aid.given", &at("2023-03-03"), cash_data(new_pairing, 0));
+    let err = append(&r.app, vec![establish, good_contact, bad_aid]).unwrap_err();
+    match err {
+        AppError::Rejected { index, error, .. } => {
+            assert_eq!(index, 2);
+            assert_eq!(
+                (error.rule, error.field),
+                (Rule::NotPositive, "data.value_fen")
+            );
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert_eq!(state(&r.app), before);
+    // The pairing of the refused batch is not in the records.
+    rejected(
+        &r.app,
+        r.contact_on(new_pairing, &at("2023-03-04")),
+        Rule::UnknownId,
+        "data.pairing_id",
+    );
+    // And the household is still free to be paired.
+    ok(
+        &r.app,
+        ev(
+            "pairing.established",
+            &at("2023-03-01"),
+            json!({"pairing_id": new_pairing, "cadre_id": r.cadre2, "recipient_id": r.household, "on": "2023-03-01"}),
+        ),
+    );
+}
+
+#[test]
+fn records_survive_a_reopen() {
+    let r = Reg::new();
+    let path = r._dir.path().to_path_buf();
+    let Reg {
+        _dir, app, pairing, ..
+    } = r;
+    drop(app);
+    let app = App::open(&path, false).unwrap();
+    // The pairing and its dates are known after a reopen.
+    ok(
+        &app,
+        ev(
+            "contact.recorded",
+            &at("2023-03-01"),
+            json!({"pairing_id": pairing, "channel": "video", "summary": "ok", "duration_minutes": null}),
+        ),
+    );
+    rejected(
+        &app,
+        ev(
+            "contact.recorded",
+            &at("2023-01-01"),
+            json!({"pairing_id": pairing, "channel": "video", "summary": "ok", "duration_minutes": null}),
+        ),
+        Rule::NotActiveOnDate,
+        "data.pairing_id",
+    );
+}
+
+#[test]
+fn a_resend_is_acked_with_its_position_and_a_changed_resend_is_refused() {
+    let r = Reg::new();
+    let (id, v) = line(
+        "contact.recorded",
+        &at("2023-03-01"),
+        json!({"pairing_id": r.pairing, "channel": "phone", "summary": "hello", "duration_minutes": 5}),
+    );
+    let first = ok(&r.app, parse_value(v.clone()).unwrap());
+    assert!(!first.duplicate);
+    let before = state(&r.app);
+    let again = ok(&r.app, parse_value(v.clone()).unwrap());
+    assert_eq!((again.event_id, again.position), (id, first.position));
+    assert!(again.duplicate);
+    assert_eq!(state(&r.app), before);
+    // The same id with other content.
+    let mut changed = v.clone();
+    changed["data"]["summary"] = json!("goodbye");
+    match append(&r.app, vec![parse_value(changed).unwrap()]) {
+        Err(AppError::IdConflict {
+            event_id, position, ..
+        }) => assert_eq!((event_id, position), (id, first.position)),
+        other => panic!("expected an id conflict, got {other:?}"),
+    }
+    let mut moved = v.clone();
+    moved["time"] = json!("2023-03-01T02:00:00Z");
+    assert!(
+        matches!(
+            append(&r.app, vec![parse_value(moved).unwrap()]),
+            Err(AppError::IdConflict { .. })
+        ),
+        "the same instant with another offset is other content"
+    );
+    // A batch holding the resend and a new event: nothing is written.
+    let err = append(
+        &r.app,
+        vec![parse_value(v).unwrap(), r.contact(&at("2023-03-02"))],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AppError::PartialDuplicate {
+                already: 1,
+                total: 2
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(state(&r.app), before);
+    assert_eq!(r.explain("contacts").value, 1);
+}
+
+#[test]
+fn a_refused_batch_while_another_is_in_flight_leaves_the_records_intact() {
+    let r = Reg::new();
+    let in_flight = r
+        .app
+        .submit(
+            vec![r.contact(&at("2023-03-01"))],
+            "tester",
+            Keep::default(),
+            &|_, _| Ok(()),
+        )
+        .unwrap();
+    let err = append(
+        &r.app,
+        vec![r.contact(&at("2023-03-02")), r.cash(&at("2023-03-02"), 0)],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, AppError::Rejected { index: 1, .. }),
+        "{err:?}"
+    );
+    // While the first batch is still in flight, and after it settles, the records still know
+    // the registry.
+    ok(&r.app, r.contact(&at("2023-03-03")));
+    in_flight.wait().unwrap();
+    ok(&r.app, r.contact(&at("2023-03-04")));
+    rejected(
+        &r.app,
+        ev(
+            "pairing.established",
+            &at("2023-03-05"),
+            json!({"pairing_id": Uuid::now_v7(), "cadre_id": r.cadre2, "recipient_id": r.person, "on": "2023-03-05"}),
+        ),
+        Rule::SecondActivePairing,
+        "data.recipient_id",
+    );
+    assert_eq!(r.explain("contacts").value, 3);
+}
+
+// ---- format errors --------------------------------------------------------------------------
+
+fn format_error(v: Value) -> FormatError {
+    match parse_value(v.clone()) {
+        Ok(e) => panic!("should not parse: {v}\n{e:?}"),
+        Err(e) => e,
+    }
+}
+
+fn contact_line() -> Value {
+    line(
+        "contact.recorded",
+        &at("2023-03-01"),
+        json!({"pairing_id": Uuid::now_v7(), "channel": "phone", "summary": "hello", "duration_minutes": 5}),
+    )
+    .1
+}
+
+#[test]
+fn the_contact_line_used_below_parses() {
+    parse_value(contact_line()).unwrap();
+    parse_line(&contact_line().to_string()).unwrap();
+}
+
+#[test]
+fn unknown_event_type_is_a_format_error_on_type() {
+    let mut v = contact_line();
+    v["type"] = json!("carelog.contact.made");
+    let e = format_error(v);
+    assert_eq!(e.field, "type");
+    assert!(e.rule.contains("carelog.contact.made"), "{e}");
+}
+
+#[test]
+fn missing_data_field_is_a_format_error_naming_it() {
+    let mut v = contact_line();
+    v["data"].as_object_mut().unwrap().remove("summary");
+    let e = format_error(v);
+    assert_eq!(e.field, "data.summary", "{e}");
+    let mut v = contact_line();
+    v.as_object_mut().unwrap().remove("data");
+    assert_eq!(format_error(v).field, "data");
+    let mut v = contact_line();
+    v.as_object_mut().unwrap().remove("time");
+    assert_eq!(format_error(v).field, "time");
+}
+
+#[test]
+fn unknown_data_field_is_a_format_error_naming_it() {
+    let mut v = contact_line();
+    v["data"]["mood"] = json!("good");
+    let e = format_error(v);
+    assert_eq!(e.field, "data.mood", "{e}");
+}
+
+#[test]
+fn wrong_type_in_data_is_a_format_error_naming_the_field() {
+    let mut v = contact_line();
+    v["data"]["summary"] = json!(5);
+    let e = format_error(v);
+    assert_eq!(e.field, "data.summary", "{e}");
+    let mut v = contact_line();
+    v["data"]["duration_minutes"] = json!("ten");
+    let e = format_error(v);
+    assert_eq!(e.field, "data.duration_minutes", "{e}");
+}
+
+#[test]
+fn wrong_type_in_data_is_a_format_error() {
+    // What holds today, whatever the field named: the event does not parse.
+    for (field, value) in [
+        ("summary", json!(5)),
+        ("duration_minutes", json!("ten")),
+        ("channel", json!("pigeon")),
+        ("pairing_id", json!("not-a-uuid")),
+    ] {
+        let mut v = contact_line();
+        v["data"][field] = value;
+        let e = format_error(v);
+        assert!(e.field.starts_with("data"), "{field}: {e}");
+    }
+}
+
+#[test]
+fn wrong_type_of_a_top_level_attribute_names_it() {
+    let mut v = contact_line();
+    v["time"] = json!(20230301);
+    assert_eq!(format_error(v).field, "time");
+    let mut v = contact_line();
+    v["id"] = json!(17);
+    assert_eq!(format_error(v).field, "id");
+    let mut v = contact_line();
+    v["time"] = json!("2023-03-01T10:00:00");
+    assert_eq!(format_error(v).field, "time", "a time needs its offset");
+    let mut v = contact_line();
+    v["id"] = json!(Uuid::nil());
+    assert_eq!(format_error(v).field, "id", "the nil UUID is not an id");
+}
+
+#[test]
+fn malformed_json_line_is_a_format_error_on_line() {
+    for text in [
+        "{\"specversion\": \"1.0\", ",
+        "not json",
+        "[1, 2, 3]",
+        "\"a string\"",
+    ] {
+        let e = parse_line(text).expect_err(text);
+        assert_eq!(e.field, "line", "{text}: {e}");
+    }
+    let e = parse_line(&contact_line().to_string()[1..]).unwrap_err();
+    assert_eq!(e.field, "line");
+}
+
+#[test]
+fn unknown_top_level_attribute_is_a_format_error_naming_it() {
+    let mut v = contact_line();
+    v["pairing"] = json!("x");
+    let e = format_error(v);
+    assert_eq!(e.field, "pairing", "{e}");
+}
+
+#[test]
+fn missing_or_wrong_specversion_is_a_format_error() {
+    let mut v = contact_line();
+    v.as_object_mut().unwrap().remove("specversion");
+    assert_eq!(format_error(v).field, "specversion");
+    let mut v = contact_line();
+    v["specversion"] = json!("0.3");
+    assert_eq!(format_error(v).field, "specversion");
+}
+
+#[test]
+fn a_schemaversion_other_than_the_current_is_a_format_error() {
+    let mut v = contact_line();
+    v["schemaversion"] = json!(1);
+    assert_eq!(format_error(v).field, "schemaversion");
+    let mut v = contact_line();
+    v["schemaversion"] = json!(2);
+    parse_value(v).unwrap();
+}
+
+#[test]
+fn a_correction_of_a_correction_is_a_format_error() {
+    let (_, v) = line(
+        "record.corrected",
+        &at("2023-03-01"),
+        json!({"target_event_id": Uuid::now_v7(), "reason": "x", "corrected_type": "carelog.record.voided",
+               "corrected": {"target_event_id": Uuid::now_v7(), "reason": "y"}}),
+    );
+    assert_eq!(format_error(v).field, "data.corrected_type");
+    // A correction whose corrected data is missing a field names it under data.corrected.
+    let (_, v) = line(
+        "record.corrected",
+        &at("2023-03-01"),
+        json!({"target_event_id": Uuid::now_v7(), "reason": "x", "corrected_type": "carelog.contact.recorded",
+               "corrected": {"pairing_id": Uuid::now_v7(), "channel": "phone", "duration_minutes": null}}),
+    );
+    assert_eq!(format_error(v).field, "data.corrected.summary");
+}
+
+// ---- voids and corrections ------------------------------------------------------------------
+
+#[test]
+fn voiding_a_void_is_rejected() {
+    let r = Reg::new();
+    let contact = ok(&r.app, r.contact(&at("2023-03-01")));
+    let void = ok(&r.app, r.void(contact.event_id, &at("2023-03-02")));
+    rejected(
+        &r.app,
+        r.void(void.event_id, &at("2023-03-03")),
+        Rule::NotAllowed,
+        "data.target_event_id",
+    );
+    // Voiding the voided event again, or correcting it, is refused too.
+    rejected(
+        &r.app,
+        r.void(contact.event_id, &at("2023-03-03")),
+        Rule::AlreadyClosed,
+        "data.target_event_id",
+    );
+    let corrected = json!({"pairing_id": r.pairing, "channel": "video", "summary": "x", "duration_minutes": null});
+    rejected(
+        &r.app,
+        r.correction(contact.event_id, "contact.recorded", corrected),
+        Rule::AlreadyClosed,
+        "data.target_event_id",
+    );
+}
+
+#[test]
+fn correcting_a_correction_is_rejected() {
+    let r = Reg::new();
+    let contact = ok(&r.app, r.contact(&at("2023-03-01")));
+    let corrected = json!({"pairing_id": r.pairing, "channel": "video", "summary": "x", "duration_minutes": null});
+    let c1 = ok(
+        &r.app,
+        r.correction(contact.event_id, "contact.recorded", corrected.clone()),
+    );
+    rejected(
+        &r.app,
+        r.correction(c1.event_id, "contact.recorded", corrected),
+        Rule::NotAllowed,
+        "data.target_event_id",
+    );
+    rejected(
+        &r.app,
+        r.void(c1.event_id, &at("2023-11-02")),
+        Rule::NotAllowed,
+        "data.target_event_id",
+    );
+}
+
+#[test]
+fn correcting_twice_is_accepted_and_the_latest_correction_wins() {
+    let r = Reg::new();
+    let aid = ok(&r.app, r.cash(&at("2023-03-01"), 10_000));
+    ok(&r.app, r.cash(&at("2023-03-05"), 500));
+    assert_eq!(r.explain("aid_given_fen").value, 10_500);
+    let c1 = ok(
+        &r.app,
+        r.correction(aid.event_id, "aid.given", cash_data(r.pairing, 20_000)),
+    );
+    assert_eq!(r.explain("aid_given_fen").value, 20_500);
+    let c2 = ok(
+        &r.app,
+        r.correction(aid.event_id, "aid.given", cash_data(r.pairing, 15_000)),
+    );
+    let e = r.explain("aid_given_fen");
+    assert_eq!(e.value, 15_500, "the latest correction wins");
+    // The corrected event still stands behind the figure, under its own id and position.
+    assert!(e.events.contains(&Source {
+        id: aid.event_id,
+        position: aid.position
+    }));
+    assert_eq!(e.events.len(), 2);
+    let by: Vec<Uuid> = e
+        .adjustments
+        .iter()
+        .filter(|a| a.kind == AdjustmentKind::Corrected && a.target.id == aid.event_id)
+        .map(|a| a.by.id)
+        .collect();
+    assert_eq!(by, [c1.event_id, c2.event_id]);
+    // A correction is itself checked: zero is still refused.
+    rejected(
+        &r.app,
+        r.correction(aid.event_id, "aid.given", cash_data(r.pairing, 0)),
+        Rule::NotPositive,
+        "data.value_fen",
+    );
+    // And a correction to another type is refused.
+    rejected(
+        &r.app,
+        r.correction(
+            aid.event_id,
+            "contact.recorded",
+            json!({"pairing_id": r.pairing, "channel": "video", "summary": "x", "duration_minutes": null}),
+        ),
+        Rule::WrongKind,
+        "data.corrected_type",
+    );
+    assert_eq!(r.explain("aid_given_fen").value, 15_500);
+}
+
+#[test]
+fn voiding_a_pairing_with_activities_is_rejected_until_they_are_voided() {
+    let r = Reg::new();
+    let c = ok(&r.app, r.contact(&at("2023-03-01")));
+    let v = ok(&r.app, r.visit(&at("2023-03-02")));
+    rejected(
+        &r.app,
+        r.void(r.pairing_event, &at("2023-03-10")),
+        Rule::NotAllowed,
+        "data.target_event_id",
+    );
+    ok(&r.app, r.void(c.event_id, &at("2023-03-10")));
+    rejected(
+        &r.app,
+        r.void(r.pairing_event, &at("2023-03-10")),
+        Rule::NotAllowed,
+        "data.target_event_id",
+    );
+    ok(&r.app, r.void(v.event_id, &at("2023-03-10")));
+    ok(&r.app, r.void(r.pairing_event, &at("2023-03-10")));
+    // The pairing is gone from the records: activities on it are refused, and the person is
+    // free to be paired again.
+    rejected(
+        &r.app,
+        r.contact(&at("2023-03-11")),
+        Rule::UnknownId,
+        "data.pairing_id",
+    );
+    ok(
+        &r.app,
+        ev(
+            "pairing.established",
+            &at("2023-03-12"),
+            json!({"pairing_id": Uuid::now_v7(), "cadre_id": r.cadre2, "recipient_id": r.person, "on": "2023-03-12"}),
+        ),
+    );
+    assert_eq!(r.explain("contacts").value, 0);
+    assert_eq!(r.explain("home_visits").value, 0);
+    // Only the new pairing's cadre is paired now; the person counts once.
+    let e = r.explain("cadres_paired");
+    assert_eq!(e.value, 1, "{:?}", e.events);
+    assert_eq!(r.explain("paired_severely_disabled").value, 1);
+}
+
+#[test]
+fn correcting_or_voiding_a_state_change_is_rejected() {
+    let r = Reg::new();
+    let transfer = ok(
+        &r.app,
+        ev(
+            "pairing.transferred",
+            &at("2023-03-01"),
+            json!({"pairing_id": r.pairing, "to_cadre_id": r.cadre2, "on": "2023-03-01", "reason": "cadre moved"}),
+        ),
+    );
+    rejected(
+        &r.app,
+        r.correction(
+            transfer.event_id,
+            "pairing.transferred",
+            json!({"pairing_id": r.pairing, "to_cadre_id": r.cadre2, "on": "2023-03-02", "reason": "cadre moved"}),
+        ),
+        Rule::NotAllowed,
+        "data.target_event_id",
+    );
+    rejected(
+        &r.app,
+        r.void(transfer.event_id, &at("2023-03-03")),
+        Rule::NotAllowed,
+        "data.target_event_id",
+    );
+    // A creation cannot be corrected either.
+    rejected(
+        &r.app,
+        r.correction(
+            r.pairing_event,
+            "pairing.established",
+            json!({"pairing_id": r.pairing, "cadre_id": r.cadre, "recipient_id": r.person, "on": "2023-02-02"}),
+        ),
+        Rule::NotAllowed,
+        "data.target_event_id",
+    );
+}
+
+#[test]
+fn a_correction_that_changes_the_pairing_is_rejected() {
+    let r = Reg::new();
+    let other_pairing = Uuid::now_v7();
+    ok(
+        &r.app,
+        ev(
+            "pairing.established",
+            &at("2023-02-01"),
+            json!({"pairing_id": other_pairing, "cadre_id": r.cadre2, "recipient_id": r.household, "on": "2023-02-01"}),
+        ),
+    );
+    let contact = ok(&r.app, r.contact(&at("2023-03-01")));
+    rejected(
+        &r.app,
+        r.correction(
+            contact.event_id,
+            "contact.recorded",
+            json!({"pairing_id": other_pairing, "channel": "phone", "summary": "x", "duration_minutes": null}),
+        ),
+        Rule::NotAllowed,
+        "data.corrected",
+    );
+    // The same correction keeping the pairing is accepted.
+    ok(
+        &r.app,
+        r.correction(
+            contact.event_id,
+            "contact.recorded",
+            json!({"pairing_id": r.pairing, "channel": "message", "summary": "x", "duration_minutes": null}),
+        ),
+    );
+    assert_eq!(r.explain("contacts").value, 1);
+}
+
+#[test]
+fn a_voided_contact_drops_out_of_contacts_and_shows_as_an_adjustment() {
+    let r = Reg::new();
+    let acks: Vec<Ack> = ["2023-03-01", "2023-04-01", "2023-05-01"]
+        .iter()
+        .map(|d| ok(&r.app, r.contact(&at(d))))
+        .collect();
+    // A contact outside 2023 is not in the figure.
+    ok(&r.app, r.contact(&at("2024-01-05")));
+    let e = r.explain("contacts");
+    assert_eq!(e.value, 3);
+    let sources = |acks: &[Ack]| -> Vec<Source> {
+        acks.iter()
+            .map(|a| Source {
+                id: a.event_id,
+                position: a.position,
+            })
+            .collect()
+    };
+    assert_eq!(e.events, sources(&acks));
+    assert!(e.adjustments.is_empty());
+
+    let void = ok(&r.app, r.void(acks[1].event_id, &Utc::now().to_rfc3339()));
+    let e = r.explain("contacts");
+    assert_eq!(e.value, 2);
+    assert_eq!(e.events, sources(&[acks[0], acks[2]]));
+    assert_eq!(e.adjustments.len(), 1, "{:?}", e.adjustments);
+    let a = &e.adjustments[0];
+    assert_eq!(a.kind, AdjustmentKind::Voided);
+    assert_eq!(
+        a.target,
+        Source {
+            id: acks[1].event_id,
+            position: acks[1].position
+        }
+    );
+    assert_eq!(
+        a.by,
+        Source {
+            id: void.event_id,
+            position: void.position
+        }
+    );
+    assert_eq!(a.reason, "entered by mistake");
+    // As of the position before the void, the contact was still counted.
+    let then = r
+        .app
+        .explain(
+            "contacts",
+            AsOf::Position(void.position - 1),
+            None,
+            &mut |_, _| {},
+        )
+        .unwrap();
+    assert_eq!(then.value, 3);
+    assert!(then.adjustments.is_empty());
+    // The report agrees.
+    let report = r
+        .app
+        .report(AsOf::Now, None, false, &mut |_, _| {})
+        .unwrap();
+    let contacts = report
+        .figures
+        .iter()
+        .find(|f| f.metric == "contacts")
+        .unwrap();
+    assert_eq!(contacts.value, 2);
+}
