@@ -40,7 +40,7 @@ impl Plan {
     fn reviews_on(&self, d: Date) -> (Option<Date>, Option<Date>) {
         let mut by_then = self.reviews.iter().filter(|(on, _)| *on <= d);
         let opening = by_then.next();
-        let last = by_then.last();
+        let last = by_then.next_back();
         (
             last.map(|(on, _)| *on),
             last.or(opening).map(|(_, next)| *next),

@@ -518,8 +518,8 @@ fn build_pairings(b: &mut Builder, org: &Org) -> u32 {
             name(&mut b.rng)
         };
         let birth = match category {
-            Category::Orphan => Some(Date(day(2008 + (i as i32 % 8), 1 + (i as u32 % 12), 10))),
-            Category::SeverelyDisabled => Some(Date(day(1950 + (i as i32 * 2), 5, 1))),
+            Category::Orphan => Some(Date(day(2008 + (i % 8), 1 + (i as u32 % 12), 10))),
+            Category::SeverelyDisabled => Some(Date(day(1950 + (i * 2), 5, 1))),
             _ => None,
         };
         b.backfill(
@@ -1095,8 +1095,7 @@ fn build_pupils(b: &mut Builder, org: &Org) -> u32 {
     for k in 0..12 {
         let school_index = b.rng.below(org.schools.len() as u64) as usize;
         let (pupil, _, enrolled) = enroll(b, org, school_index, Category::SingleParent, None);
-        let on =
-            day(2020 + (k % 4) as i32, 4 + (k % 6) as u32, 10).max(enrolled + Duration::days(200));
+        let on = day(2020 + (k % 4), 4 + (k % 6) as u32, 10).max(enrolled + Duration::days(200));
         let cause = [
             DropoutCause::Illness,
             DropoutCause::FamilyMigration,

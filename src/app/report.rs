@@ -693,11 +693,13 @@ impl App {
                 .map_err(|e| AppError::Usage(e.to_string()))?;
             let then_position =
                 engine::position_as_of(self.log(), &claimed_at)?.max(source.position);
-            if !then_by_position.contains_key(&then_position) {
-                let then = self.replay(&[], AsOf::Position(then_position), &mut |_, _| {})?;
-                then_by_position.insert(then_position, then);
-            }
-            let then = &then_by_position[&then_position];
+            let then = match then_by_position.entry(then_position) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(self.replay(&[], AsOf::Position(then_position), &mut |_, _| {})?)
+                }
+            };
+            let then = &*then;
             let fig_now = now.figure(def, period);
             let fig_then = then.figure(def, period);
             let recorded = fig_now.as_ref().map_or(0, |f| f.value);

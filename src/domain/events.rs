@@ -1168,8 +1168,11 @@ impl PayloadType for ContactRecordedV1 {
     const SCHEMA_VERSION: u16 = 1;
 }
 
+/// (type name, schema version, an example's payload bytes).
+pub type StoredExample = (&'static str, u16, Vec<u8>);
+
 /// Every stored (type, version) with an example's bytes: what the golden fixtures pin.
-pub fn stored_type_examples() -> Result<Vec<(&'static str, u16, Vec<u8>)>, CodecError> {
+pub fn stored_type_examples() -> Result<Vec<StoredExample>, CodecError> {
     let mut out = Vec::new();
     for e in DomainEvent::examples() {
         out.push((e.event_type(), e.schema_version(), e.encode()?));

@@ -270,9 +270,12 @@ impl Flusher {
 struct Unflushed {
     ids: HashMap<[u8; 16], StoredEventV1>,
     streams: HashMap<String, u64>,
-    /// Per commit in flight: (last position, its ids, its streams with their last version).
-    commits: VecDeque<(u64, Vec<[u8; 16]>, Vec<(String, u64)>)>,
+    /// Per commit in flight, oldest first.
+    commits: VecDeque<UnflushedCommit>,
 }
+
+/// A commit in flight: its last position, its ids, its streams with their last version.
+type UnflushedCommit = (u64, Vec<[u8; 16]>, Vec<(String, u64)>);
 
 impl Unflushed {
     /// Forgets the commits that are durable now (they are in the indexes).
