@@ -55,11 +55,7 @@ impl Projection for Escalations {
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
         use DomainEvent as E;
-        state.last_day = Some(
-            state
-                .last_day
-                .map_or(ev.occurred_on, |d| d.max(ev.occurred_on)),
-        );
+        super::facts::note_day(&mut state.last_day, ev.occurred_on);
         let d = ev.occurred_on;
         match ev.event {
             E::EscalationRaised(e) => {

@@ -141,6 +141,11 @@ impl<V: Clone> Facts<V> {
     }
 }
 
+/// Keeps the latest day seen: what "now" means for a state asked about without a day.
+pub fn note_day(last_day: &mut Option<Date>, day: Date) {
+    *last_day = Some(last_day.map_or(day, |d| d.max(day)));
+}
+
 /// Sorted sources, for provenance.
 pub fn sorted_sources(mut sources: Vec<Source>) -> Vec<Source> {
     sources.sort_by_key(|s| s.position);

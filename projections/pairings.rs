@@ -33,11 +33,7 @@ impl Projection for Pairings {
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
         state.book.apply(ev);
-        state.last_day = Some(
-            state
-                .last_day
-                .map_or(ev.occurred_on, |d| d.max(ev.occurred_on)),
-        );
+        super::facts::note_day(&mut state.last_day, ev.occurred_on);
     }
 
     fn query(state: &State, query: &Query) -> serde_json::Value {

@@ -56,11 +56,7 @@ impl Projection for Placements {
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
         use DomainEvent as E;
-        state.last_day = Some(
-            state
-                .last_day
-                .map_or(ev.occurred_on, |d| d.max(ev.occurred_on)),
-        );
+        super::facts::note_day(&mut state.last_day, ev.occurred_on);
         match ev.event {
             E::PlacementDecided(e) => {
                 state.placements.insert(
