@@ -1,6 +1,6 @@
 //! The whole demo through the binary: every figure of the source report, every claim holding,
-//! then a late void and a late contact that make exactly two claims differ, each explained by
-//! exactly the event that changed it.
+//! then a late void, a late contact and a late correction that make exactly three claims differ,
+//! each explained by exactly the event that changed it.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -89,7 +89,7 @@ const EXPECTED: &[(&str, i64)] = &[
 ];
 
 #[test]
-fn demo_reproduces_the_report_and_a_late_change_makes_exactly_two_claims_differ() {
+fn demo_reproduces_the_report_and_late_changes_make_exactly_their_claims_differ() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("demo");
@@ -145,6 +145,29 @@ fn demo_reproduces_the_report_and_a_late_change_makes_exactly_two_claims_differ(
     ));
     assert_eq!(old_contact["type"], "carelog.contact.recorded");
 
+    // A late correction of one cash gift: 100 元 more than first recorded.
+    let gifts = json_of(&ok(&data, &["explain", "aid_given_fen", "--json"], None));
+    let cash = gifts["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let p = e["position"].as_u64().unwrap().to_string();
+            json_of(&ok(
+                &data,
+                &["log", "--from", &p, "--limit", "1", "--json"],
+                None,
+            ))
+        })
+        .find(|e| e["data"]["form"] == "cash")
+        .expect("the demo has cash gifts");
+    let mut corrected = cash["data"].clone();
+    corrected["value_fen"] = json!(corrected["value_fen"].as_i64().unwrap() + 10_000);
+    let correction_id = Uuid::now_v7();
+    let correction = json!({"specversion": "1.0", "id": correction_id, "source": "/tests/demo_e2e", "type": "carelog.record.corrected",
+                            "time": chrono::Utc::now().to_rfc3339(), "data": {"target_event_id": cash["id"], "reason": "receipt re-read",
+                            "corrected_type": "carelog.aid.given", "corrected": corrected}});
+
     let void_id = Uuid::now_v7();
     let contact_id = Uuid::now_v7();
     let void = json!({"specversion": "1.0", "id": void_id, "source": "/tests/demo_e2e", "type": "carelog.record.voided",
@@ -152,11 +175,16 @@ fn demo_reproduces_the_report_and_a_late_change_makes_exactly_two_claims_differ(
     let contact = json!({"specversion": "1.0", "id": contact_id, "source": "/tests/demo_e2e", "type": "carelog.contact.recorded",
                          "time": old_contact["time"], "data": {"pairing_id": old_contact["data"]["pairing_id"], "channel": "phone",
                          "summary": "a call found in the paper log", "duration_minutes": 5}});
-    let acks = ok(&data, &["append"], Some(&format!("{void}\n{contact}\n")));
+    let acks = ok(
+        &data,
+        &["append"],
+        Some(&format!("{void}\n{contact}\n{correction}\n")),
+    );
     let acks: Vec<Value> = acks.lines().map(json_of).collect();
-    let (void_position, contact_position) = (
+    let (void_position, contact_position, correction_position) = (
         acks[0]["position"].as_u64().unwrap(),
         acks[1]["position"].as_u64().unwrap(),
+        acks[2]["position"].as_u64().unwrap(),
     );
 
     let checked = run(&data, &["claims", "check", "--json"], None);
@@ -209,6 +237,22 @@ fn demo_reproduces_the_report_and_a_late_change_makes_exactly_two_claims_differ(
                         "recorded_after_claim".to_string(),
                         contact_id.to_string(),
                         contact_position
+                    )]
+                );
+            }
+            "aid_given_fen" => {
+                assert_eq!(c["verdict"], "differs");
+                assert_eq!(
+                    (c["claimed"].as_i64(), c["recorded"].as_i64()),
+                    (Some(7_040_400), Some(7_050_400))
+                );
+                assert_eq!(c["recorded_then"], 7_040_400);
+                assert_eq!(
+                    reasons,
+                    [(
+                        "corrected_after_claim".to_string(),
+                        correction_id.to_string(),
+                        correction_position
                     )]
                 );
             }
