@@ -104,6 +104,9 @@ pub struct App {
     log: Log,
     state: Mutex<RecordsState>,
     clock: Arc<dyn Clock>,
+    /// Whether replays may start from checkpoints (off: every figure from the events alone,
+    /// what an auditor who trusts only the hash-chained log asks for).
+    use_checkpoints: std::sync::atomic::AtomicBool,
 }
 
 /// An event read back: the envelope and the decoded domain event.
@@ -137,10 +140,17 @@ impl App {
                 next_submission: 0,
             }),
             clock,
+            use_checkpoints: std::sync::atomic::AtomicBool::new(true),
         };
         // The records are folded on first use (an append), not here: reading commands
         // (report, verify, export) never need them.
         Ok(app)
+    }
+
+    /// Replays from the events alone (no checkpoints) when `false`.
+    pub fn set_use_checkpoints(&self, on: bool) {
+        self.use_checkpoints
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn log(&self) -> &Log {
@@ -227,6 +237,23 @@ impl App {
         for (index, e) in incoming.iter().enumerate() {
             let Some(id) = e.id else { continue };
             if state.in_flight_ids.contains(&id) {
+                // A copy must be the same event as the original in flight (so it is never
+                // written unchecked in the original's place).
+                let same = state
+                    .in_flight
+                    .values()
+                    .flatten()
+                    .any(|(fid, event, occurred)| {
+                        *fid == id
+                            && *event == e.event
+                            && time::to_stored(occurred) == time::to_stored(&e.occurred_at)
+                    });
+                if !same {
+                    return Err(AppError::InFlight {
+                        index,
+                        event_id: id,
+                    });
+                }
                 resent_in_flight += 1;
                 continue;
             }
@@ -289,10 +316,21 @@ impl App {
             });
         }
 
+        // What the log's writer would refuse on shape alone (names, sizes, ids twice in the
+        // batch) is refused here, before anything is folded into the records: once queued, a
+        // batch is refused by the writer only when the store has failed (and every later batch
+        // with it), so no batch is ever checked against events that will not be written.
+        let shaped = incoming
+            .iter()
+            .map(|e| new_event(e, actor, keep))
+            .collect::<Result<Vec<_>, _>>()?;
+        let shaped = AppendBatch::new(shaped);
+        crate::log::writer::check_shape(&shaped)?;
+
         // Check and fold each event in order; a failure after the first leaves the records
         // holding events that will not be written, so they are rebuilt.
         let mut events = Vec::with_capacity(incoming.len());
-        for (index, e) in incoming.iter().enumerate() {
+        for ((index, e), new) in incoming.iter().enumerate().zip(shaped.events) {
             let rejected = |error| AppError::Rejected {
                 index,
                 event_type: e.event.event_type(),
@@ -310,7 +348,6 @@ impl App {
                 }
                 return Err(rejected(error));
             }
-            let new = new_event(e, actor, keep)?;
             state.records.apply(new.event_id, &e.event, &e.occurred_at);
             events.push(new);
         }
@@ -370,7 +407,9 @@ impl App {
         };
         Ok(stored.event == e.event
             && time::to_stored(&stored.recorded.occurred_at) == time::to_stored(&e.occurred_at)
-            && stored.recorded.recorded_by == by)
+            && stored.recorded.recorded_by == by
+            && stored.recorded.correlation_id == e.correlation_id
+            && stored.recorded.causation_id == e.causation_id)
     }
 
     /// The event at a position, decoded.

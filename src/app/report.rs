@@ -515,7 +515,16 @@ impl App {
             .map(|p| p.as_ref())
             .collect();
         let checkpoints = self.checkpoints();
-        let rebuilt = engine::replay(self.log(), &chosen, as_of, Some(&checkpoints), progress)?;
+        let use_checkpoints = self
+            .use_checkpoints
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let rebuilt = engine::replay(
+            self.log(),
+            &chosen,
+            as_of,
+            use_checkpoints.then_some(&checkpoints),
+            progress,
+        )?;
         let names: Vec<&'static str> = chosen.iter().map(|p| p.name()).collect();
         let recorded_at = if rebuilt.position == 0 {
             None

@@ -23,9 +23,18 @@ pub struct AsOfArgs {
     /// Count only what happened in FROM..TO (dates; either end may be left empty).
     #[arg(long)]
     pub period: Option<String>,
+    /// Replay from the events alone, ignoring saved checkpoints (derived files an auditor may
+    /// not want to trust).
+    #[arg(long)]
+    pub no_checkpoints: bool,
 }
 
 impl AsOfArgs {
+    /// Applies the checkpoint choice to the app.
+    pub fn configure(&self, app: &App) {
+        app.set_use_checkpoints(!self.no_checkpoints);
+    }
+
     pub fn as_of(&self) -> Result<AsOf, Failure> {
         match (&self.as_of, self.at_position) {
             (Some(t), _) => Ok(AsOf::Time(
@@ -62,6 +71,7 @@ pub fn progress() -> impl FnMut(u64, u64) {
 }
 
 pub fn report(app: &App, args: &AsOfArgs, json_out: bool, zh: bool) -> Result<u8, Failure> {
+    args.configure(app);
     let report = app.report(args.as_of()?, args.period()?, zh, &mut progress())?;
     if json_out {
         print_json(&report)?;
@@ -99,6 +109,7 @@ pub fn report(app: &App, args: &AsOfArgs, json_out: bool, zh: bool) -> Result<u8
 }
 
 pub fn explain(app: &App, metric: &str, args: &AsOfArgs, json_out: bool) -> Result<u8, Failure> {
+    args.configure(app);
     let e = app.explain(metric, args.as_of()?, args.period()?, &mut progress())?;
     if json_out {
         let events: Vec<_> = e
@@ -189,6 +200,7 @@ pub fn project(app: &App, name: &str, args: &AsOfArgs, params: &[String]) -> Res
             query.params.insert(k.to_string(), v.to_string());
         }
     }
+    args.configure(app);
     let view = app.project(name, args.as_of()?, query, &mut progress())?;
     print_json(&view)?;
     Ok(0)

@@ -700,7 +700,17 @@ impl Records {
                 self.staff_member("data.cadre_id", e.cadre_id, StaffRole::Cadre, e.on)?;
                 self.recipient("data.recipient_id", e.recipient_id)?;
                 not_future("data.on", e.on, today)?;
-                if let Some(existing) = self.active_pairing_of.get(&e.recipient_id) {
+                // Also a pairing that ended on or after this one's start: back-dating a new
+                // pairing must not make two pairings active on the same days.
+                let overlapping = self
+                    .pairings
+                    .iter()
+                    .find(|(_, p)| {
+                        p.recipient == e.recipient_id && p.ended.is_some_and(|end| end >= e.on)
+                    })
+                    .map(|(id, _)| id);
+                if let Some(existing) = self.active_pairing_of.get(&e.recipient_id).or(overlapping)
+                {
                     return err(
                         "data.recipient_id",
                         Rule::SecondActivePairing,
@@ -940,6 +950,7 @@ impl Records {
                         "an aid payment is more than zero fen",
                     );
                 }
+                at_most_max_money("data.amount_fen", e.amount_fen)?;
                 if !r.enrolled_during(from, to) {
                     return err(
                         "data.pupil_id",
@@ -1102,6 +1113,13 @@ impl Records {
                         "data.value",
                         Rule::NotPositive,
                         "a reported figure is not negative",
+                    );
+                }
+                if e.value > MAX_MONEY_FEN {
+                    return err(
+                        "data.value",
+                        Rule::Invalid,
+                        format!("a reported figure is at most {MAX_MONEY_FEN}"),
                     );
                 }
                 non_empty("data.source_document", &e.source_document)?;
@@ -1670,6 +1688,21 @@ fn activity_pairing(event: &DomainEvent) -> Option<Uuid> {
     }
 }
 
+/// The most one event may carry in money (10 billion 元), so that no total of a realistic log can
+/// overflow an i64 of fen.
+pub const MAX_MONEY_FEN: i64 = 1_000_000_000_000;
+
+fn at_most_max_money(field: &'static str, amount: super::Money) -> Result<(), DomainError> {
+    if amount.fen() > MAX_MONEY_FEN {
+        return err(
+            field,
+            Rule::Invalid,
+            format!("one event carries at most {MAX_MONEY_FEN} fen"),
+        );
+    }
+    Ok(())
+}
+
 fn check_aid(e: &AidGivenV1) -> Result<(), DomainError> {
     if e.value_fen.fen() <= 0 {
         return err(
@@ -1678,6 +1711,7 @@ fn check_aid(e: &AidGivenV1) -> Result<(), DomainError> {
             "aid given is more than zero fen",
         );
     }
+    at_most_max_money("data.value_fen", e.value_fen)?;
     non_empty("data.fund_source", &e.fund_source)?;
     non_empty("data.receipt_ref", &e.receipt_ref)?;
     match e.form {

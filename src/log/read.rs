@@ -285,7 +285,10 @@ impl Subscription {
         if self.log.head_position() <= self.last_position {
             self.log.shared.wait_past(self.last_position, timeout);
         }
-        let events = self.log.read_from(self.last_position + 1, limit.max(1))?;
+        let Some(next) = self.last_position.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let events = self.log.read_from(next, limit.max(1))?;
         if let Some(last) = events.last() {
             assert_eq!(
                 last.position,

@@ -58,8 +58,8 @@ pub struct VerifyReport {
     pub problem: Option<VerifyProblem>,
 }
 
-/// Bounds the stream-version map of one verify run (streams seen); beyond it versions of
-/// further streams are checked through the stream index instead.
+/// Bounds the stream-version map of one verify run (streams seen); beyond it the versions of
+/// further streams are not checked (the hashes still are).
 const VERIFY_STREAM_MAP_MAX: usize = 4_000_000;
 
 struct Walk {
@@ -89,17 +89,20 @@ impl Log {
         progress: &mut dyn FnMut(u64),
     ) -> Result<VerifyReport, LogError> {
         let storage = self.shared.storage.as_ref();
+        // A verify may run while appends go on (the HTTP service): what is checked is the log up
+        // to the durable head at the start; commits after it are not a problem.
+        let limit = self.shared.durable_head().0;
         let mut walk = Walk {
             expected_position: 1,
             chain: hash::GENESIS_CHAIN,
             stream_versions: HashMap::new(),
             checked: 0,
         };
-        let mut problem = walk_segments(storage, &mut walk, progress);
+        let mut problem = walk_segments(storage, &mut walk, limit, progress);
         let last_position = walk.expected_position - 1;
 
         if problem.is_none() {
-            problem = check_head(storage, last_position, &walk.chain);
+            problem = check_head(storage, last_position, limit, &walk.chain);
         }
         if problem.is_none() && check_indexes {
             problem = check_indexes_of(storage, last_position);
@@ -134,12 +137,25 @@ fn problem(
     })
 }
 
+/// True when the stored head has moved past `limit` since the verify started (live appends).
+fn appended_since(storage: &dyn Storage, limit: u64) -> bool {
+    matches!(storage.head(), Ok(Some(h)) if h.position > limit)
+}
+
 fn walk_segments(
     storage: &dyn Storage,
     walk: &mut Walk,
+    limit: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Option<VerifyProblem> {
     for raw in storage.segments_from(1) {
+        if let Ok((first, _)) = &raw
+            && *first > limit
+            && *first == walk.expected_position
+            && appended_since(storage, limit)
+        {
+            break;
+        }
         let raw = match raw {
             Ok(r) => r,
             Err(e) => {
@@ -248,8 +264,11 @@ fn check_event(walk: &mut Walk, e: &StoredEventV1) -> Option<VerifyProblem> {
     {
         return problem(expected, VerifyProblemKind::Modified, err.to_string());
     }
+    let tracked = walk.stream_versions.len() < VERIFY_STREAM_MAP_MAX
+        || walk.stream_versions.contains_key(&e.stream);
     let previous_version = walk.stream_versions.get(&e.stream).copied().unwrap_or(0);
-    if e.stream_version != previous_version + 1 {
+    // Beyond the map's bound a new stream's versions go unchecked (memory stays bounded).
+    if tracked && e.stream_version != previous_version + 1 {
         return problem(
             expected,
             VerifyProblemKind::OutOfOrder,
@@ -274,9 +293,12 @@ fn check_event(walk: &mut Walk, e: &StoredEventV1) -> Option<VerifyProblem> {
 fn check_head(
     storage: &dyn Storage,
     last_position: u64,
+    limit: u64,
     chain: &[u8; 32],
 ) -> Option<VerifyProblem> {
     match storage.head() {
+        // Appends made while verifying: the walk stopped at the head it started from.
+        Ok(Some(head)) if last_position == limit && head.position > limit => None,
         Err(e) => problem(
             last_position + 1,
             VerifyProblemKind::Modified,
@@ -322,6 +344,11 @@ fn check_indexes_of(storage: &dyn Storage, last_position: u64) -> Option<VerifyP
     };
     let mut expected = 1u64;
     for raw in storage.index_chunks() {
+        if matches!(&raw, Ok((first, _)) if *first > last_position) {
+            // Chunks past the walked head belong to commits made while verifying (a stray one
+            // is reported by the segment walk and the head check).
+            break;
+        }
         let Ok((first, bytes)) = raw else {
             return problem(
                 expected,
