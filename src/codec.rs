@@ -44,13 +44,38 @@ pub enum CodecError {
     },
 }
 
-/// The one bincode configuration for every stored byte. Frozen: see the module docs.
-fn options() -> impl Options {
+/// The largest derived state (a projection checkpoint) the codec encodes or decodes.
+pub const STATE_LIMIT_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// The one bincode configuration for every stored byte. Frozen: see the module docs. The limit
+/// only bounds what one call may read or write; it is not part of the bytes.
+fn options_with_limit(limit: u64) -> impl Options {
     bincode::DefaultOptions::new()
         .with_varint_encoding()
         .with_little_endian()
         .reject_trailing_bytes()
-        .with_limit(DECODE_LIMIT_BYTES)
+        .with_limit(limit)
+}
+
+fn options() -> impl Options {
+    options_with_limit(DECODE_LIMIT_BYTES)
+}
+
+/// Encodes derived state (projection checkpoints), which may be larger than one stored value.
+pub fn encode_state<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, CodecError> {
+    options_with_limit(STATE_LIMIT_BYTES)
+        .serialize(value)
+        .map_err(|source| CodecError::Encode { what, source })
+}
+
+/// Decodes derived state; never panics on bad bytes.
+pub fn decode_state<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, CodecError> {
+    options_with_limit(STATE_LIMIT_BYTES)
+        .deserialize(bytes)
+        .map_err(|source| CodecError::Decode { what, source })
 }
 
 /// Encodes a stored value.

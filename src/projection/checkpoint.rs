@@ -92,7 +92,7 @@ impl Checkpoints {
     fn load(&self, log: &Log, p: &dyn AnyProjection, at: u64) -> Option<Box<dyn Any + Send>> {
         let bytes =
             std::fs::read(self.dir.join(Self::file_name(p.name(), p.version(), at))).ok()?;
-        let file: CheckpointFileV1 = codec::decode("checkpoint", &bytes).ok()?;
+        let file: CheckpointFileV1 = codec::decode_state("checkpoint", &bytes).ok()?;
         if file.name != p.name() || file.version != p.version() || file.position != at {
             return None;
         }
@@ -128,7 +128,7 @@ impl Checkpoints {
             chain_hash: *chain_hash,
             state: bytes,
         };
-        let Ok(encoded) = codec::encode("checkpoint", &file) else {
+        let Ok(encoded) = codec::encode_state("checkpoint", &file) else {
             return;
         };
         if std::fs::create_dir_all(&self.dir).is_err() {

@@ -219,10 +219,10 @@ impl<P: Projection> AnyProjection for Registered<P> {
         }
     }
     fn encode_state(&self, state: &(dyn Any + Send)) -> Result<Vec<u8>, crate::codec::CodecError> {
-        crate::codec::encode("projection state", state_of::<P>(state))
+        crate::codec::encode_state("projection state", state_of::<P>(state))
     }
     fn decode_state(&self, bytes: &[u8]) -> Result<Box<dyn Any + Send>, crate::codec::CodecError> {
-        let s: P::State = crate::codec::decode("projection state", bytes)?;
+        let s: P::State = crate::codec::decode_state("projection state", bytes)?;
         Ok(Box::new(s))
     }
     fn query(&self, state: &(dyn Any + Send), query: &Query) -> serde_json::Value {
