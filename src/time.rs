@@ -1,11 +1,9 @@
 //! Time: instants keep the UTC offset they were given; calendar periods and display use
 //! Asia/Shanghai.
 //!
-//! Two clocks exist. [`SystemClock`] is the writer's clock in production. [`ManualClock`] is set by
-//! whoever replays history into a new store (the demo records 2023's events as recorded in 2023),
-//! so that "as of 2023-12-31" means something on a demo store. Neither is read by a projection.
-
-use std::sync::Mutex;
+//! The writer reads a [`Clock`] for `recorded_at` ([`SystemClock`] in production). Replaying a
+//! known history (the demo, a restored export) keeps each event's own recording time instead,
+//! through `NewEvent::recorded_at`. No projection reads a clock.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
@@ -116,32 +114,6 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
         Utc::now().fixed_offset()
-    }
-}
-
-/// A clock set by hand: used to replay a known history (the demo) into a new store.
-#[derive(Debug)]
-pub struct ManualClock {
-    now: Mutex<Instant>,
-}
-
-impl ManualClock {
-    pub fn new(start: Instant) -> Self {
-        Self {
-            now: Mutex::new(start),
-        }
-    }
-
-    pub fn set(&self, at: Instant) {
-        // A poisoned mutex still holds a valid instant: keep going with it.
-        let mut guard = self.now.lock().unwrap_or_else(|p| p.into_inner());
-        *guard = at;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        *self.now.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
