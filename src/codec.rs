@@ -190,10 +190,10 @@ pub struct IndexEntryV1 {
     pub stream_version: u64,
 }
 
-/// The index of one commit: its events' ids, streams and versions in position order (the first
+/// The index of one segment: its events' ids, streams and versions in position order (the first
 /// entry is at the position in the chunk's key). Written in the same atomic batch as the
-/// commit's segments, so the persistent id and stream indexes cost one value per commit, not a
-/// key per event. Frozen layout, version 1.
+/// segment, so the persistent id and stream indexes cost one value per segment, not a key per
+/// event. Frozen layout, version 1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexChunkV1 {
     pub entries: Vec<IndexEntryV1>,

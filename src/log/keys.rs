@@ -5,9 +5,9 @@
 //! | `H` | the store header ([`crate::codec::StoreHeaderV1`]) |
 //! | `M` | the durable head ([`crate::codec::StoredHeadV1`]), rewritten by every commit |
 //! | `B` ‖ first position (u64 big-endian) | a segment: the events of (part of) one commit |
-//! | `X` ‖ first position (u64 big-endian) | the index chunk of one commit: ids, streams, versions |
+//! | `X` ‖ first position (u64 big-endian) | the index chunk of the segment at that position: ids, streams, versions |
 //!
-//! A commit writes a few values whatever its size (its segments, its index chunk, the head) in one
+//! A commit writes a few values whatever its size (its segments and their index chunks, the head) in one
 //! atomic batch: sled costs microseconds per key, so keys per event would bound the throughput.
 //! Big-endian numbers make sled's byte order the numeric order. Tests that tamper with a store
 //! use these functions too.
@@ -43,7 +43,7 @@ pub fn segment_position(key: &[u8]) -> Option<u64> {
     position_in(SEGMENT_PREFIX, key)
 }
 
-/// The key of the index chunk of the commit whose first event is at `first_position`.
+/// The key of the index chunk of the segment whose first event is at `first_position`.
 pub fn index_chunk(first_position: u64) -> [u8; 9] {
     positioned(INDEX_PREFIX, first_position)
 }

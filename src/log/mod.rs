@@ -38,9 +38,11 @@ pub const MAX_COMMIT_EVENTS: usize = 16_384;
 /// A segment (one stored value) holds at most this many events ...
 pub const SEGMENT_MAX_EVENTS: usize = 1_024;
 /// ... and at most about this many bytes.
-pub const SEGMENT_MAX_BYTES: usize = 4 * 1024 * 1024;
-/// The largest payload one event may carry.
-pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// Kept under sled's blob threshold (segment size / 4, ~128 KiB): sled writes larger values to
+/// separate blob files that it never fsyncs, so a segment must stay inline in its log file.
+pub const SEGMENT_MAX_BYTES: usize = 64 * 1024;
+/// The largest payload one event may carry: a lone event still makes a segment sled keeps inline.
+pub const MAX_PAYLOAD_BYTES: usize = 60 * 1024;
 /// The longest stream name, event type or actor.
 pub const MAX_NAME_BYTES: usize = 256;
 /// How many append batches may wait for the writer before callers block (backpressure).

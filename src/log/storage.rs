@@ -39,8 +39,8 @@ pub enum StorageError {
 pub struct Commit {
     /// (first position, encoded segment).
     pub segments: Vec<(u64, Vec<u8>)>,
-    /// (first position, encoded index chunk) of the whole commit.
-    pub index_chunk: Option<(u64, Vec<u8>)>,
+    /// (first position, encoded index chunk), one per segment.
+    pub index_chunks: Vec<(u64, Vec<u8>)>,
     pub head: Option<StoredHeadV1>,
 }
 
@@ -76,6 +76,9 @@ pub struct SledStorage {
     path: PathBuf,
     db: sled::Db,
     tree: sled::Tree,
+    /// sled's log file, synced with `fdatasync` after each flush: sled 0.34 only calls
+    /// `sync_file_range`, which neither flushes the disk's cache nor the file's size.
+    log_file: std::fs::File,
 }
 
 /// The name of the one tree the log lives in.
@@ -112,7 +115,16 @@ impl SledStorage {
         }
         let db = open_with_retry(&path, cache_capacity_bytes)?;
         let tree = db.open_tree(LOG_TREE).map_err(|e| open_error(&path, e))?;
-        let storage = Self { path, db, tree };
+        let log_file = std::fs::File::open(path.join("db")).map_err(|e| StorageError::Io {
+            path: path.clone(),
+            detail: format!("cannot open sled's log file to sync it: {e}"),
+        })?;
+        let storage = Self {
+            path,
+            db,
+            tree,
+            log_file,
+        };
         storage.ensure_header(create)?;
         Ok(storage)
     }
@@ -260,7 +272,7 @@ impl Storage for SledStorage {
         for (first, bytes) in commit.segments {
             batch.insert(&keys::segment(first)[..], bytes);
         }
-        if let Some((first, bytes)) = commit.index_chunk {
+        for (first, bytes) in commit.index_chunks {
             batch.insert(&keys::index_chunk(first)[..], bytes);
         }
         if let Some(head) = commit.head {
@@ -270,7 +282,11 @@ impl Storage for SledStorage {
     }
 
     fn flush(&self) -> Result<(), StorageError> {
-        self.db.flush().map(|_| ()).map_err(|e| self.io(e))
+        self.db.flush().map_err(|e| self.io(e))?;
+        self.log_file.sync_data().map_err(|e| StorageError::Io {
+            path: self.path.clone(),
+            detail: format!("fdatasync: {e}"),
+        })
     }
 
     fn segments_from(

@@ -599,7 +599,8 @@ impl Writer {
         super::read::stored_event_at(self.storage.as_ref(), pos)
     }
 
-    /// Writes the group's events as one atomic commit: its segments, its index chunk, the head.
+    /// Writes the group's events as one atomic commit: its segments, each with its index chunk,
+    /// and the head. Segments stay small (see [`SEGMENT_MAX_BYTES`]) so sled keeps them inline.
     fn write(&self, events: &[StoredEventV1]) -> Result<(), LogError> {
         let mut commit = Commit::default();
         let mut start = 0;
@@ -614,19 +615,17 @@ impl Writer {
                 bytes += events[end].payload.len() + 200;
                 end += 1;
             }
-            let segment = SegmentRefV1 {
-                events: &events[start..end],
-            };
+            let part = &events[start..end];
+            let segment = SegmentRefV1 { events: part };
             commit
                 .segments
-                .push((events[start].position, codec::encode("segment", &segment)?));
+                .push((part[0].position, codec::encode("segment", &segment)?));
+            commit.index_chunks.push((
+                part[0].position,
+                codec::encode("index chunk", &super::index::chunk_of(part))?,
+            ));
             start = end;
         }
-        let first = events.first().map_or(0, |e| e.position);
-        commit.index_chunk = Some((
-            first,
-            codec::encode("index chunk", &super::index::chunk_of(events))?,
-        ));
         commit.head = Some(self.head);
         self.storage.commit(commit)?;
         Ok(())
