@@ -248,6 +248,20 @@ pub struct Records {
     dependents: HashMap<Uuid, u32>,
 }
 
+/// An entity the event names, or an `UnknownId` refusal naming the field.
+fn known<'a, T>(
+    map: &'a HashMap<Uuid, T>,
+    field: &'static str,
+    id: Uuid,
+    kind: &str,
+    hint: &str,
+) -> Result<&'a T, DomainError> {
+    map.get(&id).map_or_else(
+        || err(field, Rule::UnknownId, format!("unknown {kind} {id}{hint}")),
+        Ok,
+    )
+}
+
 fn not_future(field: &'static str, d: Date, today: Date) -> Result<(), DomainError> {
     if d > today {
         return err(
@@ -297,16 +311,7 @@ impl Records {
     }
 
     fn unit(&self, field: &'static str, id: Uuid) -> Result<&Unit, DomainError> {
-        self.units.get(&id).map_or_else(
-            || {
-                err(
-                    field,
-                    Rule::UnknownId,
-                    format!("unknown unit {id}: register it first"),
-                )
-            },
-            Ok,
-        )
+        known(&self.units, field, id, "unit", ": register it first")
     }
 
     fn school(&self, field: &'static str, id: Uuid) -> Result<&Unit, DomainError> {
@@ -356,15 +361,12 @@ impl Records {
     }
 
     fn recipient(&self, field: &'static str, id: Uuid) -> Result<&Recipient, DomainError> {
-        self.recipients.get(&id).map_or_else(
-            || {
-                err(
-                    field,
-                    Rule::UnknownId,
-                    format!("unknown recipient {id}: register them first"),
-                )
-            },
-            Ok,
+        known(
+            &self.recipients,
+            field,
+            id,
+            "recipient",
+            ": register them first",
         )
     }
 
@@ -381,10 +383,7 @@ impl Records {
     }
 
     fn pairing(&self, field: &'static str, id: Uuid) -> Result<&Pairing, DomainError> {
-        self.pairings.get(&id).map_or_else(
-            || err(field, Rule::UnknownId, format!("unknown pairing {id}")),
-            Ok,
-        )
+        known(&self.pairings, field, id, "pairing", "")
     }
 
     fn active_pairing(
