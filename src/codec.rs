@@ -191,8 +191,8 @@ pub struct IndexEntryV1 {
 }
 
 /// The index of one segment: its events' ids, streams and versions in position order (the first
-/// entry is at the position in the chunk's key). Written in the same atomic batch as the
-/// segment, so the persistent id and stream indexes cost one value per segment, not a key per
+/// entry is at the position in the chunk's key). Written in the same commit as the segment
+/// (before the head that makes both part of the log), so the persistent id and stream indexes cost one value per segment, not a key per
 /// event. Frozen layout, version 1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexChunkV1 {

@@ -10,8 +10,8 @@ use std::process::Command;
 
 use carelog::codec::{self, IndexChunkV1, SegmentV1, StoredHeadV1};
 use carelog::log::{
-    AppendBatch, Digest, Log, LogError, NewEvent, OpenOptions, StorageError, VerifyProblemKind,
-    VerifyReport, hash, keys,
+    AppendBatch, Digest, Log, LogError, NewEvent, OpenOptions, SledStorage, StorageError,
+    VerifyProblemKind, VerifyReport, hash, keys,
 };
 use carelog::time::parse_instant;
 
@@ -57,7 +57,7 @@ fn tamper<R>(dir: &Path, f: impl FnOnce(&sled::Tree) -> R) -> R {
     // The lock may linger for some milliseconds after the log closed (see `open_existing`).
     let start = std::time::Instant::now();
     let db = loop {
-        match sled::open(dir) {
+        match SledStorage::sled_config(dir).open() {
             Ok(db) => break db,
             Err(e) if start.elapsed() < std::time::Duration::from_secs(10) => {
                 assert!(e.to_string().contains("could not acquire lock"), "{e}");
@@ -417,8 +417,9 @@ fn an_index_entry_naming_another_event_is_modified_at_its_position() {
     let other = log.event_at(2345).unwrap().unwrap().event_id;
     drop(log);
     tamper(dir.path(), |tree| {
-        edit_chunk(tree, 1101, |chunk| {
-            let entry = &mut chunk.entries[1234 - 1101];
+        let chunk_start = *chunk_starts(tree).iter().rfind(|p| **p <= 1234).unwrap();
+        edit_chunk(tree, chunk_start, |chunk| {
+            let entry = &mut chunk.entries[(1234 - chunk_start) as usize];
             assert_eq!(entry.event_id, *victim.as_bytes());
             entry.event_id = *other.as_bytes();
         });

@@ -238,7 +238,26 @@ fn actor(cli: &Cli) -> String {
 }
 
 pub(crate) fn open_existing(dir: &Path) -> Result<App, Failure> {
-    Ok(App::open(dir, false)?)
+    open_app(dir, false)
+}
+
+/// Opens the application (creating the store when `create`), telling the user on stderr when
+/// the open removed the tail of an interrupted commit.
+pub(crate) fn open_app(dir: &Path, create: bool) -> Result<App, Failure> {
+    let app = App::open(dir, create)?;
+    note_discarded(app.log());
+    Ok(app)
+}
+
+/// Says what an open removed past the stored head, if anything: never silent.
+pub(crate) fn note_discarded(log: &crate::log::Log) {
+    if let Some(tail) = log.discarded_at_open() {
+        eprintln!(
+            "carelog: note: removed what a crash left past the last acknowledged commit \
+             (from position {}: {} segment(s), {} index chunk(s)); nothing acknowledged was lost",
+            tail.from_position, tail.segments, tail.index_chunks
+        );
+    }
 }
 
 /// Whether to draw progress: only for a person at a terminal.
@@ -253,14 +272,14 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             file,
             keep_recorded_at,
         } => {
-            let app = App::open(&cli.data, true)?;
+            let app = open_app(&cli.data, true)?;
             records_io::append(&app, file.as_deref(), &actor(cli), *keep_recorded_at)
         }
         Command::Import {
             file,
             keep_recorded_at,
         } => {
-            let app = App::open(&cli.data, true)?;
+            let app = open_app(&cli.data, true)?;
             records_io::import(&app, file, &actor(cli), *keep_recorded_at)
         }
         Command::Export { format } => {
@@ -283,6 +302,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         } => verify(&cli.data, *json, digest.as_deref(), *skip_indexes),
         Command::Digest { json } => {
             let log = crate::log::Log::open(&cli.data, crate::log::OpenOptions::existing())?;
+            note_discarded(&log);
             let d = log.digest();
             if *json {
                 output::print_json(&d)?;
@@ -320,7 +340,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
 }
 
 fn demo(dir: &Path, seed: u64, json_out: bool) -> Result<u8, Failure> {
-    let app = App::open(dir, true)?;
+    let app = open_app(dir, true)?;
     let show = progress_wanted();
     let summary = crate::app::demo::run(&app, seed, &mut |stage, done, total| {
         if show {
@@ -380,6 +400,7 @@ fn verify(
         }
         Err(e) => return Err(e.into()),
     };
+    note_discarded(&log);
     let show = progress_wanted();
     let mut progress = |n: u64| {
         if show {

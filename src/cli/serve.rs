@@ -16,7 +16,6 @@ use uuid::Uuid;
 
 use super::output::print_json;
 use super::{Failure, usage};
-use crate::app::App;
 use crate::app::access::{self, Role};
 
 /// How long, after the server has stopped, blocking work still running may take to finish.
@@ -49,7 +48,7 @@ pub enum TokenCommand {
 
 /// `carelog token …`.
 pub fn token(dir: &Path, command: &TokenCommand, actor: &str) -> Result<u8, Failure> {
-    let app = App::open(dir, true)?;
+    let app = super::open_app(dir, true)?;
     match command {
         TokenCommand::Create {
             role,
@@ -123,7 +122,7 @@ pub fn serve(dir: &Path, addr: &str) -> Result<u8, Failure> {
             "--addr {addr:?}: {e}; give HOST:PORT, e.g. 127.0.0.1:8080 (port 0 picks a free one)"
         ))
     })?;
-    let app = Arc::new(App::open(dir, true)?);
+    let app = Arc::new(super::open_app(dir, true)?);
     // Fold the records now (the first request should not wait for it) and warn when no token
     // can get in.
     let live_tokens = app.with_records(|r| {

@@ -7,8 +7,9 @@
 //! | `B` ‖ first position (u64 big-endian) | a segment: the events of (part of) one commit |
 //! | `X` ‖ first position (u64 big-endian) | the index chunk of the segment at that position: ids, streams, versions |
 //!
-//! A commit writes a few values whatever its size (its segments and their index chunks, the head) in one
-//! atomic batch: sled costs microseconds per key, so keys per event would bound the throughput.
+//! A commit writes a few values whatever its size (its segments and their index chunks, then the
+//! head, its commit point: see `storage.rs`): sled costs microseconds per key, so keys per event
+//! would bound the throughput.
 //! Big-endian numbers make sled's byte order the numeric order. Tests that tamper with a store
 //! use these functions too.
 

@@ -26,7 +26,7 @@ use crate::codec::{CodecError, StoredEventV1};
 use crate::time::{self, Clock, Instant, SystemClock, TimeError};
 
 pub use read::{EventIter, Subscription};
-pub use storage::{SledStorage, Storage, StorageError};
+pub use storage::{DiscardedTail, SledStorage, Storage, StorageError};
 pub use verify::{Digest, VerifyProblem, VerifyProblemKind, VerifyReport};
 pub use writer::{Pending, WriterStats};
 
@@ -37,12 +37,15 @@ pub const MAX_BATCH_EVENTS: usize = 500_000;
 pub const MAX_COMMIT_EVENTS: usize = 16_384;
 /// A segment (one stored value) holds at most this many events ...
 pub const SEGMENT_MAX_EVENTS: usize = 1_024;
-/// ... and at most about this many bytes.
-/// Kept under sled's blob threshold (segment size / 4, ~128 KiB): sled writes larger values to
-/// separate blob files that it never fsyncs, so a segment must stay inline in its log file.
-pub const SEGMENT_MAX_BYTES: usize = 64 * 1024;
-/// The largest payload one event may carry: a lone event still makes a segment sled keeps inline.
-pub const MAX_PAYLOAD_BYTES: usize = 60 * 1024;
+/// ... and at most this many bytes (one event alone always fits: see [`MAX_PAYLOAD_BYTES`]).
+/// sled writes any value or tree node over a quarter of its log segment (512 KiB here, see
+/// `storage.rs`) to a blob file that it never fsyncs. A leaf node holds at most ~17 values, so
+/// values of at most 28 KiB keep every node inline in the log file that a flush syncs. An index
+/// chunk holds a subset of its segment's bytes, so it is smaller still.
+pub const SEGMENT_MAX_BYTES: usize = 28 * 1024;
+/// The largest payload one event may carry: with its names and fixed fields it still fits in
+/// one segment.
+pub const MAX_PAYLOAD_BYTES: usize = 24 * 1024;
 /// The longest stream name, event type or actor.
 pub const MAX_NAME_BYTES: usize = 256;
 /// How many append batches may wait for the writer before callers block (backpressure).
@@ -282,6 +285,7 @@ impl OpenOptions {
 pub struct Log {
     shared: Arc<read::Shared>,
     writer: Arc<writer::WriterHandle>,
+    discarded: Option<DiscardedTail>,
 }
 
 impl Log {
@@ -301,6 +305,7 @@ impl Log {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, LogError> {
         let head = storage.head()?;
+        let discarded = storage.discard_after(head.map_or(0, |h| h.position))?;
         let shared = Arc::new(read::Shared::new(storage.clone(), head));
         let writer = Arc::new(writer::WriterHandle::start(
             storage,
@@ -308,7 +313,17 @@ impl Log {
             clock,
             head,
         )?);
-        Ok(Self { shared, writer })
+        Ok(Self {
+            shared,
+            writer,
+            discarded,
+        })
+    }
+
+    /// What this open removed past the stored head: the keys of a commit that a crash
+    /// interrupted before its head was written (never acknowledged). None almost always.
+    pub fn discarded_at_open(&self) -> Option<DiscardedTail> {
+        self.discarded
     }
 
     /// Appends a batch: all its events or none, acknowledged after the flush that made them

@@ -7,13 +7,15 @@
 //! times, hashes) and writes them as one atomic storage commit. It hands the commit to the flusher
 //! thread and goes on with the next group while the flusher makes the previous one durable
 //! (fsync), publishes the new durable head to readers, and answers the callers, in commit order.
-//! At most [`COMMITS_IN_FLIGHT`] commits wait for their flush.
+//! At most [`COMMITS_IN_FLIGHT`] commits wait for their flush. When the flusher is idle and no
+//! batch is queued (a lone writer), the writer finishes the commit itself: fewer thread
+//! wake-ups per append.
 //!
 //! Callers hand batches over a bounded queue ([`super::QUEUE_CAPACITY`]): a flood blocks its
 //! senders (backpressure) instead of growing memory.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -130,7 +132,9 @@ impl WriterHandle {
             shared: shared.clone(),
             counters: counters.clone(),
             poison: poison.clone(),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         };
+        let inline = flusher.clone();
         let flusher_thread = std::thread::Builder::new()
             .name("carelog-flusher".into())
             .spawn(move || flusher.run(ticket_receiver))
@@ -145,6 +149,7 @@ impl WriterHandle {
             poison,
             unflushed: Unflushed::default(),
             tickets: Some(tickets),
+            inline,
         };
         let thread = std::thread::Builder::new()
             .name("carelog-writer".into())
@@ -217,49 +222,60 @@ struct Ticket {
     answers: Vec<(Reply, Answer)>,
 }
 
+/// Makes written commits durable, publishes them and answers their callers, in commit order.
+/// Runs on the flusher thread; the writer uses its own copy to finish a commit inline when
+/// nothing else is in flight.
+#[derive(Clone)]
 struct Flusher {
     storage: Arc<dyn Storage>,
     shared: Arc<Shared>,
     counters: Arc<Counters>,
     poison: Arc<Poison>,
+    /// Tickets handed to the flusher thread and not yet finished.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Flusher {
     fn run(&self, tickets: Receiver<Ticket>) {
         while let Ok(ticket) = tickets.recv() {
-            if let Some(reason) = self.poison.get() {
+            self.finish(ticket);
+            self.in_flight.fetch_sub(1, Ordering::Release);
+        }
+    }
+
+    fn finish(&self, ticket: Ticket) {
+        if let Some(reason) = self.poison.get() {
+            for (reply, _) in ticket.answers {
+                let _ = reply.send(Err(LogError::Poisoned(reason.clone())));
+            }
+            return;
+        }
+        if !ticket.events.is_empty() {
+            let started = std::time::Instant::now();
+            if let Err(e) = self.storage.flush() {
+                // The commit may be partly on disk but was never made durable: take no
+                // further appends rather than guess (a restart re-reads the true head).
+                let reason = e.to_string();
+                self.poison.set(reason.clone());
                 for (reply, _) in ticket.answers {
                     let _ = reply.send(Err(LogError::Poisoned(reason.clone())));
                 }
-                continue;
+                return;
             }
-            if !ticket.events.is_empty() {
-                let started = std::time::Instant::now();
-                if let Err(e) = self.storage.flush() {
-                    // The commit may be partly on disk but was never made durable: take no
-                    // further appends rather than guess (a restart re-reads the true head).
-                    let reason = e.to_string();
-                    self.poison.set(reason.clone());
-                    for (reply, _) in ticket.answers {
-                        let _ = reply.send(Err(LogError::Poisoned(reason.clone())));
-                    }
-                    continue;
-                }
-                let c = &self.counters;
-                c.flush_nanos_total
-                    .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                self.shared.publish_commit(&ticket.events, ticket.head);
-                c.commits.fetch_add(1, Ordering::Relaxed);
-                c.events_written
-                    .fetch_add(ticket.events.len() as u64, Ordering::Relaxed);
-                c.batches
-                    .fetch_add(ticket.answers.len() as u64, Ordering::Relaxed);
-                c.last_commit_batches
-                    .store(ticket.answers.len() as u64, Ordering::Relaxed);
-            }
-            for (reply, answer) in ticket.answers {
-                let _ = reply.send(answer);
-            }
+            let c = &self.counters;
+            c.flush_nanos_total
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            self.shared.publish_commit(&ticket.events, ticket.head);
+            c.commits.fetch_add(1, Ordering::Relaxed);
+            c.events_written
+                .fetch_add(ticket.events.len() as u64, Ordering::Relaxed);
+            c.batches
+                .fetch_add(ticket.answers.len() as u64, Ordering::Relaxed);
+            c.last_commit_batches
+                .store(ticket.answers.len() as u64, Ordering::Relaxed);
+        }
+        for (reply, answer) in ticket.answers {
+            let _ = reply.send(answer);
         }
     }
 }
@@ -334,6 +350,8 @@ struct Writer {
     poison: Arc<Poison>,
     unflushed: Unflushed,
     tickets: Option<SyncSender<Ticket>>,
+    /// Finishes a commit on this thread when the flusher is idle and nobody waits.
+    inline: Flusher,
 }
 
 impl Writer {
@@ -421,11 +439,22 @@ impl Writer {
             head: self.head,
             answers,
         };
-        if let Some(tickets) = &self.tickets
-            && let Err(unsent) = tickets.send(ticket)
-        {
-            for (reply, _) in unsent.0.answers {
-                let _ = reply.send(Err(LogError::WriterGone));
+        // A lone writer waits for every flush anyway: handing it to the flusher thread would only
+        // add two thread wake-ups to each append. With the flusher idle, every commit before
+        // this one is published, so finishing it here keeps commit order.
+        let flusher_idle = self.inline.in_flight.load(Ordering::Acquire) == 0;
+        let nobody_waiting = self.counters.queued.load(Ordering::Relaxed) == 0;
+        if flusher_idle && nobody_waiting {
+            self.inline.finish(ticket);
+            return;
+        }
+        if let Some(tickets) = &self.tickets {
+            self.inline.in_flight.fetch_add(1, Ordering::Release);
+            if let Err(unsent) = tickets.send(ticket) {
+                self.inline.in_flight.fetch_sub(1, Ordering::Release);
+                for (reply, _) in unsent.0.answers {
+                    let _ = reply.send(Err(LogError::WriterGone));
+                }
             }
         }
     }
@@ -605,21 +634,26 @@ impl Writer {
         let mut commit = Commit::default();
         let mut start = 0;
         while start < events.len() {
-            // A segment: up to SEGMENT_MAX_EVENTS events and about SEGMENT_MAX_BYTES bytes.
+            // A segment: up to SEGMENT_MAX_EVENTS events and SEGMENT_MAX_BYTES bytes.
             let mut end = start;
             let mut bytes = 0usize;
-            while end < events.len()
-                && end - start < SEGMENT_MAX_EVENTS
-                && (end == start || bytes < SEGMENT_MAX_BYTES)
-            {
-                bytes += events[end].payload.len() + 200;
+            while end < events.len() && end - start < SEGMENT_MAX_EVENTS {
+                let next = encoded_bytes_at_most(&events[end]);
+                if end > start && bytes + next > SEGMENT_MAX_BYTES {
+                    break;
+                }
+                bytes += next;
                 end += 1;
             }
             let part = &events[start..end];
-            let segment = SegmentRefV1 { events: part };
-            commit
-                .segments
-                .push((part[0].position, codec::encode("segment", &segment)?));
+            let segment = codec::encode("segment", &SegmentRefV1 { events: part })?;
+            // Over this, sled would keep the value (or its node) in a blob file it never syncs.
+            assert!(
+                segment.len() <= SEGMENT_MAX_BYTES + SEGMENT_LENGTH_PREFIX_BYTES,
+                "a segment of {} bytes is over the inline limit",
+                segment.len()
+            );
+            commit.segments.push((part[0].position, segment));
             commit.index_chunks.push((
                 part[0].position,
                 codec::encode("index chunk", &super::index::chunk_of(part))?,
@@ -631,6 +665,26 @@ impl Writer {
         Ok(())
     }
 }
+
+/// The most bytes bincode's varint length prefix of a segment's event list takes.
+const SEGMENT_LENGTH_PREFIX_BYTES: usize = 9;
+
+/// An upper bound of an event's encoded size: its variable parts plus the most its fixed fields
+/// take (numbers as varints, ids, optional ids, times, hashes, length prefixes).
+fn encoded_bytes_at_most(e: &StoredEventV1) -> usize {
+    e.payload.len()
+        + e.stream.len()
+        + e.event_type.len()
+        + e.recorded_by.len()
+        + FIXED_FIELDS_BYTES_AT_MOST
+}
+
+const FIXED_FIELDS_BYTES_AT_MOST: usize = 256;
+
+// The largest event the shape check lets through makes a segment on its own.
+const _: () = assert!(
+    MAX_PAYLOAD_BYTES + 3 * MAX_NAME_BYTES + FIXED_FIELDS_BYTES_AT_MOST <= SEGMENT_MAX_BYTES
+);
 
 /// The checks of a batch that need no state: sizes, names, non-empty, ids unique.
 pub fn check_shape(batch: &AppendBatch) -> Result<(), LogError> {
@@ -693,4 +747,51 @@ fn check_name(index: usize, field: &'static str, value: &str) -> Result<(), LogE
         field,
         rule: rule.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn largest(position: u64, seconds: i64) -> StoredEventV1 {
+        let name = "名".repeat(MAX_NAME_BYTES / 3);
+        let time = StoredTime {
+            unix_seconds: seconds,
+            nanos: u32::MAX,
+            offset_seconds: i32::MIN,
+        };
+        StoredEventV1 {
+            position,
+            event_id: [0xff; 16],
+            stream: name.clone(),
+            stream_version: u64::MAX,
+            event_type: name.clone(),
+            schema_version: u16::MAX,
+            occurred_at: time,
+            recorded_at: time,
+            recorded_by: name,
+            correlation_id: Some([0xff; 16]),
+            causation_id: Some([0xff; 16]),
+            payload: vec![0xff; MAX_PAYLOAD_BYTES],
+            leaf_hash: [0xff; 32],
+            chain_hash: [0xff; 32],
+        }
+    }
+
+    #[test]
+    fn the_size_bound_holds_for_the_largest_events() {
+        for (position, seconds) in [(u64::MAX, i64::MIN), (u64::MAX, i64::MAX), (1, 0)] {
+            let e = largest(position, seconds);
+            let encoded = codec::encode("event", &e).unwrap().len();
+            assert!(
+                encoded <= encoded_bytes_at_most(&e),
+                "{encoded} > {}",
+                encoded_bytes_at_most(&e)
+            );
+            let alone = codec::encode("segment", &SegmentRefV1 { events: &[e] })
+                .unwrap()
+                .len();
+            assert!(alone <= SEGMENT_MAX_BYTES + SEGMENT_LENGTH_PREFIX_BYTES);
+        }
+    }
 }

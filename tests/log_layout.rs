@@ -1,0 +1,159 @@
+//! How the log sits in sled: every value stays inline in the log file that a flush syncs (no
+//! blob files, which sled 0.34 never fsyncs), and a commit interrupted before its head (the
+//! commit point) leaves nothing a reader or the next commit sees.
+
+use std::path::Path;
+
+use carelog::codec::{self, SegmentV1};
+use carelog::log::{
+    AppendBatch, DiscardedTail, Log, MAX_PAYLOAD_BYTES, NewEvent, OpenOptions, SledStorage, keys,
+};
+use carelog::time::parse_instant;
+
+fn event(n: u64, payload_bytes: usize) -> NewEvent {
+    let mut payload = n.to_le_bytes().to_vec();
+    payload.resize(payload_bytes.max(8), (n % 251) as u8);
+    NewEvent::new(
+        format!("stream-{}", n % 97),
+        "test.noted",
+        1,
+        parse_instant("2023-05-01T09:30:00+08:00").unwrap(),
+        "tester",
+        payload,
+    )
+}
+
+fn blob_files(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir.join("blobs")) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Large payloads, small ones, lone appends and big batches: enough writes for sled to split
+/// and consolidate many tree nodes, none of which may go to a blob file.
+#[test]
+fn no_value_or_tree_node_is_written_to_a_blob_file() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+        let mut n = 0u64;
+        for round in 0..6u64 {
+            let batch: Vec<NewEvent> = (0..200)
+                .map(|i| {
+                    n += 1;
+                    let size = if i % 7 == 0 { MAX_PAYLOAD_BYTES } else { 64 };
+                    event(n, size)
+                })
+                .collect();
+            log.append(AppendBatch::new(batch)).unwrap();
+            for _ in 0..(50 + round * 10) {
+                n += 1;
+                log.append(AppendBatch::new(vec![event(n, 300)])).unwrap();
+            }
+            let big: Vec<NewEvent> = (0..40)
+                .map(|_| {
+                    n += 1;
+                    event(n, MAX_PAYLOAD_BYTES)
+                })
+                .collect();
+            log.append(AppendBatch::new(big)).unwrap();
+        }
+        assert!(log.verify(true, None, &mut |_| {}).unwrap().intact);
+    }
+    assert_eq!(blob_files(dir.path()), Vec::<String>::new());
+    let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+    assert!(log.verify(true, None, &mut |_| {}).unwrap().intact);
+}
+
+/// A payload one byte over the limit is refused before anything is written.
+#[test]
+fn a_payload_over_the_limit_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+    let err = log
+        .append(AppendBatch::new(vec![event(1, MAX_PAYLOAD_BYTES + 1)]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("data") && err.contains("at most"), "{err}");
+    assert_eq!(log.head_position(), 0);
+}
+
+/// Two commits of 30 events, then the head rolled back to 30, as if the second commit's head had
+/// never reached the disk: what a crash between a commit's segments and its head leaves.
+/// Returns the second commit's events.
+fn store_with_an_interrupted_commit(dir: &Path) -> Vec<NewEvent> {
+    let second: Vec<NewEvent> = (31..=60).map(|n| event(n, 100)).collect();
+    {
+        let log = Log::open(dir, OpenOptions::default()).unwrap();
+        log.append(AppendBatch::new((1..=30).map(|n| event(n, 100)).collect()))
+            .unwrap();
+        log.append(AppendBatch::new(second.clone())).unwrap();
+    }
+    let db = SledStorage::sled_config(dir).open().unwrap();
+    let tree = db.open_tree("carelog-log-v1").unwrap();
+    let segment: SegmentV1 =
+        codec::decode("segment", &tree.get(keys::segment(1)).unwrap().unwrap()).unwrap();
+    let last = segment.events.last().unwrap();
+    assert_eq!(last.position, 30);
+    let head = codec::StoredHeadV1 {
+        position: last.position,
+        chain_hash: last.chain_hash,
+        recorded_at: last.recorded_at,
+    };
+    tree.insert(keys::HEAD, codec::encode("durable head", &head).unwrap())
+        .unwrap();
+    assert!(tree.get(keys::segment(31)).unwrap().is_some());
+    db.flush().unwrap();
+    second
+}
+
+/// The keys past the stored head were never acknowledged: the next open removes them (and
+/// says so), readers never see them, and the next commit takes their positions.
+#[test]
+fn keys_past_the_stored_head_are_discarded_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let second = store_with_an_interrupted_commit(dir.path());
+    let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+    assert_eq!(
+        log.discarded_at_open(),
+        Some(DiscardedTail {
+            from_position: 31,
+            segments: 1,
+            index_chunks: 1,
+        })
+    );
+    assert_eq!(log.head_position(), 30);
+    assert!(log.event_at(31).unwrap().is_none());
+    let report = log.verify(true, None, &mut |_| {}).unwrap();
+    assert!(report.intact, "{report:?}");
+    // The same events (same ids) again are new, not resends: their first write never counted.
+    let acks = log.append(AppendBatch::new(second)).unwrap();
+    assert_eq!(acks[0].position, 31);
+    assert!(acks.iter().all(|a| !a.duplicate));
+    drop(log);
+    let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+    assert_eq!(log.discarded_at_open(), None);
+    assert_eq!(log.head_position(), 60);
+    assert!(log.verify(true, None, &mut |_| {}).unwrap().intact);
+}
+
+/// The command line says what an open removed: nothing is dropped silently.
+#[test]
+fn the_command_line_notes_a_discarded_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_an_interrupted_commit(dir.path());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_carelog"))
+        .args(["--data", dir.path().to_str().unwrap(), "verify"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("removed") && stderr.contains("from position 31"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact: 30 events"));
+}
