@@ -841,6 +841,42 @@ fn a_batch_with_one_bad_event_writes_nothing_and_leaves_no_trace_in_the_records(
     );
 }
 
+/// A void folded in and then taken back out with its batch: the voided pairing is live again,
+/// and the records agree with ones rebuilt from the log (a reopen).
+#[test]
+fn a_void_in_a_refused_batch_is_rolled_back_out_of_the_records() {
+    let r = Reg::new();
+    let before = state(&r.app);
+    let void = r.void(r.pairing_event, &at("2023-03-01"));
+    let bad_aid = ev("aid.given", &at("2023-03-03"), cash_data(r.pairing, 0));
+    let err = append(&r.app, vec![void, bad_aid]).unwrap_err();
+    assert!(
+        matches!(err, AppError::Rejected { index: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(state(&r.app), before);
+    // The pairing is still established: activity on it is accepted, a second pairing of the
+    // same person is not.
+    ok(&r.app, r.contact_on(r.pairing, &at("2023-03-02")));
+    let second = ev(
+        "pairing.established",
+        &at("2023-03-05"),
+        json!({"pairing_id": Uuid::now_v7(), "cadre_id": r.cadre2, "recipient_id": r.person, "on": "2023-03-05"}),
+    );
+    let in_place = append(&r.app, vec![second.clone()])
+        .unwrap_err()
+        .to_string();
+    let path = r._dir.path().to_path_buf();
+    let Reg { _dir, app, .. } = r;
+    drop(app);
+    let reopened = App::open(&path, false).unwrap();
+    let rebuilt = append(&reopened, vec![second]).unwrap_err().to_string();
+    assert_eq!(
+        in_place, rebuilt,
+        "rolled back records differ from rebuilt ones"
+    );
+}
+
 #[test]
 fn records_survive_a_reopen() {
     let r = Reg::new();

@@ -4,9 +4,10 @@
 //! [`App`] owns the [`Log`] and the current [`Records`] (folded from the log on first use). An
 //! append checks each event against the records, folds it in, and hands the batch to the log's
 //! writer, all under one lock, then waits for durability outside the lock, so concurrent callers
-//! still share the writer's group commit. A batch refused half way, or refused by the log, marks
-//! the records stale; the next call rebuilds them from the log, which is the truth, plus the
-//! batches still in flight.
+//! still share the writer's group commit. A batch refused half way is rolled back out of the
+//! records (an undo journal, [`crate::domain::undo`]); one too large to journal, or one refused
+//! by the log, marks the records stale: the next call rebuilds them from the log, which is the
+//! truth, plus the batches still in flight.
 
 pub mod access;
 pub mod demo;
@@ -23,6 +24,11 @@ use crate::domain::events::EventDecodeError;
 use crate::domain::{DomainError, DomainEvent, Records, stream_of};
 use crate::log::{Ack, AppendBatch, Log, LogError, NewEvent, OpenOptions, RecordedEvent};
 use crate::time::{self, Clock, SystemClock};
+
+/// Batches up to this many events are folded in with an undo journal, so a refusal half way is
+/// rolled back in place; a larger one (an import) that is refused makes the records rebuild from
+/// the log instead. Bounds the journal's memory.
+pub const UNDO_BATCH_EVENTS_MAX: usize = 10_000;
 
 /// Errors of the application layer: every one names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -327,29 +333,40 @@ impl App {
         let shaped = AppendBatch::new(shaped);
         crate::log::writer::check_shape(&shaped)?;
 
-        // Check and fold each event in order; a failure after the first leaves the records
-        // holding events that will not be written, so they are rebuilt.
+        // Check and fold each event in order (a later event may name what an earlier one
+        // created). A refusal after the first takes the events before it back out: rolled back
+        // when the batch is small enough to journal, else the records are rebuilt.
+        let journaled = incoming.len() > 1 && incoming.len() <= UNDO_BATCH_EVENTS_MAX;
+        if journaled {
+            state.records.begin();
+        }
+        let refuse = |state: &mut RecordsState, index: usize, error: AppError| {
+            if journaled {
+                state.records.roll_back();
+            } else if index > 0 {
+                state.stale = true;
+            }
+            Err(error)
+        };
         let mut events = Vec::with_capacity(incoming.len());
         for ((index, e), new) in incoming.iter().enumerate().zip(shaped.events) {
-            let rejected = |error| AppError::Rejected {
-                index,
-                event_type: e.event.event_type(),
-                error,
-            };
             if let Err(reason) = authorize(&state.records, e) {
-                if index > 0 {
-                    state.stale = true;
-                }
-                return Err(AppError::Forbidden(format!("event {index}: {reason}")));
+                let error = AppError::Forbidden(format!("event {index}: {reason}"));
+                return refuse(&mut state, index, error);
             }
             if let Err(error) = state.records.check(&e.event, &e.occurred_at, &now) {
-                if index > 0 {
-                    state.stale = true;
-                }
-                return Err(rejected(error));
+                let error = AppError::Rejected {
+                    index,
+                    event_type: e.event.event_type(),
+                    error,
+                };
+                return refuse(&mut state, index, error);
             }
             state.records.apply(new.event_id, &e.event, &e.occurred_at);
             events.push(new);
+        }
+        if journaled {
+            state.records.commit();
         }
 
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();

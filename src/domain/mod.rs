@@ -4,6 +4,7 @@
 //! - [`events`]: every event type, frozen, with examples ([`DomainEvent`]).
 //! - [`records`]: [`Records`], the current registry and pairings folded from events, and
 //!   [`Records::check`], the validation every new event passes before it is written.
+//! - [`undo`]: the map and set the records keep, able to roll back a batch refused half way.
 //! - [`cloudevent`]: the CloudEvents 1.0 JSON form of events (input of `append`, output of
 //!   `export`, the HTTP body).
 
@@ -12,6 +13,7 @@ pub mod date;
 pub mod events;
 pub mod money;
 pub mod records;
+pub mod undo;
 
 pub use date::Date;
 pub use events::{Category, DomainEvent, EVENT_TYPES};

@@ -15,11 +15,12 @@
 //! - a void or a correction cannot itself be voided or corrected, and a voided event cannot be
 //!   corrected or voided again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use uuid::Uuid;
 
 use super::events::*;
+use super::undo::{UndoMap, UndoSet};
 use super::{Date, DomainEvent};
 use crate::time::{self, Instant};
 
@@ -229,23 +230,62 @@ struct EventMeta {
 /// The records as they are now.
 #[derive(Debug, Default, Clone)]
 pub struct Records {
-    pub units: HashMap<Uuid, Unit>,
-    pub staff: HashMap<Uuid, Staff>,
-    pub recipients: HashMap<Uuid, Recipient>,
-    pub pairings: HashMap<Uuid, Pairing>,
-    active_pairing_of: HashMap<Uuid, Uuid>,
-    difficulties: HashMap<Uuid, Case>,
-    escalations: HashMap<Uuid, Case>,
-    placements: HashMap<Uuid, Placement>,
-    open_placement_of: HashMap<Uuid, Uuid>,
-    plans: HashMap<Uuid, Plan>,
-    claims: HashSet<Uuid>,
+    pub units: UndoMap<Uuid, Unit>,
+    pub staff: UndoMap<Uuid, Staff>,
+    pub recipients: UndoMap<Uuid, Recipient>,
+    pub pairings: UndoMap<Uuid, Pairing>,
+    active_pairing_of: UndoMap<Uuid, Uuid>,
+    difficulties: UndoMap<Uuid, Case>,
+    escalations: UndoMap<Uuid, Case>,
+    placements: UndoMap<Uuid, Placement>,
+    open_placement_of: UndoMap<Uuid, Uuid>,
+    plans: UndoMap<Uuid, Plan>,
+    claims: UndoSet<Uuid>,
     /// token id → (role, person, revoked)
-    pub tokens: HashMap<Uuid, TokenGrantedV1>,
-    pub revoked_tokens: HashSet<Uuid>,
-    events: HashMap<Uuid, EventMeta>,
+    pub tokens: UndoMap<Uuid, TokenGrantedV1>,
+    pub revoked_tokens: UndoSet<Uuid>,
+    events: UndoMap<Uuid, EventMeta>,
     /// entity → how many live events refer to it.
-    dependents: HashMap<Uuid, u32>,
+    dependents: UndoMap<Uuid, u32>,
+}
+
+/// Calls `$method` on every collection of the records. The pattern names every field (no `..`),
+/// so a collection added to [`Records`] does not compile until it is added here too.
+macro_rules! on_every_collection {
+    ($records:expr, $method:ident) => {{
+        let Records {
+            units,
+            staff,
+            recipients,
+            pairings,
+            active_pairing_of,
+            difficulties,
+            escalations,
+            placements,
+            open_placement_of,
+            plans,
+            claims,
+            tokens,
+            revoked_tokens,
+            events,
+            dependents,
+        } = $records;
+        units.$method();
+        staff.$method();
+        recipients.$method();
+        pairings.$method();
+        active_pairing_of.$method();
+        difficulties.$method();
+        escalations.$method();
+        placements.$method();
+        open_placement_of.$method();
+        plans.$method();
+        claims.$method();
+        tokens.$method();
+        revoked_tokens.$method();
+        events.$method();
+        dependents.$method();
+    }};
 }
 
 /// An entity the event names, or an `UnknownId` refusal naming the field.
@@ -306,6 +346,22 @@ pub fn term_span(term: &str) -> Option<(Date, Date)> {
 }
 
 impl Records {
+    /// Starts remembering changes, so that the events folded in from now on can be taken back
+    /// out with [`Records::roll_back`] (a batch refused half way).
+    pub fn begin(&mut self) {
+        on_every_collection!(self, begin);
+    }
+
+    /// Keeps the changes since [`Records::begin`] and stops remembering.
+    pub fn commit(&mut self) {
+        on_every_collection!(self, commit);
+    }
+
+    /// Undoes every change since [`Records::begin`] and stops remembering.
+    pub fn roll_back(&mut self) {
+        on_every_collection!(self, roll_back);
+    }
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -1368,7 +1424,7 @@ impl Records {
         let shape = shape_of(event);
         let refers = refers_to(event);
         for r in &refers {
-            *self.dependents.entry(*r).or_default() += 1;
+            *self.dependents.get_or_default(*r) += 1;
         }
         self.events.insert(
             event_id,
