@@ -1,12 +1,12 @@
-//! [`UndoMap`] and [`UndoSet`]: a `HashMap` and a `HashSet` that can remember their changes and
-//! roll them back. The records fold a batch in event by event (a later event may name what an
+//! [`UndoMap`] and [`UndoSet`]: a map and a set that can remember their changes and roll them
+//! back. The records fold a batch in event by event (a later event may name what an
 //! earlier one created); when an event half way through is refused, the changes of the events
 //! before it are rolled back instead of rebuilding the records from the whole log.
 //!
-//! Reads go through `Deref` to the plain collection; every change goes through a method here,
-//! so none can slip past the journal (the compiler sees to it: there is no `DerefMut`).
+//! Reads of a map go through `Deref` to the plain `HashMap`; every change goes through a method
+//! here, so none can slip past the journal (the compiler sees to it: there is no `DerefMut`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::ops::Deref;
 
@@ -105,59 +105,36 @@ impl<K: Eq + Hash + Clone, V: Clone> UndoMap<K, V> {
     }
 }
 
-/// A set whose changes since [`UndoSet::begin`] can be undone.
+/// A set whose changes since [`UndoSet::begin`] can be undone: an [`UndoMap`] to `()`.
 #[derive(Debug, Clone)]
-pub struct UndoSet<K> {
-    set: HashSet<K>,
-    /// (key, whether it was in the set before the change), oldest first.
-    journal: Option<Vec<(K, bool)>>,
-}
+pub struct UndoSet<K>(UndoMap<K, ()>);
 
 impl<K> Default for UndoSet<K> {
     fn default() -> Self {
-        Self {
-            set: HashSet::new(),
-            journal: None,
-        }
-    }
-}
-
-impl<K> Deref for UndoSet<K> {
-    type Target = HashSet<K>;
-
-    fn deref(&self) -> &HashSet<K> {
-        &self.set
+        Self(UndoMap::default())
     }
 }
 
 impl<K: Eq + Hash + Clone> UndoSet<K> {
+    pub fn contains(&self, key: &K) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// True when the key was not in the set.
     pub fn insert(&mut self, key: K) -> bool {
-        let added = self.set.insert(key.clone());
-        if added && let Some(journal) = &mut self.journal {
-            journal.push((key, false));
-        }
-        added
+        self.0.insert(key, ()).is_none()
     }
 
     pub fn begin(&mut self) {
-        self.journal = Some(Vec::new());
+        self.0.begin();
     }
 
     pub fn commit(&mut self) {
-        self.journal = None;
+        self.0.commit();
     }
 
     pub fn roll_back(&mut self) {
-        let Some(journal) = self.journal.take() else {
-            return;
-        };
-        for (key, was_in) in journal.into_iter().rev() {
-            if was_in {
-                self.set.insert(key);
-            } else {
-                self.set.remove(&key);
-            }
-        }
+        self.0.roll_back();
     }
 }
 
@@ -181,6 +158,10 @@ mod tests {
             (0u8..16, any::<u32>()).prop_map(|(k, v)| Change::Add(k, v)),
             (0u8..16).prop_map(Change::Bump),
         ]
+    }
+
+    fn keys(set: &UndoSet<u8>) -> Vec<u8> {
+        (0..=u8::MAX).filter(|k| set.contains(k)).collect()
     }
 
     fn run(map: &mut UndoMap<u8, u32>, set: &mut UndoSet<u8>, changes: &[Change]) {
@@ -213,15 +194,15 @@ mod tests {
         ) {
             let (mut map, mut set) = (UndoMap::default(), UndoSet::default());
             run(&mut map, &mut set, &before);
-            let (map_before, set_before) = ((*map).clone(), (*set).clone());
+            let (map_before, set_before) = ((*map).clone(), keys(&set));
             map.begin();
             set.begin();
             run(&mut map, &mut set, &during);
-            let (map_after, set_after) = ((*map).clone(), (*set).clone());
+            let (map_after, set_after) = ((*map).clone(), keys(&set));
             map.roll_back();
             set.roll_back();
             prop_assert_eq!(&*map, &map_before);
-            prop_assert_eq!(&*set, &set_before);
+            prop_assert_eq!(keys(&set), set_before);
             map.begin();
             set.begin();
             run(&mut map, &mut set, &during);
@@ -230,7 +211,7 @@ mod tests {
             map.roll_back();
             set.roll_back();
             prop_assert_eq!(&*map, &map_after);
-            prop_assert_eq!(&*set, &set_after);
+            prop_assert_eq!(keys(&set), set_after);
         }
     }
 }
