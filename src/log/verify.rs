@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::storage::Storage;
 use super::{Log, LogError, hash, read};
-use crate::codec::{self, IndexChunkV1, StoredEventV1};
+use crate::codec::{self, IndexChunkV1, StoredEventRefV1};
 
 /// What is wrong at a position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,8 +188,9 @@ fn walk_segments(
                 ),
             );
         }
-        let events = match read::decode_segment(&raw) {
-            Ok(events) => events,
+        let mut events = Vec::new();
+        match read::decode_segment_refs(&raw, &mut events) {
+            Ok(()) => {}
             Err(LogError::Storage(e)) => {
                 return problem(first_in_key, VerifyProblemKind::OutOfOrder, e.to_string());
             }
@@ -200,7 +201,7 @@ fn walk_segments(
                     format!("the segment starting at position {first_in_key} does not decode: {e}"),
                 );
             }
-        };
+        }
         if events.is_empty() {
             return problem(
                 first_in_key,
@@ -220,7 +221,7 @@ fn walk_segments(
     None
 }
 
-fn check_event(walk: &mut Walk, e: &StoredEventV1) -> Option<VerifyProblem> {
+fn check_event(walk: &mut Walk, e: &StoredEventRefV1<'_>) -> Option<VerifyProblem> {
     let expected = walk.expected_position;
     if e.position > expected {
         return problem(
@@ -239,11 +240,18 @@ fn check_event(walk: &mut Walk, e: &StoredEventV1) -> Option<VerifyProblem> {
             ),
         );
     }
-    let canonical = match e.canonical_bytes() {
-        Ok(c) => c,
-        Err(err) => return problem(expected, VerifyProblemKind::Modified, err.to_string()),
+    // The stored bytes of the event are its canonical bytes whenever the encoder wrote them (it
+    // always does): then they are hashed where they lie. Bytes that decode to the same fields
+    // but are not what the encoder writes (a varint in a wider form) are encoded again, so the
+    // leaf is always the hash of the canonical encoding, as it always was.
+    let leaf = if e.canonical_is_exact() {
+        hash::leaf(e.canonical)
+    } else {
+        match e.to_owned_event().canonical_bytes() {
+            Ok(c) => hash::leaf(&c),
+            Err(err) => return problem(expected, VerifyProblemKind::Modified, err.to_string()),
+        }
     };
-    let leaf = hash::leaf(&canonical);
     if leaf != e.leaf_hash {
         return problem(
             expected,
@@ -264,25 +272,38 @@ fn check_event(walk: &mut Walk, e: &StoredEventV1) -> Option<VerifyProblem> {
     {
         return problem(expected, VerifyProblemKind::Modified, err.to_string());
     }
-    let tracked = walk.stream_versions.len() < VERIFY_STREAM_MAP_MAX
-        || walk.stream_versions.contains_key(&e.stream);
-    let previous_version = walk.stream_versions.get(&e.stream).copied().unwrap_or(0);
-    // Beyond the map's bound a new stream's versions go unchecked (memory stays bounded).
-    if tracked && e.stream_version != previous_version + 1 {
-        return problem(
-            expected,
-            VerifyProblemKind::OutOfOrder,
-            format!(
-                "stream {:?} version {} follows version {previous_version}",
-                e.stream, e.stream_version
-            ),
-        );
-    }
-    if walk.stream_versions.len() < VERIFY_STREAM_MAP_MAX
-        || walk.stream_versions.contains_key(&e.stream)
-    {
-        walk.stream_versions
-            .insert(e.stream.clone(), e.stream_version);
+    // One lookup per event; a stream's name is copied only the first time it is seen.
+    let room = walk.stream_versions.len() < VERIFY_STREAM_MAP_MAX;
+    match walk.stream_versions.get_mut(e.stream) {
+        Some(previous_version) => {
+            if e.stream_version != *previous_version + 1 {
+                return problem(
+                    expected,
+                    VerifyProblemKind::OutOfOrder,
+                    format!(
+                        "stream {:?} version {} follows version {previous_version}",
+                        e.stream, e.stream_version
+                    ),
+                );
+            }
+            *previous_version = e.stream_version;
+        }
+        // Beyond the map's bound a new stream's versions go unchecked (memory stays bounded).
+        None if room => {
+            if e.stream_version != 1 {
+                return problem(
+                    expected,
+                    VerifyProblemKind::OutOfOrder,
+                    format!(
+                        "stream {:?} version {} follows version 0",
+                        e.stream, e.stream_version
+                    ),
+                );
+            }
+            walk.stream_versions
+                .insert(e.stream.to_owned(), e.stream_version);
+        }
+        None => {}
     }
     walk.chain = chain;
     walk.expected_position += 1;
@@ -340,7 +361,9 @@ fn check_head(
 fn check_indexes_of(storage: &dyn Storage, last_position: u64) -> Option<VerifyProblem> {
     let mut events = EventWalk {
         segments: storage.segments_from(1),
-        buffered: Vec::new().into_iter(),
+        keys: Vec::new(),
+        streams: String::new(),
+        next: 0,
     };
     let mut expected = 1u64;
     for raw in storage.index_chunks() {
@@ -370,20 +393,21 @@ fn check_indexes_of(storage: &dyn Storage, last_position: u64) -> Option<VerifyP
                 ),
             );
         }
-        let chunk: IndexChunkV1 = match codec::decode("index chunk", &bytes) {
-            Ok(c) => c,
-            Err(e) => {
-                return problem(
-                    first,
-                    VerifyProblemKind::Modified,
-                    format!("the index chunk at position {first} does not decode: {e}"),
-                );
-            }
-        };
-        if chunk.entries.is_empty() {
+        // Entries borrowed from the chunk's bytes: no string copied per entry.
+        let mut entries = Vec::new();
+        if codec::decode_index_chunk_refs(&bytes, &mut entries).is_err() {
+            // The owned decode gives bincode's own message for the report.
+            let detail = match codec::decode::<IndexChunkV1>("index chunk", &bytes) {
+                Err(e) => format!("the index chunk at position {first} does not decode: {e}"),
+                // Unreachable: both decoders accept the same bytes (`tests/codec_views.rs`).
+                Ok(_) => format!("the index chunk at position {first} does not decode"),
+            };
+            return problem(first, VerifyProblemKind::Modified, detail);
+        }
+        if entries.is_empty() {
             return problem(first, VerifyProblemKind::Modified, "an empty index chunk");
         }
-        for entry in chunk.entries {
+        for entry in &entries {
             let Some(event) = events.next() else {
                 return problem(
                     expected,
@@ -422,27 +446,57 @@ fn check_indexes_of(storage: &dyn Storage, last_position: u64) -> Option<VerifyP
     None
 }
 
+/// What the index walk compares of an event.
+struct EventKey<'a> {
+    position: u64,
+    event_id: [u8; 16],
+    stream: &'a str,
+    stream_version: u64,
+}
+
 /// The stored events in position order, for the index walk (already verified by the first walk).
+/// Keeps only what the index names of the current segment's events, in buffers reused from one
+/// segment to the next: nothing allocated per event.
 struct EventWalk<'a> {
     segments: Box<
         dyn Iterator<Item = Result<super::storage::RawSegment, super::storage::StorageError>>
             + Send
             + 'a,
     >,
-    buffered: std::vec::IntoIter<StoredEventV1>,
+    /// (position, id, stream version, end of the stream's name in `streams`).
+    keys: Vec<(u64, [u8; 16], u64, usize)>,
+    /// The streams of the current segment's events, one after the other.
+    streams: String,
+    next: usize,
 }
 
-impl Iterator for EventWalk<'_> {
-    type Item = StoredEventV1;
-
-    fn next(&mut self) -> Option<StoredEventV1> {
-        loop {
-            if let Some(e) = self.buffered.next() {
-                return Some(e);
-            }
+impl EventWalk<'_> {
+    fn next(&mut self) -> Option<EventKey<'_>> {
+        while self.next >= self.keys.len() {
             let raw = self.segments.next()?.ok()?;
-            self.buffered = read::decode_segment(&raw).ok()?.into_iter();
+            let mut refs = Vec::new();
+            read::decode_segment_refs(&raw, &mut refs).ok()?;
+            self.keys.clear();
+            self.streams.clear();
+            self.next = 0;
+            for e in &refs {
+                self.streams.push_str(e.stream);
+                self.keys
+                    .push((e.position, e.event_id, e.stream_version, self.streams.len()));
+            }
         }
+        let (position, event_id, stream_version, end) = *self.keys.get(self.next)?;
+        let start = match self.next.checked_sub(1) {
+            Some(previous) => self.keys.get(previous)?.3,
+            None => 0,
+        };
+        self.next += 1;
+        Some(EventKey {
+            position,
+            event_id,
+            stream: self.streams.get(start..end)?,
+            stream_version,
+        })
     }
 }
 
