@@ -65,8 +65,61 @@ const VERIFY_STREAM_MAP_MAX: usize = 4_000_000;
 struct Walk {
     expected_position: u64,
     chain: [u8; 32],
-    stream_versions: HashMap<String, u64>,
+    stream_versions: StreamVersions,
     checked: u64,
+}
+
+/// The longest stream name kept inline in [`StreamVersions`]; every name the log writes
+/// (`kind-uuid`) is shorter.
+const INLINE_NAME_BYTES: usize = 55;
+
+/// A stream name stored in the map's own slot: comparing it reads no other memory, where a
+/// `String` key sends every lookup to a heap allocation of its own (a cache miss per event on a
+/// long log).
+#[derive(PartialEq, Eq, Hash)]
+struct InlineName {
+    len: u8,
+    bytes: [u8; INLINE_NAME_BYTES],
+}
+
+impl InlineName {
+    fn new(name: &str) -> Option<Self> {
+        let mut bytes = [0u8; INLINE_NAME_BYTES];
+        bytes
+            .get_mut(..name.len())?
+            .copy_from_slice(name.as_bytes());
+        Some(Self {
+            len: name.len() as u8,
+            bytes,
+        })
+    }
+}
+
+/// The last version seen of each stream: short names inline, longer ones as strings.
+#[derive(Default)]
+struct StreamVersions {
+    inline: HashMap<InlineName, u64>,
+    long: HashMap<String, u64>,
+}
+
+impl StreamVersions {
+    fn len(&self) -> usize {
+        self.inline.len() + self.long.len()
+    }
+
+    fn get_mut(&mut self, stream: &str) -> Option<&mut u64> {
+        match InlineName::new(stream) {
+            Some(name) => self.inline.get_mut(&name),
+            None => self.long.get_mut(stream),
+        }
+    }
+
+    fn insert(&mut self, stream: &str, version: u64) {
+        match InlineName::new(stream) {
+            Some(name) => self.inline.insert(name, version),
+            None => self.long.insert(stream.to_owned(), version),
+        };
+    }
 }
 
 impl Log {
@@ -95,7 +148,7 @@ impl Log {
         let mut walk = Walk {
             expected_position: 1,
             chain: hash::GENESIS_CHAIN,
-            stream_versions: HashMap::new(),
+            stream_versions: StreamVersions::default(),
             checked: 0,
         };
         let mut problem = walk_segments(storage, &mut walk, limit, progress);
@@ -300,8 +353,7 @@ fn check_event(walk: &mut Walk, e: &StoredEventRefV1<'_>) -> Option<VerifyProble
                     ),
                 );
             }
-            walk.stream_versions
-                .insert(e.stream.to_owned(), e.stream_version);
+            walk.stream_versions.insert(e.stream, e.stream_version);
         }
         None => {}
     }
