@@ -211,11 +211,13 @@ impl Serialize for AsBytes<'_> {
     }
 }
 
-/// [`CanonicalEventV1`] for sizing only (see [`StoredEventRefV1::canonical_is_exact`]).
+/// [`CanonicalEventV1`] for sizing only (see [`StoredEventRefV1::canonical_is_exact`]): the
+/// fields whose length depends on their value. The others are written one way only, and
+/// [`decode_segment_refs`] reads them so: an id as its 16 bytes, an optional id as a tag byte
+/// and, when present, its 16 bytes.
 #[derive(Serialize)]
 struct CanonicalSizeV1<'a> {
     position: u64,
-    event_id: &'a [u8; 16],
     stream: &'a str,
     stream_version: u64,
     event_type: &'a str,
@@ -223,8 +225,6 @@ struct CanonicalSizeV1<'a> {
     occurred_at: &'a StoredTime,
     recorded_at: &'a StoredTime,
     recorded_by: &'a str,
-    correlation_id: &'a Option<[u8; 16]>,
-    causation_id: &'a Option<[u8; 16]>,
     payload: AsBytes<'a>,
 }
 
@@ -237,7 +237,6 @@ impl StoredEventRefV1<'_> {
     pub fn canonical_is_exact(&self) -> bool {
         let sized = CanonicalSizeV1 {
             position: self.position,
-            event_id: &self.event_id,
             stream: self.stream,
             stream_version: self.stream_version,
             event_type: self.event_type,
@@ -245,13 +244,13 @@ impl StoredEventRefV1<'_> {
             occurred_at: &self.occurred_at,
             recorded_at: &self.recorded_at,
             recorded_by: self.recorded_by,
-            correlation_id: &self.correlation_id,
-            causation_id: &self.causation_id,
             payload: AsBytes(self.payload),
         };
+        let optional_id = |id: &Option<[u8; 16]>| if id.is_some() { 17 } else { 1 };
+        let fixed = 16 + optional_id(&self.correlation_id) + optional_id(&self.causation_id);
         options()
             .serialized_size(&sized)
-            .is_ok_and(|n| n == self.canonical.len() as u64)
+            .is_ok_and(|n| n + fixed == self.canonical.len() as u64)
     }
 
     /// The owned event (what [`decode`] of the same bytes gives).

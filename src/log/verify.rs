@@ -78,10 +78,21 @@ const INLINE_NAME_BYTES: usize = 55;
 /// A stream name stored in the map's own slot: comparing it reads no other memory, where a
 /// `String` key sends every lookup to a heap allocation of its own (a cache miss per event on a
 /// long log).
-#[derive(PartialEq, Eq, Hash)]
+#[derive(PartialEq, Eq)]
 struct InlineName {
     len: u8,
     bytes: [u8; INLINE_NAME_BYTES],
+}
+
+impl std::hash::Hash for InlineName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The name's bytes only (the rest are zeros): equal names hash alike.
+        state.write(
+            self.bytes
+                .get(..usize::from(self.len))
+                .unwrap_or(&self.bytes),
+        );
+    }
 }
 
 impl InlineName {
