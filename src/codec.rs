@@ -395,6 +395,10 @@ fn decode_segment_refs_inner<'a>(
         bincode::Deserializer::with_bincode_read(SharedSliceReader { rest: &rest }, options());
     // A `Vec` is its length (a varint, as a u64 is) and then its elements.
     let count = u64::deserialize(&mut de)?;
+    // Room for them all at once; every event takes more than its two 32-byte hashes, so a
+    // damaged count cannot ask for more room than the bytes could hold.
+    let room = count.min(bytes.len() as u64 / 64);
+    out.reserve(usize::try_from(room).unwrap_or(0));
     for _ in 0..count {
         let start = rest.get();
         let position = u64::deserialize(&mut de)?;
