@@ -174,6 +174,278 @@ impl StoredEventV1 {
     }
 }
 
+/// One stored event borrowed from the bytes of its segment: the same fields as
+/// [`StoredEventV1`], decoded by the same options from the same bytes, with strings and the
+/// payload pointing into the segment instead of copied. `canonical` is the event's own bytes up
+/// to its two hashes: bincode writes a struct as its fields one after the other, a `String` or a
+/// `Vec<u8>` as a varint length and the raw bytes, and an array as its bytes, so these are the
+/// bytes [`StoredEventV1::canonical_bytes`] encodes whenever the writer wrote them (the writer
+/// always does; `tests/codec_views.rs` checks it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredEventRefV1<'a> {
+    pub position: u64,
+    pub event_id: [u8; 16],
+    pub stream: &'a str,
+    pub stream_version: u64,
+    pub event_type: &'a str,
+    pub schema_version: u16,
+    pub occurred_at: StoredTime,
+    pub recorded_at: StoredTime,
+    pub recorded_by: &'a str,
+    pub correlation_id: Option<[u8; 16]>,
+    pub causation_id: Option<[u8; 16]>,
+    pub payload: &'a [u8],
+    pub leaf_hash: [u8; 32],
+    pub chain_hash: [u8; 32],
+    /// The stored bytes of every field but the hashes (what the leaf hash covers).
+    pub canonical: &'a [u8],
+}
+
+/// A byte string written with `serialize_bytes`: for bincode the same bytes as a `Vec<u8>` or a
+/// `[u8]` (varint length, then the bytes), but sized in one step instead of a byte at a time.
+struct AsBytes<'a>(&'a [u8]);
+
+impl Serialize for AsBytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+/// [`CanonicalEventV1`] for sizing only (see [`StoredEventRefV1::canonical_is_exact`]): the
+/// fields whose length depends on their value. The others are written one way only, and
+/// [`decode_segment_refs`] reads them so: an id as its 16 bytes, an optional id as a tag byte
+/// and, when present, its 16 bytes.
+#[derive(Serialize)]
+struct CanonicalSizeV1<'a> {
+    position: u64,
+    stream: &'a str,
+    stream_version: u64,
+    event_type: &'a str,
+    schema_version: u16,
+    occurred_at: &'a StoredTime,
+    recorded_at: &'a StoredTime,
+    recorded_by: &'a str,
+    payload: AsBytes<'a>,
+}
+
+impl StoredEventRefV1<'_> {
+    /// True when `canonical` is exactly [`StoredEventV1::canonical_bytes`] of these fields, so it
+    /// can be hashed where it lies. The decoder also accepts integers written longer than the
+    /// encoder writes them (a varint's wide form for a small value); everything else it accepts
+    /// is written one way only. So the stored bytes are the canonical ones exactly when they are
+    /// as long as the canonical encoding.
+    pub fn canonical_is_exact(&self) -> bool {
+        let sized = CanonicalSizeV1 {
+            position: self.position,
+            stream: self.stream,
+            stream_version: self.stream_version,
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            occurred_at: &self.occurred_at,
+            recorded_at: &self.recorded_at,
+            recorded_by: self.recorded_by,
+            payload: AsBytes(self.payload),
+        };
+        let optional_id = |id: &Option<[u8; 16]>| if id.is_some() { 17 } else { 1 };
+        let fixed = 16 + optional_id(&self.correlation_id) + optional_id(&self.causation_id);
+        options()
+            .serialized_size(&sized)
+            .is_ok_and(|n| n + fixed == self.canonical.len() as u64)
+    }
+
+    /// The owned event (what [`decode`] of the same bytes gives).
+    pub fn to_owned_event(&self) -> StoredEventV1 {
+        StoredEventV1 {
+            position: self.position,
+            event_id: self.event_id,
+            stream: self.stream.to_owned(),
+            stream_version: self.stream_version,
+            event_type: self.event_type.to_owned(),
+            schema_version: self.schema_version,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            recorded_by: self.recorded_by.to_owned(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            payload: self.payload.to_vec(),
+            leaf_hash: self.leaf_hash,
+            chain_hash: self.chain_hash,
+        }
+    }
+}
+
+/// A bincode reader over a slice whose unread rest the caller can see between fields (bincode's
+/// own slice reader hides it). Reads exactly what bincode asks for, never ahead.
+struct SharedSliceReader<'a, 'c> {
+    rest: &'c std::cell::Cell<&'a [u8]>,
+}
+
+impl SharedSliceReader<'_, '_> {
+    fn eof() -> bincode::Error {
+        // The error bincode's own slice reader gives at the end of the bytes.
+        Box::new(bincode::ErrorKind::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "",
+        )))
+    }
+}
+
+impl<'a> SharedSliceReader<'a, '_> {
+    #[inline(always)]
+    fn take(&mut self, length: usize) -> Result<&'a [u8], bincode::Error> {
+        let rest = self.rest.get();
+        if length > rest.len() {
+            return Err(Self::eof());
+        }
+        let (taken, rest) = rest.split_at(length);
+        self.rest.set(rest);
+        Ok(taken)
+    }
+}
+
+impl std::io::Read for SharedSliceReader<'_, '_> {
+    #[inline(always)]
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let rest = self.rest.get();
+        let n = out.len().min(rest.len());
+        out[..n].copy_from_slice(&rest[..n]);
+        self.rest.set(&rest[n..]);
+        Ok(n)
+    }
+
+    #[inline(always)]
+    fn read_exact(&mut self, out: &mut [u8]) -> std::io::Result<()> {
+        let rest = self.rest.get();
+        if out.len() > rest.len() {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, ""));
+        }
+        let (taken, rest) = rest.split_at(out.len());
+        out.copy_from_slice(taken);
+        self.rest.set(rest);
+        Ok(())
+    }
+}
+
+impl<'a> bincode::BincodeRead<'a> for SharedSliceReader<'a, '_> {
+    #[inline(always)]
+    fn forward_read_str<V>(&mut self, length: usize, visitor: V) -> bincode::Result<V::Value>
+    where
+        V: serde::de::Visitor<'a>,
+    {
+        let bytes = self.take(length)?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => visitor.visit_borrowed_str(s),
+            Err(e) => Err(Box::new(bincode::ErrorKind::InvalidUtf8Encoding(e))),
+        }
+    }
+
+    #[inline(always)]
+    fn get_byte_buffer(&mut self, length: usize) -> bincode::Result<Vec<u8>> {
+        self.take(length).map(|b| b.to_vec())
+    }
+
+    #[inline(always)]
+    fn forward_read_bytes<V>(&mut self, length: usize, visitor: V) -> bincode::Result<V::Value>
+    where
+        V: serde::de::Visitor<'a>,
+    {
+        visitor.visit_borrowed_bytes(self.take(length)?)
+    }
+}
+
+/// Takes `N` raw bytes: how bincode stores a `[u8; N]` (each byte as itself, no length), without
+/// going through serde a byte at a time.
+#[inline(always)]
+fn take_array<const N: usize>(rest: &std::cell::Cell<&[u8]>) -> Result<[u8; N], bincode::Error> {
+    let bytes = rest.get();
+    match bytes.split_first_chunk::<N>() {
+        Some((array, after)) => {
+            rest.set(after);
+            Ok(*array)
+        }
+        None => Err(SharedSliceReader::eof()),
+    }
+}
+
+/// Decodes the bytes of a [`SegmentV1`] into borrowed events, appended to `out` (cleared
+/// first). Accepts exactly the bytes [`decode`] accepts as a `SegmentV1` and gives the same
+/// fields; an error says only that the bytes do not decode (decode them owned for bincode's own
+/// message).
+pub fn decode_segment_refs<'a>(
+    bytes: &'a [u8],
+    out: &mut Vec<StoredEventRefV1<'a>>,
+) -> Result<(), CodecError> {
+    out.clear();
+    decode_segment_refs_inner(bytes, out).map_err(|source| CodecError::Decode {
+        what: "segment",
+        source,
+    })
+}
+
+fn decode_segment_refs_inner<'a>(
+    bytes: &'a [u8],
+    out: &mut Vec<StoredEventRefV1<'a>>,
+) -> Result<(), bincode::Error> {
+    use serde::de::Deserialize as _;
+    if bytes.len() as u64 > DECODE_LIMIT_BYTES {
+        return Err(Box::new(bincode::ErrorKind::SizeLimit));
+    }
+    let rest = std::cell::Cell::new(bytes);
+    let mut de =
+        bincode::Deserializer::with_bincode_read(SharedSliceReader { rest: &rest }, options());
+    // A `Vec` is its length (a varint, as a u64 is) and then its elements.
+    let count = u64::deserialize(&mut de)?;
+    // Room for them all at once; every event takes more than its two 32-byte hashes, so a
+    // damaged count cannot ask for more room than the bytes could hold.
+    let room = count.min(bytes.len() as u64 / 64);
+    out.reserve(usize::try_from(room).unwrap_or(0));
+    for _ in 0..count {
+        let start = rest.get();
+        let position = u64::deserialize(&mut de)?;
+        let event_id = take_array::<16>(&rest)?;
+        let stream = <&str>::deserialize(&mut de)?;
+        let stream_version = u64::deserialize(&mut de)?;
+        let event_type = <&str>::deserialize(&mut de)?;
+        let schema_version = u16::deserialize(&mut de)?;
+        let occurred_at = StoredTime::deserialize(&mut de)?;
+        let recorded_at = StoredTime::deserialize(&mut de)?;
+        let recorded_by = <&str>::deserialize(&mut de)?;
+        let correlation_id = Option::<[u8; 16]>::deserialize(&mut de)?;
+        let causation_id = Option::<[u8; 16]>::deserialize(&mut de)?;
+        let payload = <&[u8]>::deserialize(&mut de)?;
+        let canonical_len = start.len() - rest.get().len();
+        let leaf_hash = take_array::<32>(&rest)?;
+        let chain_hash = take_array::<32>(&rest)?;
+        out.push(StoredEventRefV1 {
+            position,
+            event_id,
+            stream,
+            stream_version,
+            event_type,
+            schema_version,
+            occurred_at,
+            recorded_at,
+            recorded_by,
+            correlation_id,
+            causation_id,
+            payload,
+            leaf_hash,
+            chain_hash,
+            canonical: &start[..canonical_len],
+        });
+    }
+    if !rest.get().is_empty() {
+        return Err(trailing_bytes());
+    }
+    Ok(())
+}
+
+fn trailing_bytes() -> bincode::Error {
+    Box::new(bincode::ErrorKind::Custom(
+        "Slice had bytes remaining after deserialization".to_string(),
+    ))
+}
+
 /// One commit's events, stored as one value (a segment). Frozen layout, version 1.
 /// Storing a commit as one value, not one value per event, is what makes a commit cost
 /// a few sled operations instead of one per event.
@@ -197,6 +469,56 @@ pub struct IndexEntryV1 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexChunkV1 {
     pub entries: Vec<IndexEntryV1>,
+}
+
+/// One entry of an index chunk borrowed from the chunk's bytes: the fields of
+/// [`IndexEntryV1`], decoded by the same options from the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEntryRefV1<'a> {
+    pub event_id: [u8; 16],
+    pub stream: &'a str,
+    pub stream_version: u64,
+}
+
+/// Decodes the bytes of an [`IndexChunkV1`] into borrowed entries, appended to `out` (cleared
+/// first). Accepts exactly the bytes [`decode`] accepts as an `IndexChunkV1`.
+pub fn decode_index_chunk_refs<'a>(
+    bytes: &'a [u8],
+    out: &mut Vec<IndexEntryRefV1<'a>>,
+) -> Result<(), CodecError> {
+    out.clear();
+    decode_index_chunk_refs_inner(bytes, out).map_err(|source| CodecError::Decode {
+        what: "index chunk",
+        source,
+    })
+}
+
+fn decode_index_chunk_refs_inner<'a>(
+    bytes: &'a [u8],
+    out: &mut Vec<IndexEntryRefV1<'a>>,
+) -> Result<(), bincode::Error> {
+    use serde::de::Deserialize as _;
+    if bytes.len() as u64 > DECODE_LIMIT_BYTES {
+        return Err(Box::new(bincode::ErrorKind::SizeLimit));
+    }
+    let rest = std::cell::Cell::new(bytes);
+    let mut de =
+        bincode::Deserializer::with_bincode_read(SharedSliceReader { rest: &rest }, options());
+    let count = u64::deserialize(&mut de)?;
+    for _ in 0..count {
+        let event_id = take_array::<16>(&rest)?;
+        let stream = <&str>::deserialize(&mut de)?;
+        let stream_version = u64::deserialize(&mut de)?;
+        out.push(IndexEntryRefV1 {
+            event_id,
+            stream,
+            stream_version,
+        });
+    }
+    if !rest.get().is_empty() {
+        return Err(trailing_bytes());
+    }
+    Ok(())
 }
 
 /// [`SegmentV1`] borrowed, for writing without copying the events: the same bytes (a slice and

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::index::Indexes;
 use super::storage::{RawSegment, Storage, StorageError};
 use super::{Log, LogError, RecordedEvent};
-use crate::codec::{self, SegmentV1, StoredEventV1, StoredHeadV1};
+use crate::codec::{self, SegmentV1, StoredEventRefV1, StoredEventV1, StoredHeadV1};
 
 /// The most events one read call returns.
 pub const MAX_READ_LIMIT: usize = 100_000;
@@ -94,24 +94,57 @@ impl Shared {
 
 /// Decodes a raw segment, checking that its key matches its first event.
 pub(crate) fn decode_segment(raw: &RawSegment) -> Result<Vec<StoredEventV1>, LogError> {
-    let segment: SegmentV1 = codec::decode("segment", &raw.1)?;
-    match segment.events.first() {
-        Some(first) if first.position == raw.0 => Ok(segment.events),
+    let mut refs = Vec::new();
+    decode_segment_refs(raw, &mut refs)?;
+    Ok(refs.iter().map(StoredEventRefV1::to_owned_event).collect())
+}
+
+/// Decodes a raw segment into events borrowed from its bytes (`out` is cleared first), checking
+/// that its key matches its first event. The same checks and errors as [`decode_segment`].
+pub(crate) fn decode_segment_refs<'a>(
+    raw: &'a RawSegment,
+    out: &mut Vec<StoredEventRefV1<'a>>,
+) -> Result<(), LogError> {
+    if codec::decode_segment_refs(&raw.1, out).is_err() {
+        out.clear();
+        // The owned decode gives bincode's own message for the report.
+        let segment: SegmentV1 = codec::decode("segment", &raw.1)?;
+        // Unreachable: both decoders accept the same bytes (`tests/codec_views.rs`).
+        return Err(LogError::Storage(StorageError::Corrupt {
+            path: std::path::PathBuf::new(),
+            detail: format!(
+                "the segment stored under position {} ({} events) decodes owned but not borrowed: run `carelog verify`",
+                raw.0,
+                segment.events.len()
+            ),
+        }));
+    }
+    check_segment_key(raw.0, out.first().map(|e| e.position))
+}
+
+fn check_segment_key(key: u64, first: Option<u64>) -> Result<(), LogError> {
+    match first {
+        Some(first) if first == key => Ok(()),
         Some(first) => Err(LogError::Storage(StorageError::Corrupt {
             path: std::path::PathBuf::new(),
             detail: format!(
-                "the segment stored under position {} holds events from position {} (moved or swapped): run `carelog verify`",
-                raw.0, first.position
+                "the segment stored under position {key} holds events from position {first} (moved or swapped): run `carelog verify`"
             ),
         })),
         None => Err(LogError::Storage(StorageError::Corrupt {
             path: std::path::PathBuf::new(),
             detail: format!(
-                "the segment stored under position {} is empty: run `carelog verify`",
-                raw.0
+                "the segment stored under position {key} is empty: run `carelog verify`"
             ),
         })),
     }
+}
+
+fn missing_position(expected: u64, found: u64) -> LogError {
+    LogError::Storage(StorageError::Corrupt {
+        path: std::path::PathBuf::new(),
+        detail: format!("position {expected} is missing (found {found}): run `carelog verify`"),
+    })
 }
 
 /// The stored event at a position, read from its segment.
@@ -151,13 +184,7 @@ impl Iterator for EventIter<'_> {
                 }
                 if e.position != self.next_position {
                     self.done = true;
-                    return Some(Err(LogError::Storage(StorageError::Corrupt {
-                        path: std::path::PathBuf::new(),
-                        detail: format!(
-                            "position {} is missing (found {}): run `carelog verify`",
-                            self.next_position, e.position
-                        ),
-                    })));
+                    return Some(Err(missing_position(self.next_position, e.position)));
                 }
                 self.next_position += 1;
                 return Some(Ok(e));
@@ -195,6 +222,43 @@ impl Log {
             until_position: until,
             done: false,
         }
+    }
+
+    /// Calls `f` with every stored event from `from_position` up to `until_position` (inclusive,
+    /// capped at the durable head) in position order, borrowed from its segment: one segment is
+    /// decoded at a time and nothing is copied per event. The same checks as
+    /// [`Log::stored_events`]; stops at the first error, `f`'s or the log's.
+    pub fn for_each_stored_event<E: From<LogError>>(
+        &self,
+        from_position: u64,
+        until_position: u64,
+        mut f: impl FnMut(&StoredEventRefV1<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let until = until_position.min(self.head_position());
+        let mut next_position = from_position.max(1);
+        for raw in self.shared.storage.segments_from(next_position) {
+            if next_position > until {
+                break;
+            }
+            let raw = raw.map_err(LogError::from)?;
+            // One allocation per segment (up to 1,024 events), none per event.
+            let mut refs = Vec::new();
+            decode_segment_refs(&raw, &mut refs)?;
+            for e in &refs {
+                if next_position > until {
+                    break;
+                }
+                if e.position < next_position {
+                    continue;
+                }
+                if e.position != next_position {
+                    return Err(E::from(missing_position(next_position, e.position)));
+                }
+                f(e)?;
+                next_position += 1;
+            }
+        }
+        Ok(())
     }
 
     /// Up to `limit` events (at most [`MAX_READ_LIMIT`]) from `from_position`.

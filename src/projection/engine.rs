@@ -111,13 +111,14 @@ pub fn replay(
     let mut last_day = None;
     let mut events_read = 0u64;
     let total = target.saturating_sub(from);
-    for stored in log.stored_events(from + 1, target) {
-        let stored = stored?;
-        let event = DomainEvent::decode(&stored.event_type, stored.schema_version, &stored.payload)
+    // Each event is borrowed from its segment's bytes (no copy of its strings or payload); only
+    // the payload is decoded, once, for every projection.
+    log.for_each_stored_event(from + 1, target, |stored| -> Result<(), EngineError> {
+        let event = DomainEvent::decode(stored.event_type, stored.schema_version, stored.payload)
             .map_err(|e| EngineError::Undecodable {
-                position: stored.position,
-                detail: e.to_string(),
-            })?;
+            position: stored.position,
+            detail: e.to_string(),
+        })?;
         let occurred_at = time::from_stored(&stored.occurred_at).map_err(LogError::from)?;
         let recorded_at = time::from_stored(&stored.recorded_at).map_err(LogError::from)?;
         let occurred_on = Date(time::shanghai_date(&occurred_at));
@@ -127,7 +128,7 @@ pub fn replay(
             occurred_at: &occurred_at,
             occurred_on,
             recorded_at: &recorded_at,
-            recorded_by: &stored.recorded_by,
+            recorded_by: stored.recorded_by,
             event: &event,
         };
         for ((p, state), start) in projections.iter().zip(states.iter_mut()).zip(&starts) {
@@ -151,7 +152,8 @@ pub fn replay(
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     if last_day.is_none() && target > 0 {
         last_day = log
             .event_at(target)?
