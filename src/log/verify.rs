@@ -796,6 +796,12 @@ mod tests {
         fn flush(&self) -> Result<(), StorageError> {
             Ok(())
         }
+        fn discard_after(
+            &self,
+            _head_position: u64,
+        ) -> Result<Option<crate::log::DiscardedTail>, StorageError> {
+            Ok(None)
+        }
         fn segments_from(
             &self,
             from_position: u64,
