@@ -549,10 +549,9 @@ fn alternate(log: &Log, peer: &Peer, writers: usize, seconds: f64) -> (AppendRun
 /// The writer's counters over a run: (events per commit, mean flush in ms).
 fn commit_shape(log: &Log) -> (f64, f64) {
     let stats = log.writer_stats();
-    let commits = stats.commits.max(1) as f64;
     (
-        stats.events_written as f64 / commits,
-        stats.flush_nanos_total as f64 / commits / 1e6,
+        stats.events_written as f64 / stats.commits.max(1) as f64,
+        stats.flush_nanos_total as f64 / stats.flushes.max(1) as f64 / 1e6,
     )
 }
 

@@ -126,8 +126,14 @@ impl Metrics {
         metric(
             "carelog_log_commits_total",
             "counter",
-            "Commits (one atomic write and one flush each) the writer made; batches_total / commits_total is the mean batches per commit.",
+            "Commits (one write of a group of batches each) the writer made; batches_total / commits_total is the mean batches per commit.",
             writer.commits as f64,
+        );
+        metric(
+            "carelog_log_flushes_total",
+            "counter",
+            "Flushes (fsyncs) the writer made; one covers every commit written before it started.",
+            writer.flushes as f64,
         );
         metric(
             "carelog_log_last_commit_batches",
@@ -157,14 +163,18 @@ impl Metrics {
         metric(
             "carelog_log_flush_seconds_total",
             "counter",
-            "Time spent in flushes (making commits durable); divide by commits_total for the mean flush latency.",
+            "Time spent in flushes (making commits durable); divide by flushes_total for the mean flush latency.",
             writer.flush_nanos_total as f64 / 1e9,
         );
         metric(
             "carelog_log_flush_seconds_mean",
             "gauge",
             "Mean flush latency since the server started.",
-            mean(writer.flush_nanos_total) / 1e9,
+            if writer.flushes == 0 {
+                0.0
+            } else {
+                writer.flush_nanos_total as f64 / writer.flushes as f64 / 1e9
+            },
         );
         metric(
             "carelog_log_queue_depth",

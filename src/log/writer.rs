@@ -39,6 +39,9 @@ pub const COMMITS_IN_FLIGHT: usize = 2;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
     pub commits: u64,
+    /// Flushes made: one covers every commit written before it started, so there are at most
+    /// as many as commits.
+    pub flushes: u64,
     pub events_written: u64,
     pub batches: u64,
     pub flush_nanos_total: u64,
@@ -51,12 +54,18 @@ pub struct WriterStats {
 #[derive(Default)]
 struct Counters {
     commits: AtomicU64,
+    flushes: AtomicU64,
     events_written: AtomicU64,
     batches: AtomicU64,
     flush_nanos_total: AtomicU64,
     commit_nanos_total: AtomicU64,
     last_commit_batches: AtomicU64,
     queued: AtomicU64,
+    /// Commits written to storage so far (not all durable): a flush started after the n-th was
+    /// written makes the first n durable.
+    written_commits: AtomicU64,
+    /// Commits known durable: a ticket at or below it needs no flush of its own.
+    durable_commits: AtomicU64,
 }
 
 type Answer = Result<Vec<Ack>, LogError>;
@@ -191,6 +200,7 @@ impl WriterHandle {
         let c = &self.counters;
         WriterStats {
             commits: c.commits.load(Ordering::Relaxed),
+            flushes: c.flushes.load(Ordering::Relaxed),
             events_written: c.events_written.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             flush_nanos_total: c.flush_nanos_total.load(Ordering::Relaxed),
@@ -218,6 +228,8 @@ impl Drop for WriterHandle {
 struct Ticket {
     /// Empty when the group only held resends (answered after the commits before them).
     events: Vec<StoredEventV1>,
+    /// The commit's number in write order (see `Counters::written_commits`); 0 with no events.
+    commit: u64,
     head: StoredHeadV1,
     answers: Vec<(Reply, Answer)>,
 }
@@ -250,7 +262,15 @@ impl Flusher {
             }
             return;
         }
-        if !ticket.events.is_empty() {
+        let c = &self.counters;
+        if !ticket.events.is_empty() && ticket.commit > c.durable_commits.load(Ordering::Acquire) {
+            // One flush covers every commit written before it starts: those queued behind this
+            // ticket are then answered without a flush of their own.
+            let covered = c.written_commits.load(Ordering::Acquire);
+            assert!(
+                covered >= ticket.commit,
+                "a ticket is sent after its commit is written"
+            );
             let started = std::time::Instant::now();
             if let Err(e) = self.storage.flush() {
                 // The commit may be partly on disk but was never made durable: take no
@@ -262,9 +282,12 @@ impl Flusher {
                 }
                 return;
             }
-            let c = &self.counters;
             c.flush_nanos_total
                 .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            c.flushes.fetch_add(1, Ordering::Relaxed);
+            c.durable_commits.fetch_max(covered, Ordering::Release);
+        }
+        if !ticket.events.is_empty() {
             self.shared.publish_commit(&ticket.events, ticket.head);
             c.commits.fetch_add(1, Ordering::Relaxed);
             c.events_written
@@ -418,6 +441,8 @@ impl Writer {
         if answers.is_empty() {
             return;
         }
+        // The commit's number in write order; 0 when the group only held resends.
+        let mut commit = 0;
         if !group.events.is_empty() {
             if let Err(e) = self.write(&group.events) {
                 let reason = e.to_string();
@@ -430,12 +455,14 @@ impl Writer {
                 return;
             }
             self.unflushed.add(&group.events, &group.streams);
+            commit = self.counters.written_commits.fetch_add(1, Ordering::AcqRel) + 1;
         }
         self.counters
             .commit_nanos_total
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let ticket = Ticket {
             events: group.events,
+            commit,
             head: self.head,
             answers,
         };
