@@ -57,7 +57,12 @@ impl Projection for Pairings {
         });
         let load_named: BTreeMap<String, serde_json::Value> = load
             .iter()
-            .map(|(c, n)| (c.to_string(), json!({"name": book.staff.get(c).map(|s| s.0.clone()), "active_pairings": n})))
+            .map(|(c, n)| {
+                (
+                    c.to_string(),
+                    json!({"name": book.staff.get(c).map(|s| s.0.clone()), "active_pairings": n}),
+                )
+            })
             .collect();
         json!({"on": d, "active_count": active.len(), "active": active, "load": load_named, "recipient_history": history})
     }

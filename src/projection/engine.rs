@@ -10,8 +10,8 @@ use std::any::Any;
 
 use uuid::Uuid;
 
-use super::checkpoint::Checkpoints;
 use super::book::PairingBook;
+use super::checkpoint::Checkpoints;
 use super::{AnyProjection, EventView, Source};
 use crate::domain::{Date, DomainEvent};
 use crate::log::{Log, LogError};

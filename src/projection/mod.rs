@@ -188,8 +188,7 @@ pub trait AnyProjection: Send + Sync {
         book: &PairingBook,
         query: &Query,
     ) -> serde_json::Value;
-    fn figures(&self, state: &(dyn Any + Send), book: &PairingBook, query: &Query)
-    -> Vec<Figure>;
+    fn figures(&self, state: &(dyn Any + Send), book: &PairingBook, query: &Query) -> Vec<Figure>;
 }
 
 /// The adapter from a [`Projection`] to [`AnyProjection`].
@@ -249,12 +248,7 @@ impl<P: Projection> AnyProjection for Registered<P> {
     ) -> serde_json::Value {
         P::query(state_of::<P>(state), book, query)
     }
-    fn figures(
-        &self,
-        state: &(dyn Any + Send),
-        book: &PairingBook,
-        query: &Query,
-    ) -> Vec<Figure> {
+    fn figures(&self, state: &(dyn Any + Send), book: &PairingBook, query: &Query) -> Vec<Figure> {
         P::figures(state_of::<P>(state), book, query)
     }
 }
