@@ -1148,13 +1148,14 @@ fn a_checkpoint_from_another_log_is_ignored() {
             let want = alone(&fx.app, *p, when);
             let what = format!("{when:?} beside another log's checkpoints");
             assert_same_state(*p, nth(&got, i), want.at(), &what);
-            // And the foreign state really was different (where there is one): using it
-            // would have been wrong.
+            // And the foreign state (with its book) really was different (where there is
+            // one): using it would have been wrong.
             let foreign = alone(&other.app, *p, when);
             let empty = p.new_state();
             assert!(
                 bytes(*p, state) == bytes(*p, empty.as_ref())
-                    || bytes(*p, foreign.state.as_ref()) != bytes(*p, state),
+                    || bytes(*p, foreign.state.as_ref()) != bytes(*p, state)
+                    || foreign.book != got.book,
                 "{}: the two logs give the same state, the test proves nothing",
                 p.name()
             );
@@ -1221,4 +1222,115 @@ fn a_projection_ahead_of_the_replay_is_not_checkpointed_under_an_earlier_positio
             format!("as of {pos}, from the checkpoint written at {gap} during another replay");
         assert_same_state(a, nth(&got, 0), want.at(), &what);
     }
+}
+
+/// The engine's shared book is checkpointed beside the states. A replay that finds a book
+/// checkpoint older than a projection's (or none) starts the book there (or from 0), lets each
+/// projection skip what its own checkpoint holds, and gives the states, book and answers of a
+/// rebuild from scratch.
+#[test]
+fn a_book_checkpoint_older_than_the_projections_gives_a_from_scratch_rebuild() {
+    use carelog::projection::book::BOOK_VERSION;
+    use carelog::projection::checkpoint::BOOK_NAME;
+    let fx = Fixture::build(SEED);
+    let registry = registry();
+    assert!(
+        registry.iter().all(|p| p.name() != BOOK_NAME),
+        "no projection may be checkpointed under the book's name"
+    );
+    let all: Vec<&dyn AnyProjection> = registry.iter().map(|p| p.as_ref()).collect();
+    let head = fx.head();
+    let interval = 89;
+    let store = fx.scratch("book");
+    let checkpoints = Checkpoints::for_store(&store).with_interval(interval);
+    rebuild(&fx.app, &all, AsOf::Now, Some(&checkpoints));
+    let written: Vec<u64> = (1..=head / interval).map(|k| k * interval).collect();
+    assert_eq!(checkpoints.positions(BOOK_NAME, BOOK_VERSION), written);
+    for p in &all {
+        assert_eq!(checkpoints.positions(p.name(), p.version()), written);
+    }
+    let book_file = |at: u64| {
+        store
+            .join("checkpoints")
+            .join(format!("{BOOK_NAME}-v{BOOK_VERSION}-{at:020}.ckpt"))
+    };
+    let scratch = |as_of: AsOf| rebuild(&fx.app, &all, as_of, None);
+    let same = |got: &Rebuilt, want: &Rebuilt, what: &str| {
+        assert!(got.book == want.book, "the book differs ({what})");
+        for (i, p) in all.iter().enumerate() {
+            assert_same_state(*p, nth(got, i), nth(want, i), what);
+        }
+    };
+
+    // Every book checkpoint but the second one removed (before each replay: a replay writes
+    // the book's checkpoints again as it passes): the projections start from their latest
+    // checkpoint, the book from the second one.
+    let kept = written[1];
+    let keep_only = |kept: Option<u64>| {
+        for at in checkpoints.positions(BOOK_NAME, BOOK_VERSION) {
+            if Some(at) != kept {
+                std::fs::remove_file(book_file(at)).expect("a book checkpoint removed");
+            }
+        }
+    };
+    for pos in [head, head - 3, written[written.len() / 2] + 1] {
+        keep_only(Some(kept));
+        let got = rebuild(&fx.app, &all, AsOf::Position(pos), Some(&checkpoints));
+        assert_eq!(
+            got.events_read,
+            pos - kept,
+            "as of {pos}: the book starts from its checkpoint at {kept}"
+        );
+        same(
+            &got,
+            &scratch(AsOf::Position(pos)),
+            &format!("book from {kept}, as of {pos}"),
+        );
+    }
+    // Earlier than the only book checkpoint: everything from 0.
+    keep_only(Some(kept));
+    let early = kept - 1;
+    let got = rebuild(&fx.app, &all, AsOf::Position(early), Some(&checkpoints));
+    assert_eq!(got.events_read, early);
+    same(
+        &got,
+        &scratch(AsOf::Position(early)),
+        "before the book's checkpoint",
+    );
+
+    // No book checkpoint at all (a store checkpointed by an older build): from 0, right, and
+    // the book's checkpoints are written again.
+    keep_only(None);
+    let got = rebuild(&fx.app, &all, AsOf::Now, Some(&checkpoints));
+    assert_eq!(got.events_read, head, "no book checkpoint: from the start");
+    same(&got, &scratch(AsOf::Now), "no book checkpoint");
+    assert_eq!(checkpoints.positions(BOOK_NAME, BOOK_VERSION), written);
+
+    // One projection's checkpoints gone, another's kept: the book replays from 0 beside the
+    // first, the second skips what its checkpoint holds.
+    let (a, b) = (all[0], all[1]);
+    for at in checkpoints.positions(b.name(), b.version()) {
+        std::fs::remove_file(store.join("checkpoints").join(format!(
+            "{}-v{}-{at:020}.ckpt",
+            b.name(),
+            b.version()
+        )))
+        .expect("a checkpoint removed");
+    }
+    let got = rebuild(&fx.app, &[a, b], AsOf::Now, Some(&checkpoints));
+    assert_eq!(got.events_read, head);
+    let want = rebuild(&fx.app, &[a, b], AsOf::Now, None);
+    assert!(got.book == want.book);
+    assert_same_state(
+        a,
+        nth(&got, 0),
+        nth(&want, 0),
+        "a from its checkpoint, b from 0",
+    );
+    assert_same_state(
+        b,
+        nth(&got, 1),
+        nth(&want, 1),
+        "a from its checkpoint, b from 0",
+    );
 }
