@@ -32,7 +32,7 @@ pub use book::PairingBook;
 pub use engine::{AsOf, Progress, Rebuilt, position_as_of, replay};
 
 /// One event as a projection sees it: decoded once by the engine, shared by all projections.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct EventView<'a> {
     pub position: u64,
     pub event_id: Uuid,
@@ -44,6 +44,22 @@ pub struct EventView<'a> {
     pub event: &'a DomainEvent,
     /// The shared book with this event already folded in (the engine folds the book first).
     pub book: &'a PairingBook,
+}
+
+impl std::fmt::Debug for EventView<'_> {
+    /// Everything but the book's content (the whole programme's registry): its size only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventView")
+            .field("position", &self.position)
+            .field("event_id", &self.event_id)
+            .field("occurred_at", &self.occurred_at)
+            .field("occurred_on", &self.occurred_on)
+            .field("recorded_at", &self.recorded_at)
+            .field("recorded_by", &self.recorded_by)
+            .field("event", &self.event)
+            .field("book_pairings", &self.book.pairings.len())
+            .finish()
+    }
 }
 
 impl EventView<'_> {
