@@ -38,7 +38,9 @@ use carelog::domain::{Date, DomainEvent};
 use carelog::log::{AppendBatch, Log, MAX_COMMIT_EVENTS, NewEvent, OpenOptions, QUEUE_CAPACITY};
 use carelog::log::{Pending, hash};
 use carelog::projection::checkpoint::{CHECKPOINT_INTERVAL_EVENTS, Checkpoints};
-use carelog::projection::{AnyProjection, AsOf, EventView, Projection, Query, Registered, replay};
+use carelog::projection::{
+    AnyProjection, AsOf, EventView, PairingBook, Projection, Query, Registered, Source, replay,
+};
 use carelog::time::{self, Clock, SystemClock};
 
 use common::{Generator, Rng, percentile, proc_status_kib};
@@ -299,13 +301,15 @@ impl PeerWriter {
 }
 
 /// Folds every event up to `until` into the projections, scanning the table in position order:
-/// what carelog's engine does with its segments, payloads decoded by the same codec.
+/// what carelog's engine does with its segments (the shared pairing book folded first), payloads
+/// decoded by the same codec.
 fn sqlite_replay(
     conn: &Connection,
     projections: &[&dyn AnyProjection],
     until: u64,
-) -> (Vec<Box<dyn std::any::Any + Send>>, u64) {
+) -> (Vec<Box<dyn std::any::Any + Send>>, PairingBook, u64) {
     let mut states: Vec<_> = projections.iter().map(|p| p.new_state()).collect();
+    let mut book = PairingBook::default();
     let mut stmt = conn
         .prepare_cached(
             "SELECT position, event_id, event_type, schema_version, occurred_s, occurred_ns, occurred_offset, \
@@ -335,6 +339,13 @@ fn sqlite_replay(
         let recorded_by = row.get_ref(10).expect("by").as_str().expect("text");
         let payload = row.get_ref(11).expect("payload").as_blob().expect("blob");
         let event = DomainEvent::decode(event_type, schema_version, payload).expect("decodes");
+        book.apply(
+            Source {
+                id: Uuid::from_bytes(id),
+                position,
+            },
+            &event,
+        );
         let view = EventView {
             position,
             event_id: Uuid::from_bytes(id),
@@ -343,13 +354,14 @@ fn sqlite_replay(
             recorded_at: &recorded_at,
             recorded_by,
             event: &event,
+            book: &book,
         };
         for (p, state) in projections.iter().zip(states.iter_mut()) {
             p.apply(state.as_mut(), &view);
         }
         n += 1;
     }
-    (states, n)
+    (states, book, n)
 }
 
 /// What carelog's verify checks, done over the table: every leaf and chain hash recomputed from
@@ -578,7 +590,7 @@ impl Projection for Noop {
     const ABOUT: &'static str = "reads and decodes, folds nothing";
     type State = ();
     fn apply(_state: &mut (), _event: &EventView<'_>) {}
-    fn query(_state: &(), _query: &Query) -> serde_json::Value {
+    fn query(_state: &(), _book: &PairingBook, _query: &Query) -> serde_json::Value {
         serde_json::Value::Null
     }
 }
@@ -617,9 +629,11 @@ fn child(args: &[String]) {
             let log = Log::open(&path, OpenOptions::existing()).expect("open");
             let rss_before_kib = proc_status_kib("VmRSS").unwrap_or(0);
             let mut states = Vec::new();
+            let mut book = PairingBook::default();
             for _ in 0..rounds {
                 // The previous round's states go first: the peak is one rebuild's.
                 states.clear();
+                drop(std::mem::take(&mut book));
                 let started = WallClock::now();
                 let rebuilt = replay(
                     &log,
@@ -632,6 +646,7 @@ fn child(args: &[String]) {
                 best = best.min(started.elapsed().as_secs_f64());
                 events = rebuilt.events_read;
                 states = rebuilt.states;
+                book = rebuilt.book;
             }
             let peak = proc_status_kib("VmHWM").unwrap_or(0);
             for (p, s) in projections.iter().zip(&states) {
@@ -639,6 +654,11 @@ fn child(args: &[String]) {
                     Ok(bytes) => state_bytes += bytes.len() as u64,
                     Err(_) => over_limit.push(p.name().to_string()),
                 }
+            }
+            // The engine's shared book is part of the state a rebuild holds and checkpoints.
+            match codec::encode_state("the pairing book", &book) {
+                Ok(bytes) => state_bytes += bytes.len() as u64,
+                Err(_) => over_limit.push("book".to_string()),
             }
             let started = WallClock::now();
             replay(
@@ -665,13 +685,16 @@ fn child(args: &[String]) {
                 .expect("pragma");
             let rss_before_kib = proc_status_kib("VmRSS").unwrap_or(0);
             let mut states = Vec::new();
+            let mut book = PairingBook::default();
             for _ in 0..rounds {
                 states.clear();
+                drop(std::mem::take(&mut book));
                 let started = WallClock::now();
-                let (s, n) = sqlite_replay(&conn, &projections, until);
+                let (s, b, n) = sqlite_replay(&conn, &projections, until);
                 best = best.min(started.elapsed().as_secs_f64());
                 events = n;
                 states = s;
+                book = b;
             }
             let peak = proc_status_kib("VmHWM").unwrap_or(0);
             for (p, s) in projections.iter().zip(&states) {
@@ -679,6 +702,11 @@ fn child(args: &[String]) {
                     Ok(bytes) => state_bytes += bytes.len() as u64,
                     Err(_) => over_limit.push(p.name().to_string()),
                 }
+            }
+            // The engine's shared book is part of the state a rebuild holds and checkpoints.
+            match codec::encode_state("the pairing book", &book) {
+                Ok(bytes) => state_bytes += bytes.len() as u64,
+                Err(_) => over_limit.push("book".to_string()),
             }
             let started = WallClock::now();
             sqlite_replay(&conn, &decode_only, until);

@@ -8,10 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::book::PairingBook;
 use super::facts::{Fact, Facts, sorted_sources};
 use crate::domain::DomainEvent;
-use crate::projection::{EventView, Figure, Projection, Query};
+use crate::projection::{EventView, Figure, PairingBook, Projection, Query};
 
 pub struct ActivityTotals;
 
@@ -39,7 +38,6 @@ pub struct Activity {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    pub book: PairingBook,
     /// difficulty → pairing
     pub difficulties: BTreeMap<Uuid, Uuid>,
     pub facts: Facts<Activity>,
@@ -70,12 +68,11 @@ fn activity(difficulties: &BTreeMap<Uuid, Uuid>, event: &DomainEvent) -> Option<
 
 impl Projection for ActivityTotals {
     const NAME: &'static str = "activity_totals";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
     const ABOUT: &'static str = "contacts, visits, follow-ups, difficulties resolved, errands, aid (fen), escalations by period, cadre, unit, category";
     type State = State;
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
-        state.book.apply(ev);
         if let DomainEvent::DifficultyRaised(e) = ev.event {
             state.difficulties.insert(e.difficulty_id, e.pairing_id);
         }
@@ -90,7 +87,7 @@ impl Projection for ActivityTotals {
         }
     }
 
-    fn query(state: &State, query: &Query) -> serde_json::Value {
+    fn query(state: &State, book: &PairingBook, query: &Query) -> serde_json::Value {
         let mut totals: BTreeMap<&str, i64> = METRICS.iter().map(|m| (*m, 0)).collect();
         let mut by_cadre: BTreeMap<String, BTreeMap<&str, i64>> = BTreeMap::new();
         let mut by_unit: BTreeMap<String, BTreeMap<&str, i64>> = BTreeMap::new();
@@ -98,17 +95,17 @@ impl Projection for ActivityTotals {
         for f in state.facts.matching(|f| query.counts(f.on)) {
             let m = METRICS[usize::from(f.value.metric)];
             *totals.entry(m).or_default() += f.value.amount;
-            let holder = state.book.holder_on(f.value.pairing, f.on);
+            let holder = book.holder_on(f.value.pairing, f.on);
             let cadre = holder
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "unknown".into());
             *by_cadre.entry(cadre).or_default().entry(m).or_default() += f.value.amount;
             let unit = holder
-                .and_then(|c| state.book.unit_on(c, f.on))
+                .and_then(|c| book.unit_on(c, f.on))
                 .map(|u| u.to_string())
                 .unwrap_or_else(|| "unknown".into());
             *by_unit.entry(unit).or_default().entry(m).or_default() += f.value.amount;
-            for c in state.book.categories_on(f.value.pairing, f.on) {
+            for c in book.categories_on(f.value.pairing, f.on) {
                 *by_category
                     .entry(c.as_str())
                     .or_default()
@@ -119,7 +116,7 @@ impl Projection for ActivityTotals {
         json!({"period": query.period.map(|p| p.to_string()), "totals": totals, "by_cadre": by_cadre, "by_unit": by_unit, "by_category": by_category})
     }
 
-    fn figures(state: &State, query: &Query) -> Vec<Figure> {
+    fn figures(state: &State, _book: &PairingBook, query: &Query) -> Vec<Figure> {
         METRICS
             .iter()
             .enumerate()

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::facts::sorted_sources;
 use crate::domain::events::PlanScheme;
 use crate::domain::{Date, DomainEvent};
-use crate::projection::{EventView, Figure, Projection, Query, Source};
+use crate::projection::{EventView, Figure, PairingBook, Projection, Query, Source};
 
 pub struct CarePlans;
 
@@ -138,7 +138,7 @@ impl Projection for CarePlans {
         }
     }
 
-    fn query(state: &State, query: &Query) -> serde_json::Value {
+    fn query(state: &State, _book: &PairingBook, query: &Query) -> serde_json::Value {
         let Some(d) = query.on.or(state.last_day) else {
             return json!({"open": []});
         };
@@ -158,7 +158,7 @@ impl Projection for CarePlans {
         json!({"on": d, "open_count": open.len(), "overdue_reviews": overdue, "open": open})
     }
 
-    fn figures(state: &State, query: &Query) -> Vec<Figure> {
+    fn figures(state: &State, _book: &PairingBook, query: &Query) -> Vec<Figure> {
         let Some(d) = query.on.or(state.last_day) else {
             return Vec::new();
         };

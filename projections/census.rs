@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::facts::{Fact, Facts, sorted_sources};
 use crate::domain::events::{Category, DropoutCause, LeavingReason};
 use crate::domain::{Date, DomainEvent};
-use crate::projection::{EventView, Figure, Projection, Query, Source};
+use crate::projection::{EventView, Figure, PairingBook, Projection, Query, Source};
 
 pub struct Census;
 
@@ -116,8 +116,8 @@ impl Projection for Census {
         }
     }
 
-    fn query(state: &State, query: &Query) -> serde_json::Value {
-        let figures = Self::figures(state, query);
+    fn query(state: &State, book: &PairingBook, query: &Query) -> serde_json::Value {
+        let figures = Self::figures(state, book, query);
         let counts: BTreeMap<String, i64> = figures
             .iter()
             .map(|f| (f.metric.clone(), f.value))
@@ -138,7 +138,7 @@ impl Projection for Census {
         json!({"on": on, "pupils_in_school": in_school, "counts": counts, "dropouts_by_cause": by_cause})
     }
 
-    fn figures(state: &State, query: &Query) -> Vec<Figure> {
+    fn figures(state: &State, _book: &PairingBook, query: &Query) -> Vec<Figure> {
         let mut out = Vec::new();
         if let Some(d) = query.on.or(state.last_day) {
             for (category, metric) in CENSUS {

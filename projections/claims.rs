@@ -9,7 +9,7 @@ use serde_json::json;
 use super::facts::{Fact, Facts};
 use crate::domain::DomainEvent;
 use crate::domain::events::ClaimFiledV1;
-use crate::projection::{EventView, Projection, Query};
+use crate::projection::{EventView, PairingBook, Projection, Query};
 
 pub struct Claims;
 
@@ -57,7 +57,7 @@ impl Projection for Claims {
         }
     }
 
-    fn query(state: &State, _query: &Query) -> serde_json::Value {
+    fn query(state: &State, _book: &PairingBook, _query: &Query) -> serde_json::Value {
         let claims: Vec<_> = state
             .claims
             .live

@@ -7,10 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::book::PairingBook;
 use super::facts::{Fact, Facts};
 use crate::domain::{Date, DomainEvent};
-use crate::projection::{EventView, Projection, Query};
+use crate::projection::{EventView, PairingBook, Projection, Query};
 
 pub struct Coverage;
 
@@ -22,7 +21,6 @@ pub struct Touch {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    pub book: PairingBook,
     pub touches: Facts<Touch>,
     pub last_day: Option<Date>,
 }
@@ -43,12 +41,11 @@ fn touch(event: &DomainEvent) -> Option<Touch> {
 
 impl Projection for Coverage {
     const NAME: &'static str = "coverage";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
     const ABOUT: &'static str = "pairings with no contact or no visit within N days (days, default 30) of a day, charged to the holder";
     type State = State;
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
-        state.book.apply(ev);
         super::facts::note_day(&mut state.last_day, ev.occurred_on);
         if state
             .touches
@@ -61,7 +58,7 @@ impl Projection for Coverage {
         }
     }
 
-    fn query(state: &State, query: &Query) -> serde_json::Value {
+    fn query(state: &State, book: &PairingBook, query: &Query) -> serde_json::Value {
         let Some(d) = query.on.or(state.last_day) else {
             return json!({"overdue": []});
         };
@@ -82,7 +79,7 @@ impl Projection for Coverage {
         }
         let mut overdue = Vec::new();
         let mut by_cadre: BTreeMap<String, u32> = BTreeMap::new();
-        for (id, p) in state.book.pairings.iter().filter(|(_, p)| p.active_on(d)) {
+        for (id, p) in book.pairings.iter().filter(|(_, p)| p.active_on(d)) {
             let (contact, visit) = last.get(id).copied().unwrap_or_default();
             let no_contact = contact.is_none_or(|c| c < since);
             let no_visit = visit.is_none_or(|v| v < since);

@@ -7,7 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::domain::{Date, DomainEvent};
-use crate::projection::{EventView, Projection, Query, Source};
+use crate::projection::{EventView, PairingBook, Projection, Query, Source};
 
 pub struct Difficulties;
 
@@ -69,7 +69,7 @@ impl Projection for Difficulties {
         }
     }
 
-    fn query(state: &State, query: &Query) -> serde_json::Value {
+    fn query(state: &State, _book: &PairingBook, query: &Query) -> serde_json::Value {
         let within = |d: Option<Date>| {
             d.is_some_and(|d| query.counts(d) && query.on.is_none_or(|on| d <= on))
         };

@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::domain::{Date, DomainEvent};
-use crate::projection::{EventView, Projection, Query, Source};
+use crate::projection::{EventView, PairingBook, Projection, Query, Source};
 
 pub struct Escalations;
 
@@ -97,7 +97,7 @@ impl Projection for Escalations {
         }
     }
 
-    fn query(state: &State, query: &Query) -> serde_json::Value {
+    fn query(state: &State, _book: &PairingBook, query: &Query) -> serde_json::Value {
         let Some(d) = query.on.or(state.last_day) else {
             return json!({"escalations": []});
         };

@@ -7,11 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::book::PairingBook;
 use super::facts::{Fact, Facts};
 use crate::domain::DomainEvent;
 use crate::domain::events::AidForm;
-use crate::projection::{EventView, Projection, Query};
+use crate::projection::{EventView, PairingBook, Projection, Query};
 
 pub struct Funds;
 
@@ -26,7 +25,6 @@ pub struct Gift {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    pub book: PairingBook,
     pub gifts: Facts<Gift>,
 }
 
@@ -44,13 +42,12 @@ fn gift(event: &DomainEvent) -> Option<Gift> {
 
 impl Projection for Funds {
     const NAME: &'static str = "funds";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
     const ABOUT: &'static str =
         "cash and goods by fund source, recipient and cadre, with a conservation check";
     type State = State;
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
-        state.book.apply(ev);
         if state
             .gifts
             .adjust(ev, |corrected, _fact: &Fact<Gift>| gift(corrected))
@@ -62,7 +59,7 @@ impl Projection for Funds {
         }
     }
 
-    fn query(state: &State, query: &Query) -> serde_json::Value {
+    fn query(state: &State, book: &PairingBook, query: &Query) -> serde_json::Value {
         let (mut total, mut cash, mut goods) = (0i64, 0i64, 0i64);
         let mut by_source: BTreeMap<String, i64> = BTreeMap::new();
         let mut by_recipient: BTreeMap<String, i64> = BTreeMap::new();
@@ -78,11 +75,11 @@ impl Projection for Funds {
                 cash += g.value_fen;
             }
             *by_source.entry(g.fund_source.clone()).or_default() += g.value_fen;
-            let recipient = state.book.pairings.get(&g.pairing).map(|p| p.recipient);
+            let recipient = book.pairings.get(&g.pairing).map(|p| p.recipient);
             *by_recipient
                 .entry(recipient.map(|r| r.to_string()).unwrap_or_default())
                 .or_default() += g.value_fen;
-            let cadre = state.book.holder_on(g.pairing, f.on);
+            let cadre = book.holder_on(g.pairing, f.on);
             *by_cadre
                 .entry(cadre.map(|r| r.to_string()).unwrap_or_default())
                 .or_default() += g.value_fen;

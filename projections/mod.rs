@@ -3,9 +3,9 @@
 //! Adding a projection: write `projections/my_view.rs` implementing
 //! [`crate::projection::Projection`], then add one `mod` line and one line to [`registry`].
 //! Every registered projection gets the shared test kit in `tests/projection_kit.rs` for free.
-//! See `projections/README.md` for a worked example.
+//! See `projections/README.md` for a worked example. The pairing book several of them read (who
+//! held which pairing when) is kept once by the engine: `crate::projection::book`.
 
-pub mod book;
 pub mod facts;
 
 pub mod activity_totals;

@@ -7,16 +7,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::book::PairingBook;
 use crate::domain::Date;
 use crate::domain::events::{Category, RecipientKind};
-use crate::projection::{EventView, Figure, Projection, Query, Source};
+use crate::projection::{EventView, Figure, PairingBook, Projection, Query, Source};
 
 pub struct Pairings;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    pub book: PairingBook,
     pub last_day: Option<Date>,
 }
 
@@ -26,23 +24,22 @@ fn day(state: &State, query: &Query) -> Option<Date> {
 
 impl Projection for Pairings {
     const NAME: &'static str = "pairings";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
     const ABOUT: &'static str =
         "active pairings on a day, each cadre's load, each recipient's cadre history";
     type State = State;
 
     fn apply(state: &mut State, ev: &EventView<'_>) {
-        state.book.apply(ev);
         super::facts::note_day(&mut state.last_day, ev.occurred_on);
     }
 
-    fn query(state: &State, query: &Query) -> serde_json::Value {
+    fn query(state: &State, book: &PairingBook, query: &Query) -> serde_json::Value {
         let Some(d) = day(state, query) else {
             return json!({"on": null, "active": [], "load": {}});
         };
         let mut load: BTreeMap<Uuid, u32> = BTreeMap::new();
         let mut active = Vec::new();
-        for (id, p) in &state.book.pairings {
+        for (id, p) in &book.pairings {
             if p.active_on(d) {
                 let holder = p.holder_on(d).map(|h| h.cadre);
                 if let Some(c) = holder {
@@ -51,7 +48,7 @@ impl Projection for Pairings {
                 active.push(json!({"pairing_id": id, "recipient_id": p.recipient, "cadre_id": holder, "since": p.established}));
             }
         }
-        let history: BTreeMap<Uuid, Vec<serde_json::Value>> = state.book.pairings.iter().fold(BTreeMap::new(), |mut acc, (id, p)| {
+        let history: BTreeMap<Uuid, Vec<serde_json::Value>> = book.pairings.iter().fold(BTreeMap::new(), |mut acc, (id, p)| {
             let entry: &mut Vec<serde_json::Value> = acc.entry(p.recipient).or_default();
             for h in &p.holders {
                 entry.push(json!({"pairing_id": id, "cadre_id": h.cadre, "from": h.from, "pairing_ended": p.ended}));
@@ -60,26 +57,31 @@ impl Projection for Pairings {
         });
         let load_named: BTreeMap<String, serde_json::Value> = load
             .iter()
-            .map(|(c, n)| (c.to_string(), json!({"name": state.book.staff.get(c).map(|s| s.0.clone()), "active_pairings": n})))
+            .map(|(c, n)| {
+                (
+                    c.to_string(),
+                    json!({"name": book.staff.get(c).map(|s| s.0.clone()), "active_pairings": n}),
+                )
+            })
             .collect();
         json!({"on": d, "active_count": active.len(), "active": active, "load": load_named, "recipient_history": history})
     }
 
-    fn figures(state: &State, query: &Query) -> Vec<Figure> {
+    fn figures(state: &State, book: &PairingBook, query: &Query) -> Vec<Figure> {
         let Some(d) = day(state, query) else {
             return Vec::new();
         };
         let mut cadres: BTreeMap<Uuid, Source> = BTreeMap::new();
         let mut by_category: BTreeMap<&'static str, Vec<Source>> = BTreeMap::new();
         let mut recipients_counted: BTreeSet<(Uuid, &'static str)> = BTreeSet::new();
-        for p in state.book.pairings.values().filter(|p| p.active_on(d)) {
+        for p in book.pairings.values().filter(|p| p.active_on(d)) {
             if let Some(h) = p.holder_on(d) {
                 let s = cadres.entry(h.cadre).or_insert(h.source);
                 if h.source.position < s.position {
                     *s = h.source;
                 }
             }
-            let Some(r) = state.book.recipients.get(&p.recipient) else {
+            let Some(r) = book.recipients.get(&p.recipient) else {
                 continue;
             };
             let metric = match r.kind {

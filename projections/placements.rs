@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::facts::sorted_sources;
 use crate::domain::events::PlacementMode;
 use crate::domain::{Date, DomainEvent};
-use crate::projection::{EventView, Figure, Projection, Query, Source};
+use crate::projection::{EventView, Figure, PairingBook, Projection, Query, Source};
 
 pub struct Placements;
 
@@ -90,8 +90,8 @@ impl Projection for Placements {
         }
     }
 
-    fn query(state: &State, query: &Query) -> serde_json::Value {
-        let figures = Self::figures(state, query);
+    fn query(state: &State, book: &PairingBook, query: &Query) -> serde_json::Value {
+        let figures = Self::figures(state, book, query);
         let totals: BTreeMap<String, i64> = figures
             .iter()
             .map(|f| (f.metric.clone(), f.value))
@@ -104,7 +104,7 @@ impl Projection for Placements {
         json!({"period": query.period.map(|p| p.to_string()), "totals": totals, "changes": changes})
     }
 
-    fn figures(state: &State, query: &Query) -> Vec<Figure> {
+    fn figures(state: &State, _book: &PairingBook, query: &Query) -> Vec<Figure> {
         let end = query.period.map(|p| p.to).or(query.on).or(state.last_day);
         let placed: Vec<&Placement> = state
             .placements

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::facts::{Fact, Facts, sorted_sources};
 use crate::domain::DomainEvent;
 use crate::domain::events::AidProgramme;
-use crate::projection::{EventView, Figure, Projection, Query};
+use crate::projection::{EventView, Figure, PairingBook, Projection, Query};
 
 pub struct StudentAid;
 
@@ -66,7 +66,7 @@ impl Projection for StudentAid {
         }
     }
 
-    fn query(state: &State, query: &Query) -> serde_json::Value {
+    fn query(state: &State, _book: &PairingBook, query: &Query) -> serde_json::Value {
         let mut by: BTreeMap<&str, BTreeMap<String, (u64, i64)>> = BTreeMap::new();
         let (mut times, mut paid) = (0u64, 0i64);
         for f in state.payments.matching(|f| query.counts(f.on)) {
@@ -95,7 +95,7 @@ impl Projection for StudentAid {
         json!({"period": query.period.map(|p| p.to_string()), "person_times": times, "paid_fen": paid, "by_programme_and_term": by_json})
     }
 
-    fn figures(state: &State, query: &Query) -> Vec<Figure> {
+    fn figures(state: &State, _book: &PairingBook, query: &Query) -> Vec<Figure> {
         let count = |metric: &str, programme: Option<AidProgramme>, money: bool| {
             let keep = |p: &Payment| programme.is_none_or(|x| p.programme == x);
             let facts: Vec<_> = state

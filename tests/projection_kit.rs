@@ -25,7 +25,9 @@ use carelog::app::{App, Keep, LoggedEvent};
 use carelog::domain::Date;
 use carelog::domain::cloudevent::{IncomingEvent, parse_value, to_cloudevent};
 use carelog::projection::checkpoint::Checkpoints;
-use carelog::projection::{AnyProjection, AsOf, EventView, Figure, Period, Query, Rebuilt, replay};
+use carelog::projection::{
+    AnyProjection, AsOf, EventView, Figure, PairingBook, Period, Query, Rebuilt, Source, replay,
+};
 use carelog::projections::registry;
 use chrono::{Datelike, Duration, FixedOffset, NaiveDate, SecondsFormat, TimeZone, Utc};
 use proptest::prelude::*;
@@ -667,8 +669,17 @@ impl Fixture {
     }
 }
 
-/// The view the engine gives a projection of a logged event.
-fn view(e: &LoggedEvent) -> EventView<'_> {
+/// Folds a logged event into a book, as the engine does before the projections see it.
+fn fold_book(book: &mut PairingBook, e: &LoggedEvent) {
+    let source = Source {
+        id: e.recorded.event_id,
+        position: e.recorded.position,
+    };
+    book.apply(source, &e.event);
+}
+
+/// The view the engine gives a projection of a logged event (`book`: with the event folded in).
+fn view<'a>(e: &'a LoggedEvent, book: &'a PairingBook) -> EventView<'a> {
     EventView {
         position: e.recorded.position,
         event_id: e.recorded.event_id,
@@ -677,7 +688,29 @@ fn view(e: &LoggedEvent) -> EventView<'_> {
         recorded_at: &e.recorded.recorded_at,
         recorded_by: &e.recorded.recorded_by,
         event: &e.event,
+        book,
     }
+}
+
+/// A projection's state and the engine's book as of the same position: what answers are read
+/// from.
+type At<'a> = (&'a (dyn Any + Send), &'a PairingBook);
+
+/// A state with its book, owned.
+struct Folded {
+    state: Box<dyn Any + Send>,
+    book: PairingBook,
+}
+
+impl Folded {
+    fn at(&self) -> At<'_> {
+        (self.state.as_ref(), &self.book)
+    }
+}
+
+/// The `i`th state of a rebuild, with its book.
+fn nth(r: &Rebuilt, i: usize) -> At<'_> {
+    (r.states[i].as_ref(), &r.book)
 }
 
 fn rebuild(
@@ -689,13 +722,15 @@ fn rebuild(
     replay(app.log(), projections, as_of, checkpoints, &mut |_, _| {}).expect("a replay")
 }
 
-/// A fold of the first `n` events in memory, through the erased API.
-fn fold(p: &dyn AnyProjection, events: &[LoggedEvent]) -> Box<dyn Any + Send> {
+/// A fold of the first `n` events in memory, through the erased API, the book folded first.
+fn fold(p: &dyn AnyProjection, events: &[LoggedEvent]) -> Folded {
     let mut state = p.new_state();
+    let mut book = PairingBook::default();
     for e in events {
-        p.apply(state.as_mut(), &view(e));
+        fold_book(&mut book, e);
+        p.apply(state.as_mut(), &view(e, &book));
     }
-    state
+    Folded { state, book }
 }
 
 fn bytes(p: &dyn AnyProjection, state: &(dyn Any + Send)) -> Vec<u8> {
@@ -732,19 +767,14 @@ fn queries() -> Vec<Query> {
 }
 
 /// Every answer a projection gives from a state: query JSON and figures, for each question.
-fn answers(p: &dyn AnyProjection, state: &(dyn Any + Send)) -> Vec<(Value, Vec<Figure>)> {
+fn answers(p: &dyn AnyProjection, (state, book): At<'_>) -> Vec<(Value, Vec<Figure>)> {
     queries()
         .iter()
-        .map(|q| (p.query(state, q), p.figures(state, q)))
+        .map(|q| (p.query(state, book, q), p.figures(state, book, q)))
         .collect()
 }
 
-fn assert_same_answers(
-    p: &dyn AnyProjection,
-    got: &(dyn Any + Send),
-    want: &(dyn Any + Send),
-    what: &str,
-) {
+fn assert_same_answers(p: &dyn AnyProjection, got: At<'_>, want: At<'_>, what: &str) {
     let (g, w) = (answers(p, got), answers(p, want));
     for (i, (g, w)) in g.iter().zip(&w).enumerate() {
         assert_eq!(g.0, w.0, "{}: query {i} differs ({what})", p.name());
@@ -757,14 +787,10 @@ fn assert_same_answers(
     }
 }
 
-fn assert_same_state(
-    p: &dyn AnyProjection,
-    got: &(dyn Any + Send),
-    want: &(dyn Any + Send),
-    what: &str,
-) {
+fn assert_same_state(p: &dyn AnyProjection, got: At<'_>, want: At<'_>, what: &str) {
+    assert!(got.1 == want.1, "{}: the book differs ({what})", p.name());
     assert!(
-        bytes(p, got) == bytes(p, want),
+        bytes(p, got.0) == bytes(p, want.0),
         "{}: encoded state differs ({what})",
         p.name()
     );
@@ -772,11 +798,13 @@ fn assert_same_state(
 }
 
 /// Each projection's state replayed alone, without checkpoints: the reference.
-fn alone(app: &App, p: &dyn AnyProjection, as_of: AsOf) -> Box<dyn Any + Send> {
-    rebuild(app, &[p], as_of, None)
-        .states
-        .pop()
-        .expect("one state")
+fn alone(app: &App, p: &dyn AnyProjection, as_of: AsOf) -> Folded {
+    let mut r = rebuild(app, &[p], as_of, None);
+    let state = r.states.pop().expect("one state");
+    Folded {
+        state,
+        book: r.book,
+    }
 }
 
 // ---- the kit ----------------------------------------------------------------------------
@@ -821,7 +849,7 @@ fn the_generated_store_is_realistic_and_every_projection_sees_something() {
         let full = alone(&fx.app, p, AsOf::Now);
         let empty = p.new_state();
         assert!(
-            bytes(p, full.as_ref()) != bytes(p, empty.as_ref()),
+            bytes(p, full.state.as_ref()) != bytes(p, empty.as_ref()),
             "{}: the kit's store does not exercise it: extend `generate`",
             p.name()
         );
@@ -836,7 +864,12 @@ fn incremental_application_in_random_chunks_equals_a_full_rebuild() {
     let registry = registry();
     let full: Vec<Vec<u8>> = registry
         .iter()
-        .map(|p| bytes(p.as_ref(), alone(&fx.app, p.as_ref(), AsOf::Now).as_ref()))
+        .map(|p| {
+            bytes(
+                p.as_ref(),
+                alone(&fx.app, p.as_ref(), AsOf::Now).state.as_ref(),
+            )
+        })
         .collect();
     let config = Config {
         cases: 12,
@@ -850,13 +883,15 @@ fn incremental_application_in_random_chunks_equals_a_full_rebuild() {
                 let p = p.as_ref();
                 let mut straight = p.new_state();
                 let mut chunked = p.new_state();
+                let mut book = PairingBook::default();
                 let (mut at, mut k) = (0usize, 0usize);
                 while at < fx.events.len() {
                     let end = (at + sizes[k % sizes.len()]).min(fx.events.len());
                     k += 1;
                     for e in &fx.events[at..end] {
-                        p.apply(straight.as_mut(), &view(e));
-                        p.apply(chunked.as_mut(), &view(e));
+                        fold_book(&mut book, e);
+                        p.apply(straight.as_mut(), &view(e, &book));
+                        p.apply(chunked.as_mut(), &view(e, &book));
                     }
                     at = end;
                     let saved = bytes(p, chunked.as_ref());
@@ -918,20 +953,20 @@ fn checkpoint_plus_tail_equals_a_full_rebuild() {
         head - floor(mid),
         "the replay starts from the checkpoint"
     );
-    for (p, state) in all.iter().zip(&now.states) {
+    for (i, p) in all.iter().enumerate() {
         let want = alone(&fx.app, *p, AsOf::Now);
-        assert_same_state(*p, state.as_ref(), want.as_ref(), "checkpoint + tail, head");
+        assert_same_state(*p, nth(&now, i), want.at(), "checkpoint + tail, head");
     }
 
     // As of positions between checkpoints, on and just after one, and the first events.
-    for at in [floor(mid) + 1, 3 * interval, head - 5, head / 3 + 1, 5] {
-        let got = rebuild(&fx.app, &all, AsOf::Position(at), Some(&checkpoints));
-        assert_eq!(got.position, at);
-        assert_eq!(got.events_read, at - floor(at), "as of {at}");
-        for (p, state) in all.iter().zip(&got.states) {
-            let want = alone(&fx.app, *p, AsOf::Position(at));
-            let what = format!("checkpoint + tail as of {at}");
-            assert_same_state(*p, state.as_ref(), want.as_ref(), &what);
+    for pos in [floor(mid) + 1, 3 * interval, head - 5, head / 3 + 1, 5] {
+        let got = rebuild(&fx.app, &all, AsOf::Position(pos), Some(&checkpoints));
+        assert_eq!(got.position, pos);
+        assert_eq!(got.events_read, pos - floor(pos), "as of {pos}");
+        for (i, p) in all.iter().enumerate() {
+            let want = alone(&fx.app, *p, AsOf::Position(pos));
+            let what = format!("checkpoint + tail as of {pos}");
+            assert_same_state(*p, nth(&got, i), want.at(), &what);
         }
     }
 }
@@ -948,8 +983,13 @@ fn two_rebuilds_are_byte_identical() {
     for (i, p) in all.iter().enumerate() {
         let a = bytes(*p, once.states[i].as_ref());
         let b = bytes(*p, twice.states[all.len() - 1 - i].as_ref());
-        let c = bytes(*p, alone(&fx.app, *p, AsOf::Now).as_ref());
-        let d = bytes(*p, fold(*p, &fx.events).as_ref());
+        let c = bytes(*p, alone(&fx.app, *p, AsOf::Now).state.as_ref());
+        let folded = fold(*p, &fx.events);
+        let d = bytes(*p, folded.state.as_ref());
+        assert!(
+            once.book == twice.book && once.book == folded.book,
+            "the book differs between rebuilds"
+        );
         assert!(a == b, "{}: two rebuilds differ", p.name());
         assert!(a == c, "{}: differs alone and in company", p.name());
         assert!(
@@ -959,8 +999,8 @@ fn two_rebuilds_are_byte_identical() {
         );
         // The answers are deterministic too (no hash-map order leaks into the JSON).
         let (x, y) = (
-            answers(*p, once.states[i].as_ref()),
-            answers(*p, twice.states[all.len() - 1 - i].as_ref()),
+            answers(*p, nth(&once, i)),
+            answers(*p, nth(&twice, all.len() - 1 - i)),
         );
         assert_eq!(
             serde_json::to_string(&x.iter().map(|a| &a.0).collect::<Vec<_>>()).ok(),
@@ -995,13 +1035,8 @@ fn deleting_all_checkpoints_changes_no_answer() {
         assert_eq!(without.events_read, with.position);
         for (i, p) in all.iter().enumerate() {
             let what = format!("{at:?}, checkpoints deleted");
-            assert_same_answers(
-                *p,
-                with.states[i].as_ref(),
-                without.states[i].as_ref(),
-                &what,
-            );
-            assert_same_state(*p, with.states[i].as_ref(), none.states[i].as_ref(), &what);
+            assert_same_answers(*p, nth(&with, i), nth(&without, i), &what);
+            assert_same_state(*p, nth(&with, i), nth(&none, i), &what);
         }
         // The replay without checkpoints wrote them again.
         assert!(
@@ -1023,14 +1058,14 @@ fn as_of_a_position_equals_a_rebuild_of_the_prefix() {
     let mut rng = Rng(SEED ^ 0xe);
     let mut positions = vec![0, 1, 2, head - 1, head, head + 10];
     positions.extend((0..6).map(|_| 1 + rng.below(head)));
-    for at in positions {
-        let got = rebuild(&fx.app, &all, AsOf::Position(at), None);
-        let n = at.min(head);
+    for pos in positions {
+        let got = rebuild(&fx.app, &all, AsOf::Position(pos), None);
+        let n = pos.min(head);
         assert_eq!(got.position, n);
-        for (p, state) in all.iter().zip(&got.states) {
+        for (i, p) in all.iter().enumerate() {
             let want = fold(*p, &fx.events[..n as usize]);
-            let what = format!("as of position {at}");
-            assert_same_state(*p, state.as_ref(), want.as_ref(), &what);
+            let what = format!("as of position {pos}");
+            assert_same_state(*p, nth(&got, i), want.at(), &what);
         }
     }
 
@@ -1050,12 +1085,7 @@ fn as_of_a_position_equals_a_rebuild_of_the_prefix() {
     assert_eq!(prefix.last_day, as_of.last_day);
     for (i, p) in all.iter().enumerate() {
         let what = format!("a store of the first {m} events");
-        assert_same_state(
-            *p,
-            prefix.states[i].as_ref(),
-            as_of.states[i].as_ref(),
-            &what,
-        );
+        assert_same_state(*p, nth(&prefix, i), nth(&as_of, i), &what);
     }
 }
 
@@ -1107,23 +1137,25 @@ fn a_checkpoint_from_another_log_is_ignored() {
             .flatten()
             .map(|e| e.chain_hash),
     );
-    for at in [AsOf::Now, AsOf::Position(head / 2)] {
-        let got = rebuild(&fx.app, &all, at, Some(&checkpoints));
+    for when in [AsOf::Now, AsOf::Position(head / 2)] {
+        let got = rebuild(&fx.app, &all, when, Some(&checkpoints));
         assert_eq!(
             got.events_read, got.position,
-            "{at:?}: no foreign checkpoint used"
+            "{when:?}: no foreign checkpoint used"
         );
-        for (p, state) in all.iter().zip(&got.states) {
-            let want = alone(&fx.app, *p, at);
-            let what = format!("{at:?} beside another log's checkpoints");
-            assert_same_state(*p, state.as_ref(), want.as_ref(), &what);
-            // And the foreign state really was different (where there is one): using it
-            // would have been wrong.
-            let foreign = alone(&other.app, *p, at);
+        for (i, p) in all.iter().enumerate() {
+            let state = got.states[i].as_ref();
+            let want = alone(&fx.app, *p, when);
+            let what = format!("{when:?} beside another log's checkpoints");
+            assert_same_state(*p, nth(&got, i), want.at(), &what);
+            // And the foreign state (with its book) really was different (where there is
+            // one): using it would have been wrong.
+            let foreign = alone(&other.app, *p, when);
             let empty = p.new_state();
             assert!(
-                bytes(*p, state.as_ref()) == bytes(*p, empty.as_ref())
-                    || bytes(*p, foreign.as_ref()) != bytes(*p, state.as_ref()),
+                bytes(*p, state) == bytes(*p, empty.as_ref())
+                    || bytes(*p, foreign.state.as_ref()) != bytes(*p, state)
+                    || foreign.book != got.book,
                 "{}: the two logs give the same state, the test proves nothing",
                 p.name()
             );
@@ -1143,14 +1175,9 @@ fn a_checkpoint_from_another_log_is_ignored() {
         head - (m - m % interval),
         "the shared-prefix checkpoint is used"
     );
-    for (p, state) in all.iter().zip(&got.states) {
+    for (i, p) in all.iter().enumerate() {
         let want = alone(&fx.app, *p, AsOf::Now);
-        assert_same_state(
-            *p,
-            state.as_ref(),
-            want.as_ref(),
-            "shared-prefix checkpoint",
-        );
+        assert_same_state(*p, nth(&got, i), want.at(), "shared-prefix checkpoint");
     }
 }
 
@@ -1187,12 +1214,123 @@ fn a_projection_ahead_of_the_replay_is_not_checkpointed_under_an_earlier_positio
         .collect();
     // As of just after each refilled gap, `a` starts from the checkpoint written there.
     for gap in refilled.iter().take(3) {
-        let at = gap + 3;
-        let got = rebuild(&fx.app, &[a], AsOf::Position(at), Some(&checkpoints));
+        let pos = gap + 3;
+        let got = rebuild(&fx.app, &[a], AsOf::Position(pos), Some(&checkpoints));
         assert_eq!(got.events_read, 3, "the checkpoint at {gap} is used");
-        let want = alone(&fx.app, a, AsOf::Position(at));
+        let want = alone(&fx.app, a, AsOf::Position(pos));
         let what =
-            format!("as of {at}, from the checkpoint written at {gap} during another replay");
-        assert_same_state(a, got.states[0].as_ref(), want.as_ref(), &what);
+            format!("as of {pos}, from the checkpoint written at {gap} during another replay");
+        assert_same_state(a, nth(&got, 0), want.at(), &what);
     }
+}
+
+/// The engine's shared book is checkpointed beside the states. A replay that finds a book
+/// checkpoint older than a projection's (or none) starts the book there (or from 0), lets each
+/// projection skip what its own checkpoint holds, and gives the states, book and answers of a
+/// rebuild from scratch.
+#[test]
+fn a_book_checkpoint_older_than_the_projections_gives_a_from_scratch_rebuild() {
+    use carelog::projection::book::BOOK_VERSION;
+    use carelog::projection::checkpoint::BOOK_NAME;
+    let fx = Fixture::build(SEED);
+    let registry = registry();
+    assert!(
+        registry.iter().all(|p| p.name() != BOOK_NAME),
+        "no projection may be checkpointed under the book's name"
+    );
+    let all: Vec<&dyn AnyProjection> = registry.iter().map(|p| p.as_ref()).collect();
+    let head = fx.head();
+    let interval = 89;
+    let store = fx.scratch("book");
+    let checkpoints = Checkpoints::for_store(&store).with_interval(interval);
+    rebuild(&fx.app, &all, AsOf::Now, Some(&checkpoints));
+    let written: Vec<u64> = (1..=head / interval).map(|k| k * interval).collect();
+    assert_eq!(checkpoints.positions(BOOK_NAME, BOOK_VERSION), written);
+    for p in &all {
+        assert_eq!(checkpoints.positions(p.name(), p.version()), written);
+    }
+    let book_file = |at: u64| {
+        store
+            .join("checkpoints")
+            .join(format!("{BOOK_NAME}-v{BOOK_VERSION}-{at:020}.ckpt"))
+    };
+    let scratch = |as_of: AsOf| rebuild(&fx.app, &all, as_of, None);
+    let same = |got: &Rebuilt, want: &Rebuilt, what: &str| {
+        assert!(got.book == want.book, "the book differs ({what})");
+        for (i, p) in all.iter().enumerate() {
+            assert_same_state(*p, nth(got, i), nth(want, i), what);
+        }
+    };
+
+    // Every book checkpoint but the second one removed (before each replay: a replay writes
+    // the book's checkpoints again as it passes): the projections start from their latest
+    // checkpoint, the book from the second one.
+    let kept = written[1];
+    let keep_only = |kept: Option<u64>| {
+        for at in checkpoints.positions(BOOK_NAME, BOOK_VERSION) {
+            if Some(at) != kept {
+                std::fs::remove_file(book_file(at)).expect("a book checkpoint removed");
+            }
+        }
+    };
+    for pos in [head, head - 3, written[written.len() / 2] + 1] {
+        keep_only(Some(kept));
+        let got = rebuild(&fx.app, &all, AsOf::Position(pos), Some(&checkpoints));
+        assert_eq!(
+            got.events_read,
+            pos - kept,
+            "as of {pos}: the book starts from its checkpoint at {kept}"
+        );
+        same(
+            &got,
+            &scratch(AsOf::Position(pos)),
+            &format!("book from {kept}, as of {pos}"),
+        );
+    }
+    // Earlier than the only book checkpoint: everything from 0.
+    keep_only(Some(kept));
+    let early = kept - 1;
+    let got = rebuild(&fx.app, &all, AsOf::Position(early), Some(&checkpoints));
+    assert_eq!(got.events_read, early);
+    same(
+        &got,
+        &scratch(AsOf::Position(early)),
+        "before the book's checkpoint",
+    );
+
+    // No book checkpoint at all (a store checkpointed by an older build): from 0, right, and
+    // the book's checkpoints are written again.
+    keep_only(None);
+    let got = rebuild(&fx.app, &all, AsOf::Now, Some(&checkpoints));
+    assert_eq!(got.events_read, head, "no book checkpoint: from the start");
+    same(&got, &scratch(AsOf::Now), "no book checkpoint");
+    assert_eq!(checkpoints.positions(BOOK_NAME, BOOK_VERSION), written);
+
+    // One projection's checkpoints gone, another's kept: the book replays from 0 beside the
+    // first, the second skips what its checkpoint holds.
+    let (a, b) = (all[0], all[1]);
+    for at in checkpoints.positions(b.name(), b.version()) {
+        std::fs::remove_file(store.join("checkpoints").join(format!(
+            "{}-v{}-{at:020}.ckpt",
+            b.name(),
+            b.version()
+        )))
+        .expect("a checkpoint removed");
+    }
+    let got = rebuild(&fx.app, &[a, b], AsOf::Now, Some(&checkpoints));
+    assert_eq!(got.events_read, head);
+    let want = rebuild(&fx.app, &[a, b], AsOf::Now, None);
+    assert!(got.book == want.book);
+    assert_same_state(
+        a,
+        nth(&got, 0),
+        nth(&want, 0),
+        "a from its checkpoint, b from 0",
+    );
+    assert_same_state(
+        b,
+        nth(&got, 1),
+        nth(&want, 1),
+        "a from its checkpoint, b from 0",
+    );
 }

@@ -10,8 +10,8 @@ use carelog::app::{App, Keep};
 use carelog::domain::cloudevent::{IncomingEvent, parse_value};
 use carelog::projection::engine::position_as_of;
 use carelog::projection::{
-    Adjustment, AdjustmentKind, AnyProjection, AsOf, Figure, Period, Query, Registered, Source,
-    replay,
+    Adjustment, AdjustmentKind, AnyProjection, AsOf, Figure, PairingBook, Period, Query,
+    Registered, Source, replay,
 };
 use carelog::projections::registry;
 use carelog::time::parse_instant;
@@ -82,21 +82,26 @@ impl Store {
         )
     }
 
-    /// A projection's state now, replayed from the log as `carelog project` does.
-    fn state_of(&self, p: &dyn AnyProjection) -> Box<dyn Any + Send> {
+    /// A projection's state now, replayed from the log as `carelog project` does, with the
+    /// engine's book.
+    fn state_of(&self, p: &dyn AnyProjection) -> (Box<dyn Any + Send>, PairingBook) {
         let rebuilt =
             replay(self.app.log(), &[p], AsOf::Now, None, &mut |_, _| {}).expect("a replay");
-        rebuilt.states.into_iter().next().expect("one state")
+        let book = rebuilt.book;
+        let state = rebuilt.states.into_iter().next().expect("one state");
+        (state, book)
     }
 
     fn query(&self, name: &str, q: &Query) -> Value {
         let p = projection(name);
-        p.query(self.state_of(p.as_ref()).as_ref(), q)
+        let (state, book) = self.state_of(p.as_ref());
+        p.query(state.as_ref(), &book, q)
     }
 
     fn figures(&self, name: &str, q: &Query) -> Vec<Figure> {
         let p = projection(name);
-        p.figures(self.state_of(p.as_ref()).as_ref(), q)
+        let (state, book) = self.state_of(p.as_ref());
+        p.figures(state.as_ref(), &book, q)
     }
 
     fn figure(&self, name: &str, metric: &str, q: &Query) -> Figure {
@@ -1699,7 +1704,11 @@ fn as_of_a_time_before_any_event_gives_empty_states() {
             p.name()
         );
         // Every figure of an empty state is zero, with no events behind it.
-        for f in p.figures(state.as_ref(), &period("2023-01-01", "2023-12-31")) {
+        for f in p.figures(
+            state.as_ref(),
+            &rebuilt.book,
+            &period("2023-01-01", "2023-12-31"),
+        ) {
             assert_eq!(
                 (f.value, f.events.len()),
                 (0, 0),
@@ -1716,7 +1725,11 @@ fn as_of_a_time_before_any_event_gives_empty_states() {
     );
     let empty = projection("pairings");
     assert_eq!(
-        empty.query(empty.new_state().as_ref(), &Query::default()),
+        empty.query(
+            empty.new_state().as_ref(),
+            &PairingBook::default(),
+            &Query::default()
+        ),
         json!({"on": null, "active": [], "load": {}})
     );
 }
@@ -1739,7 +1752,7 @@ mod channels {
 
     use carelog::domain::DomainEvent;
     use carelog::domain::events::Channel;
-    use carelog::projection::{EventView, Figure, Projection, Query};
+    use carelog::projection::{EventView, Figure, PairingBook, Projection, Query};
     use carelog::projections::facts::{Fact, Facts, sorted_sources};
 
     pub struct Channels;
@@ -1783,15 +1796,15 @@ mod channels {
             }
         }
 
-        fn query(state: &State, query: &Query) -> serde_json::Value {
-            let counts: BTreeMap<String, i64> = Self::figures(state, query)
+        fn query(state: &State, book: &PairingBook, query: &Query) -> serde_json::Value {
+            let counts: BTreeMap<String, i64> = Self::figures(state, book, query)
                 .into_iter()
                 .map(|f| (f.metric, f.value))
                 .collect();
             json!({"period": query.period.map(|p| p.to_string()), "counts": counts})
         }
 
-        fn figures(state: &State, query: &Query) -> Vec<Figure> {
+        fn figures(state: &State, _book: &PairingBook, query: &Query) -> Vec<Figure> {
             CHANNELS
                 .iter()
                 .map(|(c, metric)| {
@@ -1835,13 +1848,13 @@ fn the_readme_example_projection_counts_contacts_by_channel() {
 
     let channels = Registered::<channels::Channels>::boxed();
     assert_eq!(channels.name(), "channels");
-    let state = st.state_of(channels.as_ref());
+    let (state, book) = st.state_of(channels.as_ref());
     let year = period("2023-01-01", "2023-12-31");
     assert_eq!(
-        channels.query(state.as_ref(), &year),
+        channels.query(state.as_ref(), &book, &year),
         json!({"period": "2023-01-01..2023-12-31", "counts": {"contacts_by_phone": 1, "contacts_by_video": 2, "contacts_by_message": 1}})
     );
-    let figures = channels.figures(state.as_ref(), &year);
+    let figures = channels.figures(state.as_ref(), &book, &year);
     assert_eq!(figures[0].events, vec![phone1]);
     assert_eq!(
         figures[0].adjustments,
@@ -1853,7 +1866,7 @@ fn the_readme_example_projection_counts_contacts_by_channel() {
     assert_eq!(figures[1].events, vec![phone3, video]);
     assert!(figures[1].adjustments.is_empty());
     assert_eq!(figures[2].events, vec![message]);
-    let feb = channels.query(state.as_ref(), &period("2023-02-01", "2023-02-28"));
+    let feb = channels.query(state.as_ref(), &book, &period("2023-02-01", "2023-02-28"));
     assert_eq!(
         feb["counts"],
         json!({"contacts_by_phone": 1, "contacts_by_video": 2, "contacts_by_message": 0})

@@ -473,6 +473,8 @@ pub type ProgressFn<'a> = &'a mut dyn FnMut(u64, u64);
 struct Replayed {
     registry: Vec<Box<dyn AnyProjection>>,
     states: Vec<Box<dyn std::any::Any + Send>>,
+    /// The engine's shared pairing book, as of the same position as the states.
+    book: crate::projection::PairingBook,
     names: Vec<&'static str>,
     info: AsOfInfo,
     as_of_day: Option<Date>,
@@ -484,7 +486,7 @@ impl Replayed {
             return Vec::new();
         };
         let p = self.registry.iter().find(|p| p.name() == projection);
-        p.map(|p| p.figures(self.states[i].as_ref(), query))
+        p.map(|p| p.figures(self.states[i].as_ref(), &self.book, query))
             .unwrap_or_default()
     }
 
@@ -546,6 +548,7 @@ impl App {
         Ok(Replayed {
             registry,
             states: rebuilt.states,
+            book: rebuilt.book,
             names,
             info,
             as_of_day,
@@ -644,7 +647,7 @@ impl App {
             .iter()
             .find(|p| p.name() == name)
             .ok_or_else(|| AppError::Usage(format!("unknown projection {name:?}")))?;
-        let mut view = p.query(replayed.states[0].as_ref(), &query);
+        let mut view = p.query(replayed.states[0].as_ref(), &replayed.book, &query);
         view["as_of"] = json!(replayed.info);
         Ok(view)
     }

@@ -1,12 +1,18 @@
 //! The engine: one pass over the log feeding every projection, as of a position or a recorded
 //! time, starting from the best checkpoints.
+//!
+//! The engine also keeps the one shared [`PairingBook`]: each event is folded into the book
+//! first, then handed (with the book) to every projection. The book is checkpointed beside the
+//! states; a replay starts it from a book checkpoint at or before every projection's own start
+//! (or from position 0), so every projection sees the book exactly as of the event it applies.
 
 use std::any::Any;
 
 use uuid::Uuid;
 
+use super::book::PairingBook;
 use super::checkpoint::Checkpoints;
-use super::{AnyProjection, EventView};
+use super::{AnyProjection, EventView, Source};
 use crate::domain::{Date, DomainEvent};
 use crate::log::{Log, LogError};
 use crate::time::{self, Instant};
@@ -36,9 +42,11 @@ pub enum EngineError {
 /// Called now and then with (events done, events to do).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
-/// Projection states after a replay, in the order of the projections given.
+/// Projection states after a replay, in the order of the projections given, and the shared book
+/// as of the same position (what their `query` and `figures` read beside their states).
 pub struct Rebuilt {
     pub states: Vec<Box<dyn Any + Send>>,
+    pub book: PairingBook,
     /// The last position applied.
     pub position: u64,
     /// The day of the last event applied, or None for an empty log.
@@ -107,7 +115,13 @@ pub fn replay(
             }
         }
     }
-    let from = starts.iter().copied().min().unwrap_or(target);
+    // The book must have applied every event before any projection sees the next one: it starts
+    // at or before the earliest projection start.
+    let earliest = starts.iter().copied().min().unwrap_or(target);
+    let (book_start, mut book) = checkpoints
+        .and_then(|c| c.load_best_book(log, earliest))
+        .unwrap_or_default();
+    let from = book_start;
     let mut last_day = None;
     let mut events_read = 0u64;
     let total = target.saturating_sub(from);
@@ -122,6 +136,13 @@ pub fn replay(
         let occurred_at = time::from_stored(&stored.occurred_at).map_err(LogError::from)?;
         let recorded_at = time::from_stored(&stored.recorded_at).map_err(LogError::from)?;
         let occurred_on = Date(time::shanghai_date(&occurred_at));
+        book.apply(
+            Source {
+                id: Uuid::from_bytes(stored.event_id),
+                position: stored.position,
+            },
+            &event,
+        );
         let view = EventView {
             position: stored.position,
             event_id: Uuid::from_bytes(stored.event_id),
@@ -130,6 +151,7 @@ pub fn replay(
             recorded_at: &recorded_at,
             recorded_by: stored.recorded_by,
             event: &event,
+            book: &book,
         };
         for ((p, state), start) in projections.iter().zip(states.iter_mut()).zip(&starts) {
             if stored.position > *start {
@@ -145,7 +167,8 @@ pub fn replay(
             && c.is_due(stored.position)
         {
             // Only a state that is exactly at this position may be saved under it: one that
-            // started from a later checkpoint is already past it.
+            // started from a later checkpoint is already past it. The book always is.
+            c.save_book(stored.position, &stored.chain_hash, &book);
             for ((p, state), start) in projections.iter().zip(&states).zip(&starts) {
                 if stored.position > *start {
                     c.save(*p, stored.position, &stored.chain_hash, state.as_ref());
@@ -162,6 +185,7 @@ pub fn replay(
     progress(events_read, total);
     Ok(Rebuilt {
         states,
+        book,
         position: target,
         last_day,
         events_read,

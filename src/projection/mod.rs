@@ -8,9 +8,15 @@
 //! ([`checkpoint`]). Questions about a state ("totals for 2023", "who is overdue on a date") are
 //! answered by the projection's `query`, from the state alone, with a [`Query`].
 //!
+//! Beside the states the engine keeps one [`PairingBook`] (`book.rs`: every pairing, recipient
+//! and staff member with their lifecycles), folded before the projections see each event and
+//! checkpointed like them. Projections read it (`EventView::book` in `apply`, the `book`
+//! argument of `query` and `figures`) instead of each keeping a copy in its state.
+//!
 //! The projections themselves live in `projections/` at the top of the repository, one file each,
 //! listed in `projections/mod.rs`'s registry.
 
+pub mod book;
 pub mod checkpoint;
 pub mod engine;
 
@@ -22,10 +28,11 @@ use uuid::Uuid;
 use crate::domain::{Date, DomainEvent};
 use crate::time::Instant;
 
+pub use book::PairingBook;
 pub use engine::{AsOf, Progress, Rebuilt, position_as_of, replay};
 
 /// One event as a projection sees it: decoded once by the engine, shared by all projections.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct EventView<'a> {
     pub position: u64,
     pub event_id: Uuid,
@@ -35,6 +42,24 @@ pub struct EventView<'a> {
     pub recorded_at: &'a Instant,
     pub recorded_by: &'a str,
     pub event: &'a DomainEvent,
+    /// The shared book with this event already folded in (the engine folds the book first).
+    pub book: &'a PairingBook,
+}
+
+impl std::fmt::Debug for EventView<'_> {
+    /// Everything but the book's content (the whole programme's registry): its size only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventView")
+            .field("position", &self.position)
+            .field("event_id", &self.event_id)
+            .field("occurred_at", &self.occurred_at)
+            .field("occurred_on", &self.occurred_on)
+            .field("recorded_at", &self.recorded_at)
+            .field("recorded_by", &self.recorded_by)
+            .field("event", &self.event)
+            .field("book_pairings", &self.book.pairings.len())
+            .finish()
+    }
 }
 
 impl EventView<'_> {
@@ -154,11 +179,12 @@ pub trait Projection: Send + Sync + 'static {
     /// Folds one event in. Pure: no IO, no clock, no randomness.
     fn apply(state: &mut Self::State, event: &EventView<'_>);
 
-    /// Answers from the state: a JSON view for `carelog project NAME --json`.
-    fn query(state: &Self::State, query: &Query) -> serde_json::Value;
+    /// Answers from the state and the shared book as of the same position: a JSON view for
+    /// `carelog project NAME --json`.
+    fn query(state: &Self::State, book: &PairingBook, query: &Query) -> serde_json::Value;
 
     /// The figures this projection computes (for the report and `explain`), with provenance.
-    fn figures(_state: &Self::State, _query: &Query) -> Vec<Figure> {
+    fn figures(_state: &Self::State, _book: &PairingBook, _query: &Query) -> Vec<Figure> {
         Vec::new()
     }
 }
@@ -172,8 +198,13 @@ pub trait AnyProjection: Send + Sync {
     fn apply(&self, state: &mut (dyn Any + Send), event: &EventView<'_>);
     fn encode_state(&self, state: &(dyn Any + Send)) -> Result<Vec<u8>, crate::codec::CodecError>;
     fn decode_state(&self, bytes: &[u8]) -> Result<Box<dyn Any + Send>, crate::codec::CodecError>;
-    fn query(&self, state: &(dyn Any + Send), query: &Query) -> serde_json::Value;
-    fn figures(&self, state: &(dyn Any + Send), query: &Query) -> Vec<Figure>;
+    fn query(
+        &self,
+        state: &(dyn Any + Send),
+        book: &PairingBook,
+        query: &Query,
+    ) -> serde_json::Value;
+    fn figures(&self, state: &(dyn Any + Send), book: &PairingBook, query: &Query) -> Vec<Figure>;
 }
 
 /// The adapter from a [`Projection`] to [`AnyProjection`].
@@ -225,10 +256,15 @@ impl<P: Projection> AnyProjection for Registered<P> {
         let s: P::State = crate::codec::decode_state("projection state", bytes)?;
         Ok(Box::new(s))
     }
-    fn query(&self, state: &(dyn Any + Send), query: &Query) -> serde_json::Value {
-        P::query(state_of::<P>(state), query)
+    fn query(
+        &self,
+        state: &(dyn Any + Send),
+        book: &PairingBook,
+        query: &Query,
+    ) -> serde_json::Value {
+        P::query(state_of::<P>(state), book, query)
     }
-    fn figures(&self, state: &(dyn Any + Send), query: &Query) -> Vec<Figure> {
-        P::figures(state_of::<P>(state), query)
+    fn figures(&self, state: &(dyn Any + Send), book: &PairingBook, query: &Query) -> Vec<Figure> {
+        P::figures(state_of::<P>(state), book, query)
     }
 }

@@ -1,6 +1,10 @@
 //! [`PairingBook`]: who was paired with whom, when, and what each recipient was certified as.
-//! Shared by the projections that need "the cadre holding this pairing on that day" (activity
-//! totals, coverage, pairings), so the rule is written once.
+//!
+//! The engine keeps one book beside the projection states: it folds each event into the book
+//! before any projection sees the event, hands it to `apply` (`EventView::book`) and to
+//! `query`/`figures`, and checkpoints it like a projection (`book-vBOOK_VERSION-POSITION.ckpt`).
+//! So the projections that need "the cadre holding this pairing on that day" (activity totals,
+//! coverage, funds, pairings) share one copy of it, and the rule is written once.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +13,11 @@ use uuid::Uuid;
 
 use crate::domain::events::{Category, RecipientKind};
 use crate::domain::{Date, DomainEvent};
-use crate::projection::{EventView, Source};
+use crate::projection::Source;
+
+/// Bumped whenever [`PairingBook::apply`] or the book's layout changes: old book checkpoints
+/// are then never used.
+pub const BOOK_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CategorySpan {
@@ -77,14 +85,15 @@ pub struct PairingBook {
 }
 
 impl PairingBook {
-    /// Folds the registry and pairing events in; other events are ignored.
-    pub fn apply(&mut self, ev: &EventView<'_>) {
+    /// Folds the registry and pairing events in; other events are ignored. `source` is the
+    /// event's id and position.
+    pub fn apply(&mut self, source: Source, event: &DomainEvent) {
         use DomainEvent as E;
-        match ev.event {
+        match event {
             E::StaffRegistered(e) => {
                 self.staff
                     .insert(e.person_id, (e.name.clone(), vec![(e.since, e.unit_id)]));
-                self.created_by.insert(ev.event_id, e.person_id);
+                self.created_by.insert(source.id, e.person_id);
             }
             E::StaffMoved(e) => {
                 if let Some(s) = self.staff.get_mut(&e.person_id) {
@@ -100,7 +109,7 @@ impl PairingBook {
                         categories: Vec::new(),
                     },
                 );
-                self.created_by.insert(ev.event_id, e.recipient_id);
+                self.created_by.insert(source.id, e.recipient_id);
             }
             E::CategoryCertified(e) => {
                 if let Some(r) = self.recipients.get_mut(&e.recipient_id) {
@@ -108,7 +117,7 @@ impl PairingBook {
                         category: e.category,
                         from: e.from,
                         to: e.to,
-                        source: ev.source(),
+                        source,
                     });
                 }
             }
@@ -132,21 +141,21 @@ impl PairingBook {
                         holders: vec![Holder {
                             cadre: e.cadre_id,
                             from: e.on,
-                            source: ev.source(),
+                            source,
                         }],
                         ended: None,
                         suspensions: Vec::new(),
-                        source: ev.source(),
+                        source,
                     },
                 );
-                self.created_by.insert(ev.event_id, e.pairing_id);
+                self.created_by.insert(source.id, e.pairing_id);
             }
             E::PairingTransferred(e) => {
                 if let Some(p) = self.pairings.get_mut(&e.pairing_id) {
                     p.holders.push(Holder {
                         cadre: e.to_cadre_id,
                         from: e.on,
-                        source: ev.source(),
+                        source,
                     });
                 }
             }
