@@ -1,5 +1,7 @@
 //! `coverage`: pairings with no contact, or no home visit, within N days (`days`, default 30) of
-//! a day: the duty overdue, charged to whoever held the pairing on that day.
+//! a day: the duty overdue, charged to whoever held the pairing on that day. A pairing owes
+//! nothing until it has been active N days (since it was established, or resumed after a
+//! suspension).
 
 use std::collections::BTreeMap;
 
@@ -79,7 +81,13 @@ impl Projection for Coverage {
         }
         let mut overdue = Vec::new();
         let mut by_cadre: BTreeMap<String, u32> = BTreeMap::new();
-        for (id, p) in book.pairings.iter().filter(|(_, p)| p.active_on(d)) {
+        // A pairing active for fewer than N days (new, or resumed after a suspension) owes
+        // nothing yet: its N days have not run.
+        let owing = book
+            .pairings
+            .iter()
+            .filter(|(_, p)| p.active_on(d) && p.active_since(d) <= since);
+        for (id, p) in owing {
             let (contact, visit) = last.get(id).copied().unwrap_or_default();
             let no_contact = contact.is_none_or(|c| c < since);
             let no_visit = visit.is_none_or(|v| v < since);

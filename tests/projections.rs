@@ -1552,6 +1552,51 @@ fn a_pairing_without_contact_within_n_days_is_overdue_and_charged_to_the_holder(
     assert_eq!(after["overdue"][1]["last_contact"], Value::Null);
 }
 
+/// The N days run from the day a pairing became active: a new pairing, or one resumed after a
+/// suspension, owes nothing until then; after that it is overdue like any other.
+#[test]
+fn a_pairing_active_for_fewer_than_n_days_is_not_yet_overdue() {
+    let st = Store::new();
+    let w = world(&st);
+    let r1 = person(&st, 101, w.township, &[("orphan", "2022-09-01")]);
+    let r2 = person(&st, 102, w.township, &[("severely_disabled", "2022-09-01")]);
+    let (new_pairing, _) = pair(&st, 201, w.a, r1, "2023-03-20");
+    let (resumed, _) = pair(&st, 202, w.b, r2, "2022-12-01");
+    st.add(
+        "carelog.pairing.suspended",
+        "2023-02-01",
+        json!({"pairing_id": resumed, "on": "2023-02-01", "reason": "in hospital"}),
+    );
+    st.add(
+        "carelog.pairing.resumed",
+        "2023-03-25",
+        json!({"pairing_id": resumed, "on": "2023-03-25"}),
+    );
+    let overdue = |day: &str| -> Vec<Value> {
+        let v = st.query("coverage", &with(on(day), "days", "30"));
+        let mut ids: Vec<Value> = v["overdue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["pairing_id"].clone())
+            .collect();
+        ids.sort_by_key(|id| id.to_string());
+        ids
+    };
+    // Established 12 days before, resumed 7 days before: neither owes anything yet.
+    assert_eq!(overdue("2023-04-01"), Vec::<Value>::new());
+    // Exactly 30 days after each began, with no contact: both are overdue.
+    assert_eq!(overdue("2023-04-19"), vec![json!(new_pairing)]);
+    let mut both = vec![json!(new_pairing), json!(resumed)];
+    both.sort_by_key(|id| id.to_string());
+    assert_eq!(overdue("2023-04-24"), both);
+    // Before its suspension the second pairing had been active since December: overdue then
+    // (the later resumption does not reach back), not yet 30 days in; suspended, it owes nothing.
+    assert_eq!(overdue("2022-12-30"), Vec::<Value>::new());
+    assert_eq!(overdue("2023-01-15"), vec![json!(resumed)]);
+    assert_eq!(overdue("2023-03-01"), Vec::<Value>::new());
+}
+
 // ---- claims ---------------------------------------------------------------------------------
 
 #[test]

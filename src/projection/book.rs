@@ -72,6 +72,17 @@ impl PairingEntry {
     pub fn holder_on(&self, d: Date) -> Option<&Holder> {
         self.holders.iter().rev().find(|h| h.from <= d)
     }
+
+    /// The first day of the stretch of activity that `d` falls in: the day it was established,
+    /// or the day it resumed after the last suspension that ended on or before `d`. A duty to
+    /// keep in touch runs from there.
+    pub fn active_since(&self, d: Date) -> Date {
+        self.suspensions
+            .iter()
+            .filter_map(|(_, to)| *to)
+            .filter(|to| *to <= d)
+            .fold(self.established, Date::max)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
