@@ -745,9 +745,9 @@ fn run_child(kind: &str, path: &Path, until: u64, rounds: usize) -> RebuildRepor
     serde_json::from_str(line).expect("report json")
 }
 
-/// The as-of log in full mode: 2 M events. Checkpoints hold the whole projection state (about
-/// 120 bytes per event of the log so far, encoded), one every 50 k events, so the checkpoint pass
-/// over a 10 M-event log would write about 120 GB; 2 M writes about 5 GB.
+/// The as-of log in full mode: 2 M events. Checkpoints hold the whole projection state and the
+/// book (about 95 bytes per event of the log so far, encoded), one every 50 k events, so the
+/// checkpoint pass over a 10 M-event log would write about 95 GB; 2 M writes about 4 GB.
 const FULL_ASOF_EVENTS: u64 = 2_000_000;
 
 // ---- main ----------------------------------------------------------------------------------
