@@ -361,6 +361,7 @@ fn acknowledged_events_survive_kill_9() {
             // A commit cut between its segments and its head: never acknowledged.
             rounds_with_a_discarded_tail += 1;
             assert_eq!(tail.from_position, head + 1, "{tail:?}: {}", context());
+            assert!(tail.continues_head, "{tail:?}: {}", context());
             assert!(
                 out.acks.iter().all(|a| a.1 <= head),
                 "an acknowledged event was past the head: {}",

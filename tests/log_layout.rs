@@ -92,7 +92,7 @@ fn store_with_an_interrupted_commit(dir: &Path) -> Vec<NewEvent> {
             .unwrap();
         log.append(AppendBatch::new(second.clone())).unwrap();
     }
-    let db = SledStorage::sled_config(dir).open().unwrap();
+    let db = open_sled(dir);
     let tree = db.open_tree("carelog-log-v1").unwrap();
     let segment: SegmentV1 =
         codec::decode("segment", &tree.get(keys::segment(1)).unwrap().unwrap()).unwrap();
@@ -110,8 +110,8 @@ fn store_with_an_interrupted_commit(dir: &Path) -> Vec<NewEvent> {
     second
 }
 
-/// The keys past the stored head were never acknowledged: the next open removes them (and
-/// says so), readers never see them, and the next commit takes their positions.
+/// The keys past the stored head were never acknowledged: the next open sets them aside (kept
+/// under `Q`, and says so), readers never see them, and the next commit takes their positions.
 #[test]
 fn keys_past_the_stored_head_are_discarded_at_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,6 +123,7 @@ fn keys_past_the_stored_head_are_discarded_at_open() {
             from_position: 31,
             segments: 1,
             index_chunks: 1,
+            continues_head: true,
         })
     );
     assert_eq!(log.head_position(), 30);
@@ -138,6 +139,105 @@ fn keys_past_the_stored_head_are_discarded_at_open() {
     assert_eq!(log.discarded_at_open(), None);
     assert_eq!(log.head_position(), 60);
     assert!(log.verify(true, None, &mut |_| {}).unwrap().intact);
+    drop(log);
+    // The set-aside keys are kept, byte for byte, as evidence.
+    let db = open_sled(dir.path());
+    let tree = db.open_tree("carelog-log-v1").unwrap();
+    let kept = tree
+        .get(keys::set_aside(&keys::segment(31)))
+        .unwrap()
+        .unwrap();
+    let segment: SegmentV1 = codec::decode("segment", &kept).unwrap();
+    assert_eq!(segment.events.len(), 30);
+    assert!(
+        tree.get(keys::set_aside(&keys::index_chunk(31)))
+            .unwrap()
+            .is_some()
+    );
+}
+
+fn open_sled(dir: &Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match SledStorage::sled_config(dir).open() {
+            Ok(db) => return db,
+            // The lock lingers for some milliseconds after the log closed.
+            Err(e) if started.elapsed() < std::time::Duration::from_secs(10) => {
+                assert!(e.to_string().contains("could not acquire lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// A segment past the head that does not continue it (here: a copy of the first segment under a
+/// later key) is not a crash's doing: it is set aside with a warning, and `verify` fails.
+#[test]
+fn keys_past_the_head_that_do_not_continue_it_are_set_aside_and_fail_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+        log.append(AppendBatch::new((1..=30).map(|n| event(n, 100)).collect()))
+            .unwrap();
+    }
+    {
+        let db = open_sled(dir.path());
+        let tree = db.open_tree("carelog-log-v1").unwrap();
+        let first = tree.get(keys::segment(1)).unwrap().unwrap();
+        tree.insert(keys::segment(31), first).unwrap();
+        db.flush().unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_carelog"))
+        .args(["--data", dir.path().to_str().unwrap(), "verify"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("WARNING") && stderr.contains("do not continue it"),
+        "{stderr}"
+    );
+    let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+    assert_eq!(log.head_position(), 30);
+    assert!(log.verify(true, None, &mut |_| {}).unwrap().intact);
+}
+
+/// A head naming a position no stored event holds (its segment lost): reads and verify go on,
+/// appends are refused rather than written after a gap.
+#[test]
+fn a_head_without_its_events_refuses_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+        log.append(AppendBatch::new((1..=30).map(|n| event(n, 100)).collect()))
+            .unwrap();
+        log.append(AppendBatch::new((31..=60).map(|n| event(n, 100)).collect()))
+            .unwrap();
+    }
+    {
+        let db = open_sled(dir.path());
+        let tree = db.open_tree("carelog-log-v1").unwrap();
+        tree.remove(keys::segment(31)).unwrap().unwrap();
+        tree.remove(keys::index_chunk(31)).unwrap().unwrap();
+        db.flush().unwrap();
+    }
+    let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+    assert_eq!(log.head_position(), 60);
+    let err = log
+        .append(AppendBatch::new(vec![event(61, 100)]))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            carelog::log::LogError::HeadWithoutEvents { head: 60, .. }
+        ),
+        "{err}"
+    );
+    let report = log.verify(true, None, &mut |_| {}).unwrap();
+    assert!(!report.intact);
+    assert_eq!(report.problem.unwrap().position, 31);
+    assert_eq!(log.head_position(), 60, "nothing was written");
 }
 
 /// The command line says what an open removed: nothing is dropped silently.
@@ -152,8 +252,48 @@ fn the_command_line_notes_a_discarded_tail() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("removed") && stderr.contains("from position 31"),
+        stderr.contains("set aside") && stderr.contains("from position 31"),
         "{stderr}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("intact: 30 events"));
+}
+
+/// A store made with sled's old 512 KiB segments (before blob files were ruled out) opens and
+/// works, with a warning that says how to move it to the current layout.
+#[test]
+fn a_store_with_the_old_sled_segment_size_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(
+        sled::Config::new()
+            .path(dir.path())
+            .segment_size(512 * 1024)
+            .open()
+            .unwrap(),
+    );
+    let log = open_retrying(dir.path());
+    log.append(AppendBatch::new(vec![event(1, 100)])).unwrap();
+    let warnings = log.store_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("512 KiB") && warnings[0].contains("carelog export"),
+        "{warnings:?}"
+    );
+    drop(log);
+    let fresh = tempfile::tempdir().unwrap();
+    let log = open_retrying(fresh.path());
+    assert_eq!(log.store_warnings(), Vec::<String>::new());
+}
+
+fn open_retrying(dir: &Path) -> Log {
+    let started = std::time::Instant::now();
+    loop {
+        match Log::open(dir, OpenOptions::default()) {
+            Ok(log) => return log,
+            Err(e) if started.elapsed() < std::time::Duration::from_secs(10) => {
+                assert!(e.to_string().contains("locked"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
 }

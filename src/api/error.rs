@@ -160,7 +160,7 @@ fn from_log(e: LogError, index: Option<usize>) -> ApiError {
                 .with_field(field)
                 .with_index(Some(index))
         }
-        LogError::Poisoned(_) | LogError::WriterGone => {
+        LogError::Poisoned(_) | LogError::WriterGone | LogError::HeadWithoutEvents { .. } => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
         }
         LogError::Storage(_) | LogError::Codec(_) | LogError::Time(_) => {

@@ -164,7 +164,13 @@ impl App {
     }
 
     fn lock(&self) -> MutexGuard<'_, RecordsState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| {
+            // A panic while folding a batch in may have left half of it (and an open undo
+            // journal) in the records: rebuild them from the log.
+            let mut state = poisoned.into_inner();
+            state.stale = true;
+            state
+        })
     }
 
     /// The records, rebuilt when stale: every durable event folded in, then the events of the

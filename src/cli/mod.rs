@@ -242,25 +242,39 @@ pub(crate) fn open_existing(dir: &Path) -> Result<App, Failure> {
 }
 
 /// Opens the application (creating the store when `create`), telling the user on stderr when
-/// the open removed the tail of an interrupted commit.
+/// the open set aside keys past the stored head.
 pub(crate) fn open_app(dir: &Path, create: bool) -> Result<App, Failure> {
     let app = App::open(dir, create)?;
     note_discarded(app.log());
     Ok(app)
 }
 
-/// Says what an open removed past the stored head, if anything: never silent.
+/// Says what an open set aside past the stored head, and what the store's layout warns of, if
+/// anything: never silent.
 pub(crate) fn note_discarded(log: &crate::log::Log) {
+    for warning in log.store_warnings() {
+        eprintln!("carelog: WARNING: {warning}");
+    }
     if let Some(tail) = log.discarded_at_open() {
-        eprintln!(
-            "carelog: note: removed what a crash left past the last acknowledged commit \
-             (from position {}: {} segment(s), {} index chunk(s)); nothing acknowledged was lost",
-            tail.from_position, tail.segments, tail.index_chunks
-        );
+        if tail.continues_head {
+            eprintln!(
+                "carelog: note: set aside what a crash left of a commit that was never \
+                 acknowledged (from position {}: {} segment(s), {} index chunk(s), kept in the \
+                 store under key prefix Q); nothing acknowledged was lost",
+                tail.from_position, tail.segments, tail.index_chunks
+            );
+        } else {
+            eprintln!(
+                "carelog: WARNING: the store held {} segment(s) and {} index chunk(s) past its \
+                 head (from position {}) that do not continue it: damage or tampering, not a \
+                 crash. They are set aside (kept under key prefix Q); compare the log with a \
+                 digest you kept (`carelog verify --digest FILE`) or restore from a backup",
+                tail.segments, tail.index_chunks, tail.from_position
+            );
+        }
     }
 }
 
-/// Whether to draw progress: only for a person at a terminal.
 pub(crate) fn progress_wanted() -> bool {
     std::io::stderr().is_terminal()
 }
@@ -401,6 +415,17 @@ fn verify(
         Err(e) => return Err(e.into()),
     };
     note_discarded(&log);
+    if let Some(tail) = log.discarded_at_open()
+        && !tail.continues_head
+    {
+        return Err(Failure {
+            code: 1,
+            message: format!(
+                "verify failed: events past the head (from position {}) did not continue the log and were set aside",
+                tail.from_position
+            ),
+        });
+    }
     let show = progress_wanted();
     let mut progress = |n: u64| {
         if show {

@@ -6,6 +6,7 @@
 //! | `M` | the durable head ([`crate::codec::StoredHeadV1`]), rewritten by every commit |
 //! | `B` ‖ first position (u64 big-endian) | a segment: the events of (part of) one commit |
 //! | `X` ‖ first position (u64 big-endian) | the index chunk of the segment at that position: ids, streams, versions |
+//! | `Q` ‖ a `B` or `X` key | a segment or index chunk that lay past the stored head at an open, set aside (kept, never read) |
 //!
 //! A commit writes a few values whatever its size (its segments and their index chunks, then the
 //! head, its commit point: see `storage.rs`): sled costs microseconds per key, so keys per event
@@ -32,6 +33,18 @@ fn position_in(prefix: u8, key: &[u8]) -> Option<u64> {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&key[1..]);
     Some(u64::from_be_bytes(bytes))
+}
+
+/// Where a key past the stored head is set aside at open (see `Storage::set_aside_after`): this
+/// prefix, then the original key. Kept as evidence, never read by the log.
+pub const SET_ASIDE_PREFIX: u8 = b'Q';
+
+/// The key a key past the head is kept under once set aside.
+pub fn set_aside(original: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(original.len() + 1);
+    key.push(SET_ASIDE_PREFIX);
+    key.extend_from_slice(original);
+    key
 }
 
 /// The key of the segment whose first event is at `first_position`.

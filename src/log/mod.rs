@@ -93,6 +93,10 @@ pub enum LogError {
         "the store failed to make a commit durable earlier ({0}); no further appends are taken: restart carelog, then run `carelog verify`"
     )]
     Poisoned(String),
+    #[error(
+        "the stored head names position {head}, but {detail}: appends are refused so that no gap is written after it; run `carelog verify`, and restore the store from a backup if it fails"
+    )]
+    HeadWithoutEvents { head: u64, detail: String },
     #[error("the log's writer has stopped; restart carelog")]
     WriterGone,
 }
@@ -286,6 +290,8 @@ pub struct Log {
     shared: Arc<read::Shared>,
     writer: Arc<writer::WriterHandle>,
     discarded: Option<DiscardedTail>,
+    /// Why the stored head does not name a stored event, if it does not.
+    head_without_events: Option<String>,
 }
 
 impl Log {
@@ -305,7 +311,16 @@ impl Log {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, LogError> {
         let head = storage.head()?;
-        let discarded = storage.discard_after(head.map_or(0, |h| h.position))?;
+        let discarded = storage.set_aside_after(head.as_ref())?;
+        let head_without_events = match &head {
+            None => None,
+            Some(h) => match read::stored_event_at(storage.as_ref(), h.position) {
+                Ok(Some(e)) if e.chain_hash == h.chain_hash => None,
+                Ok(Some(_)) => Some("the event stored there has another chain hash".to_string()),
+                Ok(None) => Some("no event is stored there".to_string()),
+                Err(e) => Some(format!("the event there cannot be read ({e})")),
+            },
+        };
         let shared = Arc::new(read::Shared::new(storage.clone(), head));
         let writer = Arc::new(writer::WriterHandle::start(
             storage,
@@ -317,24 +332,45 @@ impl Log {
             shared,
             writer,
             discarded,
+            head_without_events,
         })
     }
 
-    /// What this open removed past the stored head: the keys of a commit that a crash
-    /// interrupted before its head was written (never acknowledged). None almost always.
+    /// Refuses appends to a store whose head names no event (damage, or sled losing the tail of
+    /// an unacknowledged commit on power loss): a commit after it would leave a gap.
+    fn check_appendable(&self) -> Result<(), LogError> {
+        match &self.head_without_events {
+            None => Ok(()),
+            Some(detail) => Err(LogError::HeadWithoutEvents {
+                head: self.head_position(),
+                detail: detail.clone(),
+            }),
+        }
+    }
+
+    /// What this open set aside past the stored head: the keys of a commit that a crash
+    /// interrupted before its head was written (never acknowledged), or, when they do not
+    /// continue the head, something else's. None almost always.
     pub fn discarded_at_open(&self) -> Option<DiscardedTail> {
         self.discarded
+    }
+
+    /// What the user should know about the store's layout (see [`Storage::warnings`]).
+    pub fn store_warnings(&self) -> Vec<String> {
+        self.shared.storage.warnings()
     }
 
     /// Appends a batch: all its events or none, acknowledged after the flush that made them
     /// durable. Blocks while the writer's queue is full.
     pub fn append(&self, batch: AppendBatch) -> Result<Vec<Ack>, LogError> {
+        self.check_appendable()?;
         self.writer.append(batch)
     }
 
     /// Queues a batch without waiting; batches commit in submission order. The caller learns
     /// the outcome from [`Pending::wait`] (after the flush).
     pub fn submit(&self, batch: AppendBatch) -> Result<Pending, LogError> {
+        self.check_appendable()?;
         self.writer.submit(batch)
     }
 

@@ -8,8 +8,9 @@
 //! A commit is plain inserts, not an `apply_batch`: its index chunks and segments, then the head
 //! last. sled recovers a prefix of what one thread wrote (its log is replayed in order up to the
 //! first torn entry), so the head is the commit point: a crash before it leaves keys past the
-//! stored head, never a head past its events. Those leftovers were never acknowledged and are
-//! removed at the next open ([`Storage::discard_after`]). Measured: an atomic batch costs sled a
+//! stored head, never a head past its events. Those leftovers were never acknowledged; the next
+//! open sets them aside under `Q` keys ([`Storage::set_aside_after`], kept as evidence, and
+//! told apart from keys that do not continue the head). Measured: an atomic batch costs sled a
 //! second log write and `sync_file_range` per flush (~3.7k vs ~4.7k durable commits/s here).
 
 use std::path::{Path, PathBuf};
@@ -50,13 +51,17 @@ pub struct Commit {
     pub head: Option<StoredHeadV1>,
 }
 
-/// What an open removed: keys past the stored head, left by a commit a crash interrupted.
+/// What an open set aside: segments and index chunks past the stored head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiscardedTail {
-    /// The first position past the head that a removed key started at.
+    /// The first position past the head that a set-aside key started at.
     pub from_position: u64,
     pub segments: u64,
     pub index_chunks: u64,
+    /// True when they continue the head (the first segment starts right after it and its first
+    /// event's chain hash follows the head's): what a crash during a commit leaves, never
+    /// acknowledged. False: something else put them there (damage or tampering).
+    pub continues_head: bool,
 }
 
 /// A raw segment as stored: its key's first position and its bytes (not yet decoded, so that
@@ -72,9 +77,13 @@ pub trait Storage: Send + Sync {
     /// Writes a commit: its segments and index chunks, then the head, which makes it part of
     /// the log. Not durable until [`Storage::flush`].
     fn commit(&self, commit: Commit) -> Result<(), StorageError>;
-    /// Removes the segments and index chunks past `head_position` (a commit interrupted before
-    /// its head was written: never acknowledged) and makes the removal durable.
-    fn discard_after(&self, head_position: u64) -> Result<Option<DiscardedTail>, StorageError>;
+    /// Sets aside the segments and index chunks past the stored head (a commit interrupted
+    /// before its head was written: never acknowledged), so that the next commit does not land
+    /// among them: each moves under [`keys::set_aside`], kept as evidence. Durable on return.
+    fn set_aside_after(
+        &self,
+        head: Option<&StoredHeadV1>,
+    ) -> Result<Option<DiscardedTail>, StorageError>;
     /// Makes every commit so far durable (fsync).
     fn flush(&self) -> Result<(), StorageError>;
     /// Raw segments in position order, from the one holding `from_position`.
@@ -88,6 +97,11 @@ pub trait Storage: Send + Sync {
     ) -> Box<dyn Iterator<Item = Result<RawSegment, StorageError>> + Send + '_>;
     /// Approximate bytes on disk.
     fn size_on_disk(&self) -> Result<u64, StorageError>;
+    /// What the user should know about this store's layout (e.g. a weaker durability of an
+    /// older layout), worded for them; empty almost always.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The sled implementation.
@@ -234,6 +248,38 @@ fn sled_segment_bytes(path: &Path) -> usize {
 }
 
 impl SledStorage {
+    /// The keys in `from..=to`, collected first: removing while iterating a sled range is not
+    /// defined to be stable.
+    fn keys_in(&self, from: [u8; 9], to: [u8; 9]) -> Result<Vec<sled::IVec>, StorageError> {
+        self.tree
+            .range(from..=to)
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.io(e))
+    }
+
+    /// Whether the segment at `key` continues `head`: its first event follows the head's
+    /// position and chain hash (the genesis chain for an empty log).
+    fn continues(
+        &self,
+        key: &sled::IVec,
+        head: Option<&StoredHeadV1>,
+    ) -> Result<bool, StorageError> {
+        let Some(bytes) = self.tree.get(key).map_err(|e| self.io(e))? else {
+            return Ok(false);
+        };
+        let Ok(segment) = codec::decode::<codec::SegmentV1>("segment", &bytes) else {
+            return Ok(false);
+        };
+        let (position, chain) = head.map_or((0, crate::log::hash::GENESIS_CHAIN), |h| {
+            (h.position, h.chain_hash)
+        });
+        Ok(segment.events.first().is_some_and(|e| {
+            e.position == position + 1
+                && crate::log::hash::chain(&chain, &e.leaf_hash) == e.chain_hash
+        }))
+    }
+
     /// The sled configuration this store opens with (its segment size): for tests and tools
     /// that must open the sled database underneath directly, e.g. to tamper with it.
     pub fn sled_config(path: &Path) -> sled::Config {
@@ -338,46 +384,49 @@ impl Storage for SledStorage {
         Ok(())
     }
 
-    fn discard_after(&self, head_position: u64) -> Result<Option<DiscardedTail>, StorageError> {
+    fn set_aside_after(
+        &self,
+        head: Option<&StoredHeadV1>,
+    ) -> Result<Option<DiscardedTail>, StorageError> {
+        let head_position = head.map_or(0, |h| h.position);
         let Some(past) = head_position.checked_add(1) else {
             return Ok(None);
         };
-        let mut tail: Option<DiscardedTail> = None;
-        for (make_key, is_segment) in [
-            (keys::segment as fn(u64) -> [u8; 9], true),
-            (keys::index_chunk as fn(u64) -> [u8; 9], false),
-        ] {
-            let range = self.tree.range(make_key(past)..=make_key(u64::MAX));
-            // Collected first: removing while iterating a sled range is not defined to be stable.
-            let found: Vec<sled::IVec> = range
-                .keys()
-                .collect::<Result<_, _>>()
-                .map_err(|e| self.io(e))?;
-            for key in found {
-                let position = if is_segment {
-                    keys::segment_position(&key)
-                } else {
-                    keys::index_chunk_position(&key)
-                }
-                .unwrap_or(past);
-                self.tree.remove(&key).map_err(|e| self.io(e))?;
-                let t = tail.get_or_insert(DiscardedTail {
-                    from_position: position,
-                    segments: 0,
-                    index_chunks: 0,
-                });
-                t.from_position = t.from_position.min(position);
-                if is_segment {
-                    t.segments += 1;
-                } else {
-                    t.index_chunks += 1;
-                }
+        let segments = self.keys_in(keys::segment(past), keys::segment(u64::MAX))?;
+        let chunks = self.keys_in(keys::index_chunk(past), keys::index_chunk(u64::MAX))?;
+        if segments.is_empty() && chunks.is_empty() {
+            return Ok(None);
+        }
+        let from_position = [
+            segments.first().and_then(|k| keys::segment_position(k)),
+            chunks.first().and_then(|k| keys::index_chunk_position(k)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(past);
+        // A commit writes its index chunks before its segments: a crash may leave chunks alone.
+        let continues_head = match segments.first() {
+            Some(first) => {
+                keys::segment_position(first) == Some(past) && self.continues(first, head)?
             }
+            None => from_position == past,
+        };
+        for key in segments.iter().chain(&chunks) {
+            if let Some(value) = self.tree.get(key).map_err(|e| self.io(e))? {
+                self.tree
+                    .insert(keys::set_aside(key), value)
+                    .map_err(|e| self.io(e))?;
+            }
+            self.tree.remove(key).map_err(|e| self.io(e))?;
         }
-        if tail.is_some() {
-            self.flush()?;
-        }
-        Ok(tail)
+        self.flush()?;
+        Ok(Some(DiscardedTail {
+            from_position,
+            segments: segments.len() as u64,
+            index_chunks: chunks.len() as u64,
+            continues_head,
+        }))
     }
 
     fn flush(&self) -> Result<(), StorageError> {
@@ -432,5 +481,20 @@ impl Storage for SledStorage {
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         self.db.size_on_disk().map_err(|e| self.io(e))
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let segment_bytes = sled_segment_bytes(&self.path);
+        if segment_bytes >= SLED_SEGMENT_BYTES {
+            return Vec::new();
+        }
+        vec![format!(
+            "this store was created with sled segments of {} KiB, so sled may keep tree nodes \
+             over {} KiB in blob files it never fsyncs: a power loss could lose acknowledged \
+             events. Move it to the current layout: `carelog export > all.jsonl`, then \
+             `carelog --data NEW import all.jsonl --keep-recorded-at`",
+            segment_bytes / 1024,
+            segment_bytes / 4 / 1024
+        )]
     }
 }

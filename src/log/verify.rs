@@ -796,9 +796,9 @@ mod tests {
         fn flush(&self) -> Result<(), StorageError> {
             Ok(())
         }
-        fn discard_after(
+        fn set_aside_after(
             &self,
-            _head_position: u64,
+            _head: Option<&StoredHeadV1>,
         ) -> Result<Option<crate::log::DiscardedTail>, StorageError> {
             Ok(None)
         }

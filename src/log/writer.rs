@@ -256,14 +256,18 @@ impl Flusher {
     }
 
     fn finish(&self, ticket: Ticket) {
-        if let Some(reason) = self.poison.get() {
+        let c = &self.counters;
+        // A commit a successful flush already covered is durable: answer it even if a later
+        // write has poisoned the writer since.
+        let covered =
+            ticket.commit > 0 && ticket.commit <= c.durable_commits.load(Ordering::Acquire);
+        if !covered && let Some(reason) = self.poison.get() {
             for (reply, _) in ticket.answers {
                 let _ = reply.send(Err(LogError::Poisoned(reason.clone())));
             }
             return;
         }
-        let c = &self.counters;
-        if !ticket.events.is_empty() && ticket.commit > c.durable_commits.load(Ordering::Acquire) {
+        if !ticket.events.is_empty() && !covered {
             // One flush covers every commit written before it starts: those queued behind this
             // ticket are then answered without a flush of their own.
             let covered = c.written_commits.load(Ordering::Acquire);
