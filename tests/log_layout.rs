@@ -157,13 +157,28 @@ fn keys_past_the_stored_head_are_discarded_at_open() {
 }
 
 fn open_sled(dir: &Path) -> sled::Db {
+    retrying_while_locked(
+        || SledStorage::sled_config(dir).open(),
+        "could not acquire lock",
+    )
+}
+
+fn open_retrying(dir: &Path) -> Log {
+    retrying_while_locked(|| Log::open(dir, OpenOptions::default()), "locked")
+}
+
+/// Retries while the error says the store is locked: the lock lingers for some milliseconds
+/// after the last handle closed.
+fn retrying_while_locked<T, E: std::fmt::Display>(
+    open: impl Fn() -> Result<T, E>,
+    locked: &str,
+) -> T {
     let started = std::time::Instant::now();
     loop {
-        match SledStorage::sled_config(dir).open() {
-            Ok(db) => return db,
-            // The lock lingers for some milliseconds after the log closed.
+        match open() {
+            Ok(opened) => return opened,
             Err(e) if started.elapsed() < std::time::Duration::from_secs(10) => {
-                assert!(e.to_string().contains("could not acquire lock"), "{e}");
+                assert!(e.to_string().contains(locked), "{e}");
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
             Err(e) => panic!("{e}"),
@@ -282,18 +297,4 @@ fn a_store_with_the_old_sled_segment_size_is_warned_about() {
     let fresh = tempfile::tempdir().unwrap();
     let log = open_retrying(fresh.path());
     assert_eq!(log.store_warnings(), Vec::<String>::new());
-}
-
-fn open_retrying(dir: &Path) -> Log {
-    let started = std::time::Instant::now();
-    loop {
-        match Log::open(dir, OpenOptions::default()) {
-            Ok(log) => return log,
-            Err(e) if started.elapsed() < std::time::Duration::from_secs(10) => {
-                assert!(e.to_string().contains("locked"), "{e}");
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
 }
