@@ -245,13 +245,13 @@ pub(crate) fn open_existing(dir: &Path) -> Result<App, Failure> {
 /// the open set aside keys past the stored head.
 pub(crate) fn open_app(dir: &Path, create: bool) -> Result<App, Failure> {
     let app = App::open(dir, create)?;
-    note_discarded(app.log());
+    note_open(app.log());
     Ok(app)
 }
 
 /// Says what an open set aside past the stored head, and what the store's layout warns of, if
 /// anything: never silent.
-pub(crate) fn note_discarded(log: &crate::log::Log) {
+pub(crate) fn note_open(log: &crate::log::Log) {
     for warning in log.store_warnings() {
         eprintln!("carelog: WARNING: {warning}");
     }
@@ -316,7 +316,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         } => verify(&cli.data, *json, digest.as_deref(), *skip_indexes),
         Command::Digest { json } => {
             let log = crate::log::Log::open(&cli.data, crate::log::OpenOptions::existing())?;
-            note_discarded(&log);
+            note_open(&log);
             let d = log.digest();
             if *json {
                 output::print_json(&d)?;
@@ -414,7 +414,7 @@ fn verify(
         }
         Err(e) => return Err(e.into()),
     };
-    note_discarded(&log);
+    note_open(&log);
     if let Some(tail) = log.discarded_at_open()
         && !tail.continues_head
     {
