@@ -112,6 +112,8 @@ pub struct SledStorage {
     /// sled's log file, synced with `fdatasync` after each flush: sled 0.34 only calls
     /// `sync_file_range`, which neither flushes the disk's cache nor the file's size.
     log_file: std::fs::File,
+    /// sled's segment size for this store, as it was opened with.
+    segment_bytes: usize,
 }
 
 /// The name of the one tree the log lives in.
@@ -146,7 +148,8 @@ impl SledStorage {
                 }
             }
         }
-        let db = open_with_retry(&path, cache_capacity_bytes)?;
+        let segment_bytes = sled_segment_bytes(&path);
+        let db = open_with_retry(&path, cache_capacity_bytes, segment_bytes)?;
         let tree = db.open_tree(LOG_TREE).map_err(|e| open_error(&path, e))?;
         let log_file = std::fs::File::open(path.join("db")).map_err(|e| StorageError::Io {
             path: path.clone(),
@@ -157,6 +160,7 @@ impl SledStorage {
             db,
             tree,
             log_file,
+            segment_bytes,
         };
         storage.ensure_header(create)?;
         Ok(storage)
@@ -289,10 +293,16 @@ impl SledStorage {
     }
 }
 
-fn open_with_retry(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, StorageError> {
+fn open_with_retry(
+    path: &Path,
+    cache_capacity_bytes: u64,
+    segment_bytes: usize,
+) -> Result<sled::Db, StorageError> {
     let started = std::time::Instant::now();
     loop {
-        let opened = SledStorage::sled_config(path)
+        let opened = sled::Config::new()
+            .path(path)
+            .segment_size(segment_bytes)
             .cache_capacity(cache_capacity_bytes)
             .open();
         match opened.map_err(|e| open_error(path, e)) {
@@ -484,7 +494,7 @@ impl Storage for SledStorage {
     }
 
     fn warnings(&self) -> Vec<String> {
-        let segment_bytes = sled_segment_bytes(&self.path);
+        let segment_bytes = self.segment_bytes;
         if segment_bytes >= SLED_SEGMENT_BYTES {
             return Vec::new();
         }
