@@ -771,3 +771,143 @@ fn every_example_line_of_events_is_well_formed_input() {
         }
     }
 }
+
+// ---- the commit journal -----------------------------------------------------------------------
+
+/// `append` killed with -9 while it still reads its input: the commits it acknowledged are in
+/// the commit journal, not yet in sled (sled is flushed only when the journal is full or at a
+/// clean close). The next command replays them, says so once, and loses nothing.
+#[test]
+fn acknowledged_appends_of_a_killed_process_are_replayed_from_the_journal() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, tiny, all) = tiny_store(tmp.path());
+    // A clean close leaves nothing to replay.
+    let o = run(&data, &["digest"], None);
+    assert!(
+        !stderr(&o).contains("commit journal"),
+        "a cleanly closed store replays nothing: {}",
+        stderr(&o)
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_carelog"))
+        .arg("--data")
+        .arg(&data)
+        .args(["--actor", ACTOR, "append", "-"])
+        .env_remove("CARELOG_DATA")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // `append` keeps a window of 256 lines in flight: 300 lines settle the first 44.
+    let lines: Vec<(Uuid, String)> = (0..300)
+        .map(|i| tiny.contact(&format!("2023-07-01T10:{:02}:{:02}+08:00", i / 60, i % 60)))
+        .collect();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(lines_text(&lines).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let mut acks = Vec::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    while acks.len() < 44 {
+        let mut text = String::new();
+        assert!(out.read_line(&mut text).unwrap() > 0, "append ended early");
+        acks.push(json_of(&text));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+
+    let o = run(
+        &data,
+        &["log", "--json", "--from", "1", "--limit", "1000"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let note = stderr(&o);
+    assert!(
+        note.contains("replayed") && note.contains("commit journal"),
+        "the open says what it replayed: {note}"
+    );
+    let logged: Vec<Value> = stdout(&o).lines().map(json_of).collect();
+    for (ack, (id, _)) in acks.iter().zip(&lines) {
+        let position = ack["position"].as_u64().unwrap();
+        assert_eq!(ack["id"], json!(id));
+        assert_eq!(
+            logged[(position - 1) as usize]["id"],
+            json!(id),
+            "acknowledged position {position}"
+        );
+    }
+    assert!(head(&data) >= (all.len() + acks.len()) as u64);
+    // Said once: the replay went into sled, and that open closed cleanly.
+    let o = run(&data, &["verify"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("commit journal"), "{}", stderr(&o));
+}
+
+/// A journal an open could not apply is moved aside and kept; `verify` fails while it is there.
+#[test]
+fn a_journal_that_does_not_continue_the_log_is_kept_and_fails_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _tiny, _all) = tiny_store(tmp.path());
+    let journal = data.join("journal");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    // A record of a commit at position 99 of a log whose head is at 10: not this log's next.
+    let head_99 = carelog::codec::encode(
+        "head",
+        &carelog::codec::StoredHeadV1 {
+            position: 99,
+            chain_hash: [9; 32],
+            recorded_at: carelog::codec::StoredTime {
+                unix_seconds: 1_700_000_000,
+                nanos: 0,
+                offset_seconds: 0,
+            },
+        },
+    )
+    .unwrap();
+    let segment_key = carelog::log::keys::segment(99);
+    let writes: [(&[u8], &[u8]); 2] = [(&segment_key, b"a segment"), (b"M", &head_99)];
+    let generation = carelog::log::journal::parse_header(&bytes).unwrap();
+    let mut record = Vec::new();
+    carelog::log::journal::encode_record(
+        &mut record,
+        generation,
+        &carelog::log::journal::encode_payload(&writes),
+    );
+    let at = carelog::log::journal::HEADER_BYTES as usize;
+    if bytes.len() < at + record.len() {
+        bytes.resize(at + record.len(), 0);
+    }
+    bytes[at..at + record.len()].copy_from_slice(&record);
+    std::fs::write(&journal, &bytes).unwrap();
+
+    let o = run(&data, &["verify"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("journal.unapplied-"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("positions 99..=99 that does not continue the head at 10"),
+        "the open's warning says why: {}",
+        stderr(&o)
+    );
+    let kept: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("journal.unapplied-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        std::fs::read(kept[0].path()).unwrap(),
+        bytes,
+        "kept as found"
+    );
+    // Appends go on (the log itself is whole), and verify passes once the file is moved out.
+    std::fs::rename(kept[0].path(), tmp.path().join("looked-at")).unwrap();
+    let o = run(&data, &["verify"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

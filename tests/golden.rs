@@ -218,3 +218,33 @@ fn every_fixture_on_disk_belongs_to_a_known_type() {
         );
     }
 }
+
+/// The commit journal's layout (`src/log/journal.rs`): a file header and one record of a commit
+/// of two writes. A crash leaves these bytes for the next build to replay.
+#[test]
+fn the_commit_journal_decodes_from_its_fixture() {
+    use carelog::log::journal;
+    let header = check_golden(
+        "store/journal_header.v1.bin",
+        &journal::encode_file_header(3),
+    );
+    assert_eq!(journal::parse_header(&header), Some(3));
+
+    let writes: [(&[u8], &[u8]); 2] = [(b"B\0\0\0\0\0\0\0\x07", b"segment bytes"), (b"M", b"head")];
+    let mut record = Vec::new();
+    journal::encode_record(&mut record, 3, &journal::encode_payload(&writes));
+    let record = check_golden("store/journal_record.v1.bin", &record);
+    let mut file = header.clone();
+    file.resize(journal::HEADER_BYTES as usize, 0);
+    file.extend_from_slice(&record);
+    let (payloads, end) = journal::scan_records(&file, 3);
+    assert_eq!(end as usize, file.len());
+    let entries = journal::decode_payload(&payloads[0]).unwrap();
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = writes
+        .iter()
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect();
+    assert_eq!(entries, expected);
+    // Of another generation, the same record is not this journal's.
+    assert!(journal::scan_records(&file, 4).0.is_empty());
+}

@@ -347,6 +347,7 @@ fn acknowledged_events_survive_kill_9() {
     let mut previous_digest: Option<Digest> = None;
     let mut rounds_with_acks = 0;
     let mut rounds_with_a_discarded_tail = 0;
+    let mut rounds_with_a_journal_replay = 0;
     for round in 0..rounds {
         let out = run_child(dir.path(), &mut rng, round);
         let context = || {
@@ -365,6 +366,16 @@ fn acknowledged_events_survive_kill_9() {
             assert!(
                 out.acks.iter().all(|a| a.1 <= head),
                 "an acknowledged event was past the head: {}",
+                context()
+            );
+        }
+        if let Some(replay) = log.journal_replayed_at_open() {
+            // What the journal held past sled's own head: it ends at the head.
+            rounds_with_a_journal_replay += 1;
+            assert_eq!(replay.to_position, head, "{replay:?}: {}", context());
+            assert!(
+                replay.commits >= 1 && replay.from_position <= replay.to_position,
+                "{replay:?}: {}",
                 context()
             );
         }
@@ -450,7 +461,14 @@ fn acknowledged_events_survive_kill_9() {
         );
     }
     eprintln!(
-        "{rounds_with_a_discarded_tail} of {rounds} rounds left a commit cut before its head"
+        "{rounds_with_a_discarded_tail} of {rounds} rounds left a commit cut before its head; \
+         {rounds_with_a_journal_replay} replayed commits from the journal"
+    );
+    // sled is flushed only when the journal is full or at a clean close, so a kill while
+    // appending leaves acknowledged commits that only the journal holds: the replay must run.
+    assert!(
+        rounds_with_a_journal_replay * 2 >= rounds_with_acks,
+        "only {rounds_with_a_journal_replay} of {rounds_with_acks} rounds with acks replayed the journal"
     );
     // The test means something only if the children did acknowledge appends.
     assert!(

@@ -298,3 +298,47 @@ fn a_store_with_the_old_sled_segment_size_is_warned_about() {
     let log = open_retrying(fresh.path());
     assert_eq!(log.store_warnings(), Vec::<String>::new());
 }
+
+/// A store of format 1 (before the commit journal) is moved to format 2 at its first open, so
+/// that an older build, which would not replay the journal after a crash, refuses it.
+#[test]
+fn a_format_1_store_is_moved_to_format_2_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
+        assert_eq!(
+            log.header().unwrap().format_version,
+            carelog::log::storage::STORE_FORMAT_VERSION
+        );
+        log.append(AppendBatch::new((1..=5).map(|n| event(n, 100)).collect()))
+            .unwrap();
+    }
+    {
+        let db = open_sled(dir.path());
+        let tree = db.open_tree("carelog-log-v1").unwrap();
+        let mut header: codec::StoreHeaderV1 =
+            codec::decode("header", &tree.get(keys::HEADER).unwrap().unwrap()).unwrap();
+        header.format_version = 1;
+        tree.insert(keys::HEADER, codec::encode("header", &header).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let log = open_retrying(dir.path());
+    assert_eq!(log.header().unwrap().format_version, 2);
+    assert_eq!(log.head_position(), 5);
+    drop(log);
+    // A format this build does not know is refused, naming it.
+    {
+        let db = open_sled(dir.path());
+        let tree = db.open_tree("carelog-log-v1").unwrap();
+        let mut header: codec::StoreHeaderV1 =
+            codec::decode("header", &tree.get(keys::HEADER).unwrap().unwrap()).unwrap();
+        header.format_version = 3;
+        tree.insert(keys::HEADER, codec::encode("header", &header).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    // (Log::open itself waits out the lock the closed sled handle may still hold.)
+    let err = Log::open(dir.path(), OpenOptions::default()).err().unwrap();
+    assert!(err.to_string().contains("store format 3"), "{err}");
+}

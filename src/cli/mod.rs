@@ -255,6 +255,13 @@ pub(crate) fn note_open(log: &crate::log::Log) {
     for warning in log.store_warnings() {
         eprintln!("carelog: WARNING: {warning}");
     }
+    if let Some(replay) = log.journal_replayed_at_open() {
+        eprintln!(
+            "carelog: note: the store was not closed cleanly; replayed {} commit(s) (positions \
+             {}..={}) from its commit journal into the log: nothing acknowledged was lost",
+            replay.commits, replay.from_position, replay.to_position
+        );
+    }
     if let Some(tail) = log.discarded_at_open() {
         if tail.continues_head {
             eprintln!(
@@ -415,6 +422,20 @@ fn verify(
         Err(e) => return Err(e.into()),
     };
     note_open(&log);
+    let journals = log.journals_set_aside();
+    if !journals.is_empty() {
+        let names: Vec<String> = journals.iter().map(|p| p.display().to_string()).collect();
+        return Err(Failure {
+            code: 1,
+            message: format!(
+                "verify failed: the store holds commit journal(s) an open could not apply and \
+                 set aside: {}. Events acknowledged before the crash may be missing from the log. \
+                 Compare the log with a digest you kept; once that is settled, move the file(s) \
+                 out of the store directory",
+                names.join(", ")
+            ),
+        });
+    }
     if let Some(tail) = log.discarded_at_open()
         && !tail.continues_head
     {

@@ -3,7 +3,8 @@
 //!
 //! - [`Log::open`] opens or creates a store; [`Log::append`] hands an [`AppendBatch`] to the one
 //!   writer thread ([`writer`]), which gathers concurrent batches into one commit and one flush
-//!   (group commit) through a bounded queue, and answers each only after that flush.
+//!   (group commit) through a bounded queue, and answers each only after that flush. A flush is
+//!   one `fdatasync` of the commit journal ([`journal`]); sled itself is flushed now and then.
 //! - Positions are dense from 1 in commit order; stream versions are dense from 1 per stream.
 //!   The writer asserts both.
 //! - Readers ([`read`]) see only the durable head: nothing is read before it is flushed.
@@ -11,6 +12,7 @@
 
 pub mod hash;
 pub mod index;
+pub mod journal;
 pub mod keys;
 pub mod read;
 pub mod storage;
@@ -26,7 +28,7 @@ use crate::codec::{CodecError, StoredEventV1};
 use crate::time::{self, Clock, Instant, SystemClock, TimeError};
 
 pub use read::{EventIter, Subscription};
-pub use storage::{DiscardedTail, SledStorage, Storage, StorageError};
+pub use storage::{DiscardedTail, JournalReplay, SledStorage, Storage, StorageError};
 pub use verify::{Digest, VerifyProblem, VerifyProblemKind, VerifyReport};
 pub use writer::{Pending, WriterStats};
 
@@ -353,6 +355,17 @@ impl Log {
     /// continue the head, something else's. None almost always.
     pub fn discarded_at_open(&self) -> Option<DiscardedTail> {
         self.discarded
+    }
+
+    /// What this open replayed from the commit journal (see [`Storage::replayed_at_open`]):
+    /// commits a crash kept only there. None after a clean close.
+    pub fn journal_replayed_at_open(&self) -> Option<JournalReplay> {
+        self.shared.storage.replayed_at_open()
+    }
+
+    /// Commit journals moved aside by an open (see [`Storage::journals_set_aside`]).
+    pub fn journals_set_aside(&self) -> Vec<std::path::PathBuf> {
+        self.shared.storage.journals_set_aside()
     }
 
     /// What the user should know about the store's layout (see [`Storage::warnings`]).

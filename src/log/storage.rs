@@ -12,10 +12,20 @@
 //! open sets them aside under `Q` keys ([`Storage::set_aside_after`], kept as evidence, and
 //! told apart from keys that do not continue the head). Measured: an atomic batch costs sled a
 //! second log write and `sync_file_range` per flush (~3.7k vs ~4.7k durable commits/s here).
+//!
+//! A commit is made durable by the commit journal ([`super::journal`]), not by flushing sled:
+//! [`Storage::commit`] writes to sled (in memory) and queues the same writes as a journal
+//! record; [`Storage::flush`] appends the queued records to the journal with one `fdatasync`.
+//! sled itself is flushed when the journal is full (which starts a new journal generation), at
+//! a clean close, and by the open paths that change the store. An open replays the records that
+//! continue sled's head (what a crash kept in the journal but not in sled) before anything
+//! reads the store, and reports it ([`Storage::replayed_at_open`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::codec::{self, StoreHeaderV1, StoredHeadV1};
+use crate::log::journal::{self, Appended, Journal};
 use crate::log::keys;
 
 /// Errors of the storage engine, already worded for the user.
@@ -64,6 +74,15 @@ pub struct DiscardedTail {
     pub continues_head: bool,
 }
 
+/// What an open replayed from the commit journal: commits a crash kept in the journal but not
+/// in sled (acknowledged, or written and about to be).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalReplay {
+    pub commits: u64,
+    pub from_position: u64,
+    pub to_position: u64,
+}
+
 /// A raw segment as stored: its key's first position and its bytes (not yet decoded, so that
 /// `verify` can report undecodable bytes at their position).
 pub type RawSegment = (u64, Vec<u8>);
@@ -86,6 +105,15 @@ pub trait Storage: Send + Sync {
     ) -> Result<Option<DiscardedTail>, StorageError>;
     /// Makes every commit so far durable (fsync).
     fn flush(&self) -> Result<(), StorageError>;
+    /// What the open replayed from the commit journal, if anything.
+    fn replayed_at_open(&self) -> Option<JournalReplay> {
+        None
+    }
+    /// Commit journals an open moved aside (damaged, or holding records it could not apply),
+    /// still in the store directory: evidence a person must look at.
+    fn journals_set_aside(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
     /// Raw segments in position order, from the one holding `from_position`.
     fn segments_from(
         &self,
@@ -114,7 +142,22 @@ pub struct SledStorage {
     log_file: std::fs::File,
     /// sled's segment size for this store, as it was opened with.
     segment_bytes: usize,
+    /// Held for a whole append to the journal (and a sled flush when it is full), so that
+    /// records reach it in commit order.
+    journal: Mutex<Journal>,
+    /// Journal payloads of the commits written to sled and not yet to the journal, oldest
+    /// first. The writer keeps at most a few commits in flight, which bounds it.
+    unjournaled: Mutex<Vec<Vec<u8>>>,
+    replayed: Option<JournalReplay>,
+    /// What the open found wrong with the journal (worded for the user), e.g. records that do
+    /// not continue the head, moved aside.
+    journal_warnings: Vec<String>,
 }
+
+/// The store format this build writes: 2 has the commit journal. A format-1 store is moved to
+/// 2 at its first open, so that an older build, which would ignore the journal after a crash,
+/// refuses it instead of losing what only the journal holds.
+pub const STORE_FORMAT_VERSION: u32 = 2;
 
 /// The name of the one tree the log lives in.
 const LOG_TREE: &str = "carelog-log-v1";
@@ -155,15 +198,116 @@ impl SledStorage {
             path: path.clone(),
             detail: format!("cannot open sled's log file to sync it: {e}"),
         })?;
-        let storage = Self {
+        let opened_journal = Journal::open(&path)?;
+        let mut journal_warnings = Vec::new();
+        if let Some(moved_to) = &opened_journal.damaged_moved_to {
+            journal_warnings.push(format!(
+                "the commit journal's header was damaged; the file was moved to {} (kept) and a \
+                 new journal started. Events acknowledged since the last clean close may be \
+                 missing: run `carelog verify` and compare with a digest you kept",
+                moved_to.display()
+            ));
+        }
+        let mut storage = Self {
             path,
             db,
             tree,
             log_file,
             segment_bytes,
+            journal: Mutex::new(opened_journal.journal),
+            unjournaled: Mutex::new(Vec::new()),
+            replayed: None,
+            journal_warnings,
         };
         storage.ensure_header(create)?;
+        storage.replay_journal(opened_journal.payloads)?;
         Ok(storage)
+    }
+
+    /// Applies the journal records that continue sled's head, in order, then makes sled
+    /// durable and starts a new journal generation. Records already in sled are skipped; a
+    /// record that neither is in sled nor continues it stops the replay, and the journal is
+    /// moved aside (kept) with a warning.
+    fn replay_journal(&mut self, payloads: Vec<Vec<u8>>) -> Result<(), StorageError> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let mut head = self.head()?;
+        let mut replayed: Option<JournalReplay> = None;
+        let mut unapplied: Option<String> = None;
+        for payload in &payloads {
+            let head_position = head.as_ref().map_or(0, |h| h.position);
+            let Some((first, record_head, entries)) = journal_commit(payload) else {
+                unapplied = Some("a record that is not a commit".into());
+                break;
+            };
+            if record_head.position <= head_position {
+                continue;
+            }
+            let continues = first == head_position + 1
+                && entries.iter().any(|(k, v)| {
+                    keys::segment_position(k) == Some(first) && segment_continues(v, head.as_ref())
+                });
+            if !continues {
+                unapplied = Some(format!(
+                    "a record of positions {first}..={} that does not continue the head at {head_position}",
+                    record_head.position
+                ));
+                break;
+            }
+            // In the order the commit wrote them: the head last.
+            for (key, value) in entries {
+                self.tree.insert(key, value).map_err(|e| self.io(e))?;
+            }
+            let r = replayed.get_or_insert(JournalReplay {
+                commits: 0,
+                from_position: first,
+                to_position: first,
+            });
+            r.commits += 1;
+            r.to_position = record_head.position;
+            head = Some(record_head);
+        }
+        self.flush_sled()?;
+        let poisoned = self.poisoned();
+        let journal = self.journal.get_mut().map_err(|_| poisoned)?;
+        match unapplied {
+            None => journal.reset()?,
+            Some(what) => {
+                let moved_to = journal.set_aside()?;
+                self.journal_warnings.push(format!(
+                    "the commit journal held {what}: damage, or a store changed by hand. The \
+                     journal was moved to {} (kept); events acknowledged after the head may be \
+                     missing. Run `carelog verify` and compare with a digest you kept",
+                    moved_to.display()
+                ));
+            }
+        }
+        self.replayed = replayed;
+        Ok(())
+    }
+
+    /// Flushes sled itself and syncs its log file: after this, the journal's records are
+    /// redundant.
+    fn flush_sled(&self) -> Result<(), StorageError> {
+        self.db.flush().map_err(|e| self.io(e))?;
+        self.log_file.sync_data().map_err(|e| StorageError::Io {
+            path: self.path.clone(),
+            detail: format!("fdatasync: {e}"),
+        })
+    }
+
+    fn lock_journal(&self) -> Result<MutexGuard<'_, Journal>, StorageError> {
+        self.journal.lock().map_err(|_| self.poisoned())
+    }
+
+    fn poisoned(&self) -> StorageError {
+        StorageError::Io {
+            path: self.path.clone(),
+            detail: "a thread failed while writing the commit journal; restart the process \
+                     (the next open replays the journal)"
+                .into(),
+        }
     }
 
     fn ensure_header(&self, create: bool) -> Result<(), StorageError> {
@@ -174,16 +318,26 @@ impl SledStorage {
                         path: self.path.clone(),
                         detail: e.to_string(),
                     })?;
-                if header.format_version != 1
+                if !(1..=STORE_FORMAT_VERSION).contains(&header.format_version)
                     || header.hash_algorithm != crate::log::hash::ALGORITHM
                 {
                     return Err(StorageError::NotAStore {
                         path: self.path.clone(),
                         detail: format!(
-                            "store format {} with hash {:?}; this build reads format 1 with sha256",
+                            "store format {} with hash {:?}; this build reads formats 1 to {STORE_FORMAT_VERSION} with sha256",
                             header.format_version, header.hash_algorithm
                         ),
                     });
+                }
+                if header.format_version < STORE_FORMAT_VERSION {
+                    let upgraded = StoreHeaderV1 {
+                        format_version: STORE_FORMAT_VERSION,
+                        ..header
+                    };
+                    self.tree
+                        .insert(keys::HEADER, codec::encode("store header", &upgraded)?)
+                        .map_err(|e| self.io(e))?;
+                    self.flush_sled()?;
                 }
                 Ok(())
             }
@@ -201,7 +355,7 @@ impl SledStorage {
                     });
                 }
                 let header = StoreHeaderV1 {
-                    format_version: 1,
+                    format_version: STORE_FORMAT_VERSION,
                     hash_algorithm: crate::log::hash::ALGORITHM.to_string(),
                     created_at: crate::time::to_stored(&chrono::Utc::now().fixed_offset()),
                 };
@@ -209,7 +363,7 @@ impl SledStorage {
                 self.tree
                     .insert(keys::HEADER, bytes)
                     .map_err(|e| self.io(e))?;
-                self.flush()
+                self.flush_sled()
             }
         }
     }
@@ -272,16 +426,7 @@ impl SledStorage {
         let Some(bytes) = self.tree.get(key).map_err(|e| self.io(e))? else {
             return Ok(false);
         };
-        let Ok(segment) = codec::decode::<codec::SegmentV1>("segment", &bytes) else {
-            return Ok(false);
-        };
-        let (position, chain) = head.map_or((0, crate::log::hash::GENESIS_CHAIN), |h| {
-            (h.position, h.chain_hash)
-        });
-        Ok(segment.events.first().is_some_and(|e| {
-            e.position == position + 1
-                && crate::log::hash::chain(&chain, &e.leaf_hash) == e.chain_hash
-        }))
+        Ok(segment_continues(&bytes, head))
     }
 
     /// The sled configuration this store opens with (its segment size): for tests and tools
@@ -293,6 +438,36 @@ impl SledStorage {
     }
 }
 
+/// Whether a segment's first event follows `head`'s position and chain hash (the genesis chain
+/// for an empty log).
+fn segment_continues(segment_bytes: &[u8], head: Option<&StoredHeadV1>) -> bool {
+    let Ok(segment) = codec::decode::<codec::SegmentV1>("segment", segment_bytes) else {
+        return false;
+    };
+    let (position, chain) = head.map_or((0, crate::log::hash::GENESIS_CHAIN), |h| {
+        (h.position, h.chain_hash)
+    });
+    segment.events.first().is_some_and(|e| {
+        e.position == position + 1 && crate::log::hash::chain(&chain, &e.leaf_hash) == e.chain_hash
+    })
+}
+
+/// A journal record read as a commit: its first segment's position, its head and its writes.
+/// None when it is not one (no head, or no segment).
+fn journal_commit(payload: &[u8]) -> Option<(u64, StoredHeadV1, Vec<journal::JournalEntry>)> {
+    let entries = journal::decode_payload(payload)?;
+    let (last_key, head_bytes) = entries.last()?;
+    if last_key.as_slice() != keys::HEAD {
+        return None;
+    }
+    let head: StoredHeadV1 = codec::decode("durable head", head_bytes).ok()?;
+    let first = entries
+        .iter()
+        .filter_map(|(k, _)| keys::segment_position(k))
+        .min()?;
+    Some((first, head, entries))
+}
+
 fn open_with_retry(
     path: &Path,
     cache_capacity_bytes: u64,
@@ -300,10 +475,13 @@ fn open_with_retry(
 ) -> Result<sled::Db, StorageError> {
     let started = std::time::Instant::now();
     loop {
+        // No periodic flush: the journal makes commits durable, and sled is flushed when the
+        // journal is full; a flush every 500 ms would only compete with the journal's syncs.
         let opened = sled::Config::new()
             .path(path)
             .segment_size(segment_bytes)
             .cache_capacity(cache_capacity_bytes)
+            .flush_every_ms(None)
             .open();
         match opened.map_err(|e| open_error(path, e)) {
             Err(StorageError::Locked { .. })
@@ -375,22 +553,33 @@ impl Storage for SledStorage {
             Some(h) => Some(codec::encode("durable head", h)?),
             None => None,
         };
-        for (first, bytes) in commit.index_chunks {
-            self.tree
-                .insert(keys::index_chunk(first), bytes)
-                .map_err(|e| self.io(e))?;
-        }
-        for (first, bytes) in commit.segments {
-            self.tree
-                .insert(keys::segment(first), bytes)
-                .map_err(|e| self.io(e))?;
-        }
+        let chunk_keys: Vec<[u8; 9]> = commit
+            .index_chunks
+            .iter()
+            .map(|(first, _)| keys::index_chunk(*first))
+            .collect();
+        let segment_keys: Vec<[u8; 9]> = commit
+            .segments
+            .iter()
+            .map(|(first, _)| keys::segment(*first))
+            .collect();
         // The commit point (see the module overview): written after everything it covers.
-        if let Some(bytes) = head {
-            self.tree
-                .insert(keys::HEAD, bytes)
-                .map_err(|e| self.io(e))?;
+        let writes: Vec<(&[u8], &[u8])> = chunk_keys
+            .iter()
+            .zip(&commit.index_chunks)
+            .chain(segment_keys.iter().zip(&commit.segments))
+            .map(|(key, (_, bytes))| (key.as_slice(), bytes.as_slice()))
+            .chain(head.as_deref().map(|bytes| (keys::HEAD, bytes)))
+            .collect();
+        let record = journal::encode_payload(&writes);
+        for (key, value) in writes {
+            self.tree.insert(key, value).map_err(|e| self.io(e))?;
         }
+        // Only a commit sled took whole is journaled: a failed one is never replayed.
+        self.unjournaled
+            .lock()
+            .map_err(|_| self.poisoned())?
+            .push(record);
         Ok(())
     }
 
@@ -430,7 +619,7 @@ impl Storage for SledStorage {
             }
             self.tree.remove(key).map_err(|e| self.io(e))?;
         }
-        self.flush()?;
+        self.flush_sled()?;
         Ok(Some(DiscardedTail {
             from_position,
             segments: segments.len() as u64,
@@ -440,11 +629,40 @@ impl Storage for SledStorage {
     }
 
     fn flush(&self) -> Result<(), StorageError> {
-        self.db.flush().map_err(|e| self.io(e))?;
-        self.log_file.sync_data().map_err(|e| StorageError::Io {
-            path: self.path.clone(),
-            detail: format!("fdatasync: {e}"),
-        })
+        let mut journal = self.lock_journal()?;
+        let records = std::mem::take(&mut *self.unjournaled.lock().map_err(|_| self.poisoned())?);
+        if records.is_empty() {
+            // Whatever was queued before this call went with a flush that held the journal.
+            return Ok(());
+        }
+        match journal.append(&records)? {
+            Appended::Written => Ok(()),
+            Appended::Full => {
+                // Every queued record's writes are in sled already: flushing it covers them.
+                self.flush_sled()?;
+                journal.reset()
+            }
+        }
+    }
+
+    fn replayed_at_open(&self) -> Option<JournalReplay> {
+        self.replayed
+    }
+
+    fn journals_set_aside(&self) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&self.path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(journal::is_set_aside_name)
+            })
+            .collect();
+        found.sort();
+        found
     }
 
     fn segments_from(
@@ -490,21 +708,39 @@ impl Storage for SledStorage {
     }
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {
-        self.db.size_on_disk().map_err(|e| self.io(e))
+        let journal_bytes = self.lock_journal()?.bytes_on_disk();
+        Ok(self.db.size_on_disk().map_err(|e| self.io(e))? + journal_bytes)
     }
 
     fn warnings(&self) -> Vec<String> {
+        let mut warnings = self.journal_warnings.clone();
         let segment_bytes = self.segment_bytes;
         if segment_bytes >= SLED_SEGMENT_BYTES {
-            return Vec::new();
+            return warnings;
         }
-        vec![format!(
+        warnings.push(format!(
             "this store was created with sled segments of {} KiB, so sled may keep tree nodes \
              over {} KiB in blob files it never fsyncs: a power loss could lose acknowledged \
              events. Move it to the current layout: `carelog export > all.jsonl`, then \
              `carelog --data NEW import all.jsonl --keep-recorded-at`",
             segment_bytes / 1024,
             segment_bytes / 4 / 1024
-        )]
+        ));
+        warnings
+    }
+}
+
+impl Drop for SledStorage {
+    /// A clean close: sled takes everything, and the journal starts a new generation, so that
+    /// the next open has nothing to replay (and tools that open sled directly see it all).
+    /// On failure the journal stays as it is, and the next open replays it.
+    fn drop(&mut self) {
+        let holds_records = self.journal.get_mut().is_ok_and(|j| j.holds_records());
+        if holds_records
+            && self.flush_sled().is_ok()
+            && let Ok(journal) = self.journal.get_mut()
+        {
+            let _ = journal.reset();
+        }
     }
 }

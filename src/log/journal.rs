@@ -1,0 +1,514 @@
+//! The commit journal: one file beside sled's, `<store>/journal`, that makes a commit durable
+//! with one `pwrite` and one `fdatasync`, so that sled itself is flushed only now and then.
+//!
+//! Why: sled's flush is a `pwrite`, a `sync_file_range` handed to its I/O threads, and then our
+//! `fdatasync`: two device round trips, ~0.21 ms here, more than SQLite's whole durable append.
+//! A write into a file whose blocks already exist, followed by `fdatasync`, is one round trip
+//! (~0.12 ms measured here): `fdatasync` has no size or block map to write. So the file is
+//! zero-filled ahead of its records ([`GROW_BYTES`] at a time, up to [`JOURNAL_MAX_BYTES`]) and
+//! reused: when it is full, the storage flushes sled, after which every record is redundant, and
+//! starts a new *generation* ([`Journal::reset`]).
+//!
+//! Layout (little-endian; frozen, version 1; `tests/fixtures/store/journal.v1.bin`):
+//! - bytes 0..16 of the file: `CLJ1`, the generation (u64), a CRC-32 of those 12 bytes; records
+//!   start at [`HEADER_BYTES`].
+//! - a record: `CLJR`, its generation (u64), its payload's length (u32), a CRC-32 of the
+//!   generation, the length and the payload; then the payload: the commit's sled writes in
+//!   order, as a count (u32) and, for each, key length (u16), key, value length (u32), value.
+//!
+//! A scan ([`Journal::open`]) takes the records of the header's generation from the start and
+//! stops at the first that is torn, damaged or of another generation: a reset leaves older
+//! records behind, and a crash may leave a record half written. What the records mean (which
+//! continue sled's head) is the storage's business, not this file's.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::storage::StorageError;
+
+/// The journal's file name inside the store directory.
+pub const JOURNAL_FILE: &str = "journal";
+const FILE_MAGIC: [u8; 4] = *b"CLJ1";
+const RECORD_MAGIC: [u8; 4] = *b"CLJR";
+/// Records start here: the header has a block of its own, so that writing a record never
+/// rewrites the block the header is in.
+pub const HEADER_BYTES: u64 = 4096;
+const RECORD_HEADER_BYTES: u64 = 4 + 8 + 4 + 4;
+/// The file grows by this much at a time, zero-filled, so that a record is written over blocks
+/// that already exist.
+pub const GROW_BYTES: u64 = 1 << 20;
+/// When the records would pass this, the storage flushes sled and starts a new generation.
+pub const JOURNAL_MAX_BYTES: u64 = 32 << 20;
+/// The most entries one record's payload may claim (a commit writes a few keys per segment).
+const ENTRIES_PER_RECORD_MAX: usize = 1 << 16;
+
+/// Whether a file name is one [`Journal::open`] or [`Journal::set_aside`] gives a journal it
+/// moves aside.
+pub fn is_set_aside_name(file_name: &str) -> bool {
+    file_name
+        .strip_prefix(JOURNAL_FILE)
+        .is_some_and(|rest| rest.starts_with(".damaged-") || rest.starts_with(".unapplied-"))
+}
+
+/// One sled write of a commit: key and value.
+pub type JournalEntry = (Vec<u8>, Vec<u8>);
+
+/// The journal file, open for appending records.
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    generation: u64,
+    /// Where the next record goes.
+    write_offset: u64,
+    /// The file's length: every byte below it has been written (zeros or records).
+    prepared_bytes: u64,
+}
+
+/// What [`Journal::append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Written and synced.
+    Written,
+    /// Nothing written: the records do not fit. Flush sled, then [`Journal::reset`].
+    Full,
+}
+
+/// The journal as found at open.
+pub struct OpenedJournal {
+    pub journal: Journal,
+    /// The payloads of the current generation's records, in the order written.
+    pub payloads: Vec<Vec<u8>>,
+    /// Set when the file's header was damaged: where the damaged file was moved (kept).
+    pub damaged_moved_to: Option<PathBuf>,
+}
+
+impl Journal {
+    /// Opens the journal of the store in `dir`, creating it when absent, and reads its records.
+    /// A file whose header is damaged is moved aside (kept, never deleted) and a new one made.
+    pub fn open(dir: &Path) -> Result<OpenedJournal, StorageError> {
+        let path = dir.join(JOURNAL_FILE);
+        if !path.exists() {
+            return Ok(OpenedJournal {
+                journal: Self::create(&path, 1)?,
+                payloads: Vec::new(),
+                damaged_moved_to: None,
+            });
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_error(&path, "open", e))?;
+        let file_bytes = file
+            .metadata()
+            .map_err(|e| io_error(&path, "stat", e))?
+            .len();
+        let readable = file_bytes.min(JOURNAL_MAX_BYTES);
+        let mut bytes = vec![0u8; readable as usize];
+        file.read_exact_at(&mut bytes, 0)
+            .map_err(|e| io_error(&path, "read", e))?;
+        let Some(generation) = parse_header(&bytes) else {
+            drop(file);
+            let moved_to = dir.join(format!(
+                "{JOURNAL_FILE}.damaged-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ));
+            std::fs::rename(&path, &moved_to).map_err(|e| io_error(&path, "move aside", e))?;
+            return Ok(OpenedJournal {
+                journal: Self::create(&path, 1)?,
+                payloads: Vec::new(),
+                damaged_moved_to: Some(moved_to),
+            });
+        };
+        let (payloads, end) = scan_records(&bytes, generation);
+        Ok(OpenedJournal {
+            journal: Self {
+                path,
+                file,
+                generation,
+                write_offset: end,
+                prepared_bytes: file_bytes,
+            },
+            payloads,
+            damaged_moved_to: None,
+        })
+    }
+
+    fn create(path: &Path, generation: u64) -> Result<Self, StorageError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| io_error(path, "create", e))?;
+        let mut journal = Self {
+            path: path.to_path_buf(),
+            file,
+            generation,
+            write_offset: HEADER_BYTES,
+            prepared_bytes: 0,
+        };
+        journal.prepare_up_to(HEADER_BYTES)?;
+        journal.write_header()?;
+        // The new file's name must survive a crash too.
+        if let Some(dir) = path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io_error(path, "sync the directory of", e))?;
+        }
+        Ok(journal)
+    }
+
+    /// The file's path (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether records were appended since the last reset (or found at open).
+    pub fn holds_records(&self) -> bool {
+        self.write_offset > HEADER_BYTES
+    }
+
+    /// The bytes the file takes.
+    pub fn bytes_on_disk(&self) -> u64 {
+        self.prepared_bytes
+    }
+
+    /// Appends one record per payload and syncs them, or reports [`Appended::Full`] having
+    /// written nothing.
+    pub fn append(&mut self, payloads: &[Vec<u8>]) -> Result<Appended, StorageError> {
+        let total: u64 = payloads
+            .iter()
+            .map(|p| RECORD_HEADER_BYTES + p.len() as u64)
+            .sum();
+        let end = self.write_offset + total;
+        if end > JOURNAL_MAX_BYTES || payloads.iter().any(|p| p.len() > u32::MAX as usize) {
+            return Ok(Appended::Full);
+        }
+        let mut buffer = Vec::with_capacity(total as usize);
+        for payload in payloads {
+            encode_record(&mut buffer, self.generation, payload);
+        }
+        assert_eq!(
+            buffer.len() as u64,
+            total,
+            "a record's size is its header and payload"
+        );
+        if end > self.prepared_bytes {
+            self.prepare_up_to(end.div_ceil(GROW_BYTES) * GROW_BYTES)?;
+        }
+        self.file
+            .write_all_at(&buffer, self.write_offset)
+            .map_err(|e| io_error(&self.path, "write", e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| io_error(&self.path, "fdatasync", e))?;
+        self.write_offset = end;
+        Ok(Appended::Written)
+    }
+
+    /// Starts a new generation: every record so far stops counting. Only after sled holds all
+    /// of them durably.
+    pub fn reset(&mut self) -> Result<(), StorageError> {
+        self.generation = self
+            .generation
+            .checked_add(1)
+            .ok_or_else(|| io_error(&self.path, "reset", "generation overflow"))?;
+        self.write_header()?;
+        self.write_offset = HEADER_BYTES;
+        Ok(())
+    }
+
+    /// Moves the file aside (kept, never deleted) and starts a new one of the next generation:
+    /// for records the storage could not apply.
+    pub fn set_aside(&mut self) -> Result<PathBuf, StorageError> {
+        let moved_to = self
+            .path
+            .with_file_name(format!("{JOURNAL_FILE}.unapplied-{}", self.generation));
+        std::fs::rename(&self.path, &moved_to)
+            .map_err(|e| io_error(&self.path, "move aside", e))?;
+        let next = self
+            .generation
+            .checked_add(1)
+            .ok_or_else(|| io_error(&self.path, "reset", "generation overflow"))?;
+        *self = Self::create(&self.path, next)?;
+        Ok(moved_to)
+    }
+
+    fn write_header(&mut self) -> Result<(), StorageError> {
+        self.file
+            .write_all_at(&encode_file_header(self.generation), 0)
+            .map_err(|e| io_error(&self.path, "write the header of", e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| io_error(&self.path, "fdatasync", e))
+    }
+
+    /// Zero-fills the file up to `len` (real zeros, not a hole: see the module overview).
+    fn prepare_up_to(&mut self, len: u64) -> Result<(), StorageError> {
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        while self.prepared_bytes < len {
+            let n = (len - self.prepared_bytes).min(ZEROS.len() as u64);
+            self.file
+                .write_all_at(&ZEROS[..n as usize], self.prepared_bytes)
+                .map_err(|e| io_error(&self.path, "extend", e))?;
+            self.prepared_bytes += n;
+        }
+        Ok(())
+    }
+}
+
+/// A commit's writes as a record payload.
+pub fn encode_payload(entries: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let len = 4 + entries
+        .iter()
+        .map(|(k, v)| 2 + k.len() + 4 + v.len())
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for (key, value) in entries {
+        assert!(key.len() <= usize::from(u16::MAX), "a sled key is short");
+        out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        out.extend_from_slice(key);
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+/// The writes of a record payload, or None when it is not one (a record whose CRC matched but
+/// whose payload does not parse was never written by this code).
+pub fn decode_payload(bytes: &[u8]) -> Option<Vec<JournalEntry>> {
+    let mut rest = bytes;
+    let count = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
+    if count > ENTRIES_PER_RECORD_MAX {
+        return None;
+    }
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        let key_len = u16::from_le_bytes(take(&mut rest, 2)?.try_into().ok()?) as usize;
+        let key = take(&mut rest, key_len)?.to_vec();
+        let value_len = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
+        let value = take(&mut rest, value_len)?.to_vec();
+        entries.push((key, value));
+    }
+    rest.is_empty().then_some(entries)
+}
+
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if rest.len() < n {
+        return None;
+    }
+    let (head, tail) = rest.split_at(n);
+    *rest = tail;
+    Some(head)
+}
+
+/// Appends one record to `out`.
+pub fn encode_record(out: &mut Vec<u8>, generation: u64, payload: &[u8]) {
+    let len = payload.len() as u32;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&generation.to_le_bytes());
+    crc.update(&len.to_le_bytes());
+    crc.update(payload);
+    out.extend_from_slice(&RECORD_MAGIC);
+    out.extend_from_slice(&generation.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// The file header naming `generation`.
+pub fn encode_file_header(generation: u64) -> Vec<u8> {
+    let mut header = Vec::with_capacity(16);
+    header.extend_from_slice(&FILE_MAGIC);
+    header.extend_from_slice(&generation.to_le_bytes());
+    let crc = crc32fast::hash(&header);
+    header.extend_from_slice(&crc.to_le_bytes());
+    header
+}
+
+/// The generation a file header names, if the header is whole.
+pub fn parse_header(bytes: &[u8]) -> Option<u64> {
+    let header = bytes.get(..16)?;
+    let crc = u32::from_le_bytes(header[12..16].try_into().ok()?);
+    if header[..4] != FILE_MAGIC || crc32fast::hash(&header[..12]) != crc {
+        return None;
+    }
+    let generation = u64::from_le_bytes(header[4..12].try_into().ok()?);
+    (generation > 0).then_some(generation)
+}
+
+/// The payloads of the records of `generation` from the first on, and the offset after the
+/// last of them.
+pub fn scan_records(bytes: &[u8], generation: u64) -> (Vec<Vec<u8>>, u64) {
+    let mut payloads = Vec::new();
+    let mut offset = HEADER_BYTES as usize;
+    while let Some(header) = bytes.get(offset..offset + RECORD_HEADER_BYTES as usize) {
+        let field = |at: usize, n: usize| &header[at..at + n];
+        if field(0, 4) != RECORD_MAGIC {
+            break;
+        }
+        let Ok(record_generation) = field(4, 8).try_into().map(u64::from_le_bytes) else {
+            break;
+        };
+        let Ok(len) = field(12, 4).try_into().map(u32::from_le_bytes) else {
+            break;
+        };
+        let Ok(crc) = field(16, 4).try_into().map(u32::from_le_bytes) else {
+            break;
+        };
+        let start = offset + RECORD_HEADER_BYTES as usize;
+        let Some(payload) = bytes.get(start..start + len as usize) else {
+            break;
+        };
+        let mut check = crc32fast::Hasher::new();
+        check.update(field(4, 8));
+        check.update(field(12, 4));
+        check.update(payload);
+        if record_generation != generation || check.finalize() != crc {
+            break;
+        }
+        payloads.push(payload.to_vec());
+        offset = start + len as usize;
+    }
+    (payloads, offset as u64)
+}
+
+fn io_error(path: &Path, doing: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Io {
+        path: path.to_path_buf(),
+        detail: format!("{doing} the commit journal: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(n: u8) -> Vec<u8> {
+        encode_payload(&[(b"X1".as_slice(), vec![n; 10].as_slice()), (b"M", &[n])])
+    }
+
+    #[test]
+    fn records_come_back_in_order_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap().journal;
+        assert!(!j.holds_records());
+        assert_eq!(
+            j.append(&[payload(1), payload(2)]).unwrap(),
+            Appended::Written
+        );
+        assert_eq!(j.append(&[payload(3)]).unwrap(), Appended::Written);
+        assert!(j.holds_records());
+        drop(j);
+        let opened = Journal::open(dir.path()).unwrap();
+        assert_eq!(opened.payloads, vec![payload(1), payload(2), payload(3)]);
+        let entries = decode_payload(&opened.payloads[2]).unwrap();
+        assert_eq!(entries[1], (b"M".to_vec(), vec![3]));
+        // New records go after the found ones.
+        let mut j = opened.journal;
+        j.append(&[payload(4)]).unwrap();
+        drop(j);
+        assert_eq!(Journal::open(dir.path()).unwrap().payloads.len(), 4);
+    }
+
+    #[test]
+    fn a_reset_drops_older_records_even_where_they_are_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap().journal;
+        j.append(&[payload(1), payload(2), payload(3)]).unwrap();
+        j.reset().unwrap();
+        assert!(!j.holds_records());
+        drop(j);
+        assert!(Journal::open(dir.path()).unwrap().payloads.is_empty());
+        let mut j = Journal::open(dir.path()).unwrap().journal;
+        // One new record over the first old one; the old second and third stay in the file.
+        j.append(&[payload(9)]).unwrap();
+        drop(j);
+        assert_eq!(
+            Journal::open(dir.path()).unwrap().payloads,
+            vec![payload(9)]
+        );
+    }
+
+    #[test]
+    fn a_torn_or_damaged_record_ends_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap().journal;
+        j.append(&[payload(1), payload(2), payload(3)]).unwrap();
+        drop(j);
+        let path = dir.path().join(JOURNAL_FILE);
+        let bytes = std::fs::read(&path).unwrap();
+        let record = RECORD_HEADER_BYTES as usize + payload(1).len();
+        let second = HEADER_BYTES as usize + record;
+        // Any flipped byte of the second record (header or payload) ends the scan before it.
+        for at in second..second + record {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x40;
+            let (payloads, end) = scan_records(&damaged, 1);
+            assert_eq!(payloads, vec![payload(1)], "byte {at}");
+            assert_eq!(end, second as u64);
+        }
+        // A record cut short (a crash in its write: the rest is still zeros).
+        let mut torn = bytes.clone();
+        torn[second + record - 3..second + record].fill(0);
+        assert_eq!(scan_records(&torn, 1).0, vec![payload(1)]);
+    }
+
+    #[test]
+    fn a_damaged_header_is_moved_aside_and_a_new_journal_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap().journal;
+        j.append(&[payload(1)]).unwrap();
+        drop(j);
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[5] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let opened = Journal::open(dir.path()).unwrap();
+        assert!(opened.payloads.is_empty());
+        let moved = opened.damaged_moved_to.unwrap();
+        assert_eq!(std::fs::read(moved).unwrap(), bytes);
+    }
+
+    #[test]
+    fn it_grows_in_steps_and_reports_full_without_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap().journal;
+        assert_eq!(j.bytes_on_disk(), HEADER_BYTES);
+        j.append(&[payload(1)]).unwrap();
+        assert_eq!(j.bytes_on_disk(), GROW_BYTES);
+        let big = vec![7u8; (JOURNAL_MAX_BYTES / 2) as usize];
+        assert_eq!(
+            j.append(std::slice::from_ref(&big)).unwrap(),
+            Appended::Written
+        );
+        assert_eq!(
+            j.append(std::slice::from_ref(&big)).unwrap(),
+            Appended::Full
+        );
+        assert!(j.bytes_on_disk() <= JOURNAL_MAX_BYTES);
+        drop(j);
+        let opened = Journal::open(dir.path()).unwrap();
+        assert_eq!(opened.payloads.len(), 2, "the full append wrote nothing");
+        let mut j = opened.journal;
+        j.reset().unwrap();
+        assert_eq!(j.append(&[big]).unwrap(), Appended::Written);
+    }
+
+    #[test]
+    fn a_payload_that_does_not_parse_is_refused() {
+        let good = payload(1);
+        assert!(decode_payload(&good).is_some());
+        assert!(decode_payload(&good[..good.len() - 1]).is_none());
+        let mut long = good.clone();
+        long.push(0);
+        assert!(decode_payload(&long).is_none());
+        assert!(decode_payload(&u32::MAX.to_le_bytes()).is_none());
+    }
+}
