@@ -159,6 +159,9 @@ pub struct SledStorage {
 /// refuses it instead of losing what only the journal holds.
 pub const STORE_FORMAT_VERSION: u32 = 2;
 
+/// See [`SledStorage::let_sled_evict`].
+const SCAN_EXTRA_READS_PER_VALUE: usize = 8;
+
 /// The name of the one tree the log lives in.
 const LOG_TREE: &str = "carelog-log-v1";
 
@@ -429,6 +432,19 @@ impl SledStorage {
         Ok(segment_continues(&bytes, head))
     }
 
+    /// Lets sled's cache evict during a long scan: reads `key` (just read by the scan) again a
+    /// few times. sled 0.34's LRU queues accesses per shard (256 shards, 64 accesses each) and
+    /// evicts nothing until a shard's queue is full; a scan makes about one access per value,
+    /// so on a log of a million events no queue ever filled, and every tree node the scan read
+    /// stayed in memory whatever the cache capacity (spacejam/sled#1036). Measured on a
+    /// 1 M-event log: rebuild peak RSS 479 → 293 MiB, no slower (4 reads: 304 MiB; 16: 292).
+    fn let_sled_evict(&self, key: &[u8]) {
+        for _ in 0..SCAN_EXTRA_READS_PER_VALUE {
+            // Only the access matters; an error here would show on the scan's own next read.
+            let _ = self.tree.get(key);
+        }
+    }
+
     /// The sled configuration this store opens with (its segment size): for tests and tools
     /// that must open the sled database underneath directly, e.g. to tamper with it.
     pub fn sled_config(path: &Path) -> sled::Config {
@@ -681,6 +697,7 @@ impl Storage for SledStorage {
         let end = keys::segment(u64::MAX);
         Box::new(self.tree.range(start..=end.to_vec()).map(move |entry| {
             let (k, v) = entry.map_err(|e| self.io(e))?;
+            self.let_sled_evict(&k);
             let first = keys::segment_position(&k).ok_or_else(|| StorageError::Corrupt {
                 path: self.path.clone(),
                 detail: "a segment key is damaged".into(),
@@ -697,6 +714,7 @@ impl Storage for SledStorage {
                 .scan_prefix([keys::INDEX_PREFIX])
                 .map(move |entry| {
                     let (k, v) = entry.map_err(|e| self.io(e))?;
+                    self.let_sled_evict(&k);
                     let first =
                         keys::index_chunk_position(&k).ok_or_else(|| StorageError::Corrupt {
                             path: self.path.clone(),
