@@ -12,4 +12,5 @@ pub mod log;
 pub mod projection;
 #[path = "../projections/mod.rs"]
 pub mod projections;
+pub mod rng;
 pub mod time;

@@ -21,6 +21,7 @@ use carelog::log::{
     AppendBatch, Digest, ExpectedVersion, Log, LogError, NewEvent, OpenOptions, StorageError,
     VerifyReport,
 };
+use carelog::rng::SplitMix64;
 use carelog::time::parse_instant;
 use uuid::Uuid;
 
@@ -33,27 +34,9 @@ const SOLO_STREAM: &str = "crash-solo";
 /// Each child thread sleeps up to this long between appends.
 const PACE_MS: u64 = 30;
 
-/// A tiny deterministic generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
-fn event(stream: String, rng: &mut Rng) -> NewEvent {
-    let len = rng.range(0, 300) as usize;
-    let payload = (0..len).map(|_| rng.next() as u8).collect();
+fn event(stream: String, rng: &mut SplitMix64) -> NewEvent {
+    let len = rng.below(301) as usize;
+    let payload = (0..len).map(|_| rng.next_u64() as u8).collect();
     NewEvent::new(
         stream,
         "test.crash",
@@ -85,28 +68,28 @@ fn fail(what: &str, e: &LogError) -> ! {
 /// One appending thread of the child: forever, single events or batches of 1..=50 events
 /// over several streams; thread 0 also keeps the solo stream with exact expected versions.
 fn append_forever(log: Log, thread: u64, seed: u64) -> ! {
-    let mut rng = Rng(seed ^ thread.wrapping_mul(0xA076_1D64_78BD_642F));
+    let mut rng = SplitMix64(seed ^ thread.wrapping_mul(0xA076_1D64_78BD_642F));
     let mut solo_version = match log.stream_version(SOLO_STREAM) {
         Ok(v) => v,
         Err(e) => fail("reading the solo stream's version", &e),
     };
     loop {
-        let solo = thread == 0 && rng.range(0, 2) == 0;
+        let solo = thread == 0 && rng.below(3) == 0;
         let batch = if solo {
-            let n = rng.range(1, 5);
+            let n = 1 + rng.below(5);
             let events = (0..n)
                 .map(|_| event(SOLO_STREAM.to_string(), &mut rng))
                 .collect();
             AppendBatch::new(events).expect(SOLO_STREAM, ExpectedVersion::Exact(solo_version))
         } else {
-            let n = if rng.range(0, 3) > 0 {
+            let n = if rng.below(4) > 0 {
                 1
             } else {
-                rng.range(1, 50)
+                1 + rng.below(50)
             };
             let events = (0..n)
                 .map(|_| {
-                    let s = rng.range(0, SHARED_STREAMS - 1);
+                    let s = rng.below(SHARED_STREAMS);
                     event(format!("crash-{s}"), &mut rng)
                 })
                 .collect();
@@ -132,7 +115,7 @@ fn append_forever(log: Log, thread: u64, seed: u64) -> ! {
         say(&lines);
         // Paced, so that the store (which every round verifies whole) grows by hundreds of
         // events a round, not thousands; the threads still overlap in the writer's queue.
-        std::thread::sleep(std::time::Duration::from_millis(rng.range(0, PACE_MS)));
+        std::thread::sleep(std::time::Duration::from_millis(rng.below(PACE_MS + 1)));
     }
 }
 
@@ -195,11 +178,11 @@ struct Round {
 
 /// Spawns the child, lets it append for a random while, kills it with SIGKILL and collects what
 /// it acknowledged.
-fn run_child(dir: &Path, rng: &mut Rng, round: u64) -> Round {
+fn run_child(dir: &Path, rng: &mut SplitMix64, round: u64) -> Round {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
-        .env(CHILD_SEED_ENV, rng.next().to_string())
+        .env(CHILD_SEED_ENV, rng.next_u64().to_string())
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -240,7 +223,7 @@ fn run_child(dir: &Path, rng: &mut Rng, round: u64) -> Round {
     // round kills at a random early moment, possibly while sled is still opening the store.
     let early_kill = round % 6 == 5;
     if early_kill {
-        std::thread::sleep(Duration::from_millis(rng.range(0, 40)));
+        std::thread::sleep(Duration::from_millis(rng.below(41)));
     } else {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -264,7 +247,7 @@ fn run_child(dir: &Path, rng: &mut Rng, round: u64) -> Round {
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(rng.range(20, 300)));
+        std::thread::sleep(Duration::from_millis(20 + rng.below(281)));
     }
     child.kill().unwrap();
     let status = child.wait().unwrap();
@@ -338,7 +321,7 @@ fn acknowledged_events_survive_kill_9() {
                 .as_nanos() as u64
         });
     eprintln!("kill -9 test: {rounds} rounds, seed {seed} (rerun with CARELOG_CRASH_SEED={seed})");
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64(seed);
     let dir = tempfile::tempdir().unwrap();
     // Create the store first, so that every round's child opens an existing one.
     drop(Log::open(dir.path(), OpenOptions::default()).unwrap());

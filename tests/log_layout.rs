@@ -313,32 +313,26 @@ fn a_format_1_store_is_moved_to_format_2_at_open() {
         log.append(AppendBatch::new((1..=5).map(|n| event(n, 100)).collect()))
             .unwrap();
     }
-    {
-        let db = open_sled(dir.path());
-        let tree = db.open_tree("carelog-log-v1").unwrap();
-        let mut header: codec::StoreHeaderV1 =
-            codec::decode("header", &tree.get(keys::HEADER).unwrap().unwrap()).unwrap();
-        header.format_version = 1;
-        tree.insert(keys::HEADER, codec::encode("header", &header).unwrap())
-            .unwrap();
-        db.flush().unwrap();
-    }
+    set_format_version(dir.path(), 1);
     let log = open_retrying(dir.path());
     assert_eq!(log.header().unwrap().format_version, 2);
     assert_eq!(log.head_position(), 5);
     drop(log);
     // A format this build does not know is refused, naming it.
-    {
-        let db = open_sled(dir.path());
-        let tree = db.open_tree("carelog-log-v1").unwrap();
-        let mut header: codec::StoreHeaderV1 =
-            codec::decode("header", &tree.get(keys::HEADER).unwrap().unwrap()).unwrap();
-        header.format_version = 3;
-        tree.insert(keys::HEADER, codec::encode("header", &header).unwrap())
-            .unwrap();
-        db.flush().unwrap();
-    }
+    set_format_version(dir.path(), 3);
     // (Log::open itself waits out the lock the closed sled handle may still hold.)
     let err = Log::open(dir.path(), OpenOptions::default()).err().unwrap();
     assert!(err.to_string().contains("store format 3"), "{err}");
+}
+
+/// Rewrites the store header's format version by hand, through sled.
+fn set_format_version(dir: &Path, format_version: u32) {
+    let db = open_sled(dir);
+    let tree = db.open_tree("carelog-log-v1").unwrap();
+    let mut header: codec::StoreHeaderV1 =
+        codec::decode("header", &tree.get(keys::HEADER).unwrap().unwrap()).unwrap();
+    header.format_version = format_version;
+    tree.insert(keys::HEADER, codec::encode("header", &header).unwrap())
+        .unwrap();
+    db.flush().unwrap();
 }

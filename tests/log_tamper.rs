@@ -13,6 +13,7 @@ use carelog::log::{
     AppendBatch, Digest, Log, LogError, NewEvent, OpenOptions, SledStorage, StorageError,
     VerifyProblemKind, VerifyReport, hash, keys,
 };
+use carelog::rng::SplitMix64;
 use carelog::time::parse_instant;
 
 const TREE: &str = "carelog-log-v1";
@@ -549,23 +550,6 @@ fn garbage_as_an_index_chunk_is_modified_and_an_error_for_index_users() {
     assert_eq!(log.head_position(), EVENTS, "nothing was appended");
 }
 
-/// A tiny deterministic generator (splitmix64), seeded from the clock; the seed is printed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
 fn seed() -> u64 {
     let seed = std::env::var("CARELOG_TAMPER_SEED")
         .ok()
@@ -584,7 +568,7 @@ fn seed() -> u64 {
 fn garbage_as_a_segment_value_is_modified_and_never_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     build_store(dir.path());
-    let mut rng = Rng(seed());
+    let mut rng = SplitMix64(seed());
     let (target, next, original) = tamper(dir.path(), |tree| {
         let starts = segment_starts(tree);
         let target = starts[2];
@@ -606,15 +590,15 @@ fn garbage_as_a_segment_value_is_modified_and_never_a_panic() {
         [&original[..], b"junk"].concat(),
     ];
     for _ in 0..12 {
-        let n = (rng.next() % 4096) as usize;
+        let n = (rng.next_u64() % 4096) as usize;
         values.push(rng.bytes(n));
     }
     // The original with a few random bytes overwritten anywhere (headers and lengths too).
     for _ in 0..12 {
         let mut v = original.to_vec();
-        for _ in 0..=(rng.next() % 4) {
-            let i = (rng.next() % v.len() as u64) as usize;
-            v[i] ^= (rng.next() % 255 + 1) as u8;
+        for _ in 0..=(rng.next_u64() % 4) {
+            let i = (rng.next_u64() % v.len() as u64) as usize;
+            v[i] ^= (rng.next_u64() % 255 + 1) as u8;
         }
         values.push(v);
     }
@@ -738,7 +722,7 @@ fn opening_a_missing_store_for_reading_is_missing() {
 
 #[test]
 fn a_directory_of_garbage_is_an_error_not_a_panic() {
-    let mut rng = Rng(seed());
+    let mut rng = SplitMix64(seed());
     // Files that are not sled's.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), rng.bytes(1000)).unwrap();

@@ -29,6 +29,7 @@ use carelog::projection::{
     AnyProjection, AsOf, EventView, Figure, PairingBook, Period, Query, Rebuilt, Source, replay,
 };
 use carelog::projections::registry;
+use carelog::rng::SplitMix64;
 use chrono::{Datelike, Duration, FixedOffset, NaiveDate, SecondsFormat, TimeZone, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -36,31 +37,6 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 // ---- a seeded generator of a valid, realistic event sequence ------------------------------
-
-/// splitmix64: small, seeded, good enough to pick days and kinds.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
 
 fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("a valid date")
@@ -118,7 +94,7 @@ struct Item {
 
 struct Gen {
     seed: u64,
-    rng: Rng,
+    rng: SplitMix64,
     serial: u32,
     entities: u32,
     items: Vec<Item>,
@@ -130,7 +106,7 @@ impl Gen {
     fn new(seed: u64) -> Self {
         Self {
             seed,
-            rng: Rng(seed),
+            rng: SplitMix64(seed),
             serial: 0,
             entities: 0,
             items: Vec::new(),
@@ -1055,7 +1031,7 @@ fn as_of_a_position_equals_a_rebuild_of_the_prefix() {
     let registry = registry();
     let all: Vec<&dyn AnyProjection> = registry.iter().map(|p| p.as_ref()).collect();
     let head = fx.head();
-    let mut rng = Rng(SEED ^ 0xe);
+    let mut rng = SplitMix64(SEED ^ 0xe);
     let mut positions = vec![0, 1, 2, head - 1, head, head + 10];
     positions.extend((0..6).map(|_| 1 + rng.below(head)));
     for pos in positions {

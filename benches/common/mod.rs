@@ -20,28 +20,8 @@ use carelog::domain::{Date, DomainEvent, Money, stream_of};
 use carelog::log::{AppendBatch, Log, NewEvent, OpenOptions};
 use carelog::time::Instant;
 
-/// SplitMix64: small, fast, the same sequence on every machine.
-#[derive(Clone)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..n (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
+/// SplitMix64 (`carelog::rng`): the same sequence on every machine.
+pub use carelog::rng::SplitMix64 as Rng;
 
 const SUMMARIES: [&str; 6] = [
     "电话联系，了解近况，家中无新困难",
@@ -210,10 +190,10 @@ impl Generator {
             let person = self.id();
             let (role, unit) = if i < cadres {
                 self.cadres.push(person);
-                (StaffRole::Cadre, self.rng.pick(&self.townships))
+                (StaffRole::Cadre, *self.rng.pick(&self.townships))
             } else {
                 self.teachers.push(person);
-                (StaffRole::Teacher, self.rng.pick(&self.schools))
+                (StaffRole::Teacher, *self.rng.pick(&self.schools))
             };
             self.push(
                 DomainEvent::StaffRegistered(StaffRegisteredV1 {
@@ -238,8 +218,8 @@ impl Generator {
     fn new_pairing(&mut self) {
         let recipient = self.id();
         let pairing = self.id();
-        let cadre = self.rng.pick(&self.cadres);
-        let township = self.rng.pick(&self.townships);
+        let cadre = *self.rng.pick(&self.cadres);
+        let township = *self.rng.pick(&self.townships);
         let household = self.rng.below(4) == 0;
         let today = self.today();
         self.push(
@@ -259,7 +239,7 @@ impl Generator {
         let category = if household {
             Category::ExtremelyPoor
         } else {
-            self.rng.pick(&[
+            *self.rng.pick(&[
                 Category::Orphan,
                 Category::SeverelyDisabled,
                 Category::Unsupported,
@@ -290,7 +270,7 @@ impl Generator {
 
     fn new_pupil(&mut self) {
         let pupil = self.id();
-        let school = self.rng.pick(&self.schools);
+        let school = *self.rng.pick(&self.schools);
         let today = self.today();
         self.push(
             DomainEvent::RecipientRegistered(RecipientRegisteredV1 {
@@ -311,7 +291,7 @@ impl Generator {
             "school",
         );
         if self.rng.below(3) == 0 {
-            let category = self.rng.pick(&CATEGORIES[..]);
+            let category = *self.rng.pick(&CATEGORIES[..]);
             let category = if category.is_for_household() {
                 Category::LeftBehind
             } else {
@@ -336,16 +316,16 @@ impl Generator {
 
     /// One event of the steady mix (some kinds queue several).
     fn steady(&mut self) {
-        let pairing = self.rng.pick(&self.pairings);
+        let pairing = *self.rng.pick(&self.pairings);
         let cadre = "cadre";
         let roll = self.rng.below(1000);
         let event = match roll {
             0..=279 => DomainEvent::ContactRecorded(ContactRecordedV2 {
                 pairing_id: pairing,
-                channel: self
+                channel: *self
                     .rng
                     .pick(&[Channel::Phone, Channel::Video, Channel::Message]),
-                summary: self.rng.pick(&SUMMARIES).into(),
+                summary: (*self.rng.pick(&SUMMARIES)).into(),
                 duration_minutes: Some(5 + self.rng.below(40) as u32),
             }),
             280..=379 => {
@@ -359,11 +339,11 @@ impl Generator {
                     },
                     group_trip_id: group.then(|| self.id()),
                     companions: if group {
-                        vec![self.rng.pick(&self.cadres)]
+                        vec![*self.rng.pick(&self.cadres)]
                     } else {
                         Vec::new()
                     },
-                    observations: self.rng.pick(&OBSERVATIONS).into(),
+                    observations: (*self.rng.pick(&OBSERVATIONS)).into(),
                 })
             }
             380..=419 => DomainEvent::PolicyFollowupRecorded(PolicyFollowupRecordedV1 {
@@ -408,7 +388,7 @@ impl Generator {
                         pairing_id: pairing,
                         form: AidForm::Cash,
                         value_fen: amount,
-                        fund_source: self.rng.pick(&FUND_SOURCES).into(),
+                        fund_source: (*self.rng.pick(&FUND_SOURCES)).into(),
                         item: None,
                         quantity: None,
                         unit_value_fen: None,
@@ -421,7 +401,7 @@ impl Generator {
                         pairing_id: pairing,
                         form: AidForm::Goods,
                         value_fen: Money(unit.fen() * i64::from(quantity)),
-                        fund_source: self.rng.pick(&FUND_SOURCES).into(),
+                        fund_source: (*self.rng.pick(&FUND_SOURCES)).into(),
                         item: Some("大米".into()),
                         quantity: Some(quantity),
                         unit_value_fen: Some(unit),
@@ -472,7 +452,7 @@ impl Generator {
             }
             680..=684 => DomainEvent::PairingTransferred(PairingTransferredV1 {
                 pairing_id: pairing,
-                to_cadre_id: self.rng.pick(&self.cadres),
+                to_cadre_id: *self.rng.pick(&self.cadres),
                 on: self.today(),
                 reason: "工作调动".into(),
             }),
@@ -481,7 +461,7 @@ impl Generator {
                 return;
             }
             750..=869 => {
-                let pupil = self.rng.pick(&self.pupils);
+                let pupil = *self.rng.pick(&self.pupils);
                 let year = self.now().format("%Y").to_string();
                 let half = if self.rng.below(2) == 0 {
                     "spring"
@@ -490,32 +470,32 @@ impl Generator {
                 };
                 DomainEvent::StudentAidPaid(StudentAidPaidV1 {
                     pupil_id: pupil,
-                    programme: self.rng.pick(&PROGRAMMES),
+                    programme: *self.rng.pick(&PROGRAMMES),
                     term: format!("{year}-{half}"),
                     amount_fen: Money(62_500),
                 })
             }
             870..=889 => {
                 let pupil = if self.disabled_pupils.is_empty() {
-                    self.rng.pick(&self.pupils)
+                    *self.rng.pick(&self.pupils)
                 } else {
-                    self.rng.pick(&self.disabled_pupils)
+                    *self.rng.pick(&self.disabled_pupils)
                 };
                 let placement = self.id();
                 self.placements.push(placement);
                 DomainEvent::PlacementDecided(PlacementDecidedV1 {
                     placement_id: placement,
                     pupil_id: pupil,
-                    mode: self.rng.pick(&MODES),
-                    school_id: self.rng.pick(&self.schools),
+                    mode: *self.rng.pick(&MODES),
+                    school_id: *self.rng.pick(&self.schools),
                     on: self.today(),
                 })
             }
             890..=894 if !self.placements.is_empty() => {
                 DomainEvent::PlacementChanged(PlacementChangedV1 {
-                    placement_id: self.rng.pick(&self.placements),
-                    mode: self.rng.pick(&MODES),
-                    school_id: self.rng.pick(&self.schools),
+                    placement_id: *self.rng.pick(&self.placements),
+                    mode: *self.rng.pick(&MODES),
+                    school_id: *self.rng.pick(&self.schools),
                     on: self.today(),
                 })
             }
@@ -525,8 +505,8 @@ impl Generator {
                 let next = Date(self.today().0 + Duration::days(90));
                 DomainEvent::CarePlanOpened(CarePlanOpenedV1 {
                     plan_id: plan,
-                    pupil_id: self.rng.pick(&self.pupils),
-                    teacher_id: self.rng.pick(&self.teachers),
+                    pupil_id: *self.rng.pick(&self.pupils),
+                    teacher_id: *self.rng.pick(&self.teachers),
                     scheme: if self.rng.below(2) == 0 {
                         PlanScheme::OneToOne
                     } else {
@@ -540,7 +520,7 @@ impl Generator {
             915..=944 if !self.plans.is_empty() => {
                 let next = Date(self.today().0 + Duration::days(90));
                 DomainEvent::CarePlanReviewed(CarePlanReviewedV1 {
-                    plan_id: self.rng.pick(&self.plans),
+                    plan_id: *self.rng.pick(&self.plans),
                     progress: "按计划推进".into(),
                     next_review: next,
                 })
@@ -581,7 +561,7 @@ impl Generator {
             _ => DomainEvent::ContactRecorded(ContactRecordedV2 {
                 pairing_id: pairing,
                 channel: Channel::Phone,
-                summary: self.rng.pick(&SUMMARIES).into(),
+                summary: (*self.rng.pick(&SUMMARIES)).into(),
                 duration_minutes: None,
             }),
         };

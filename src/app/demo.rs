@@ -20,6 +20,7 @@ use crate::codec::PayloadType;
 use crate::domain::cloudevent::IncomingEvent;
 use crate::domain::events::*;
 use crate::domain::{Date, DomainEvent, Money};
+use crate::rng::SplitMix64;
 use crate::time::Instant;
 
 /// The default seed.
@@ -36,32 +37,6 @@ pub struct DemoSummary {
     pub pupils: u32,
     pub pairings: u32,
     pub claims: u32,
-}
-
-/// SplitMix64: small, fast, and the same sequence on every machine for a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..n (n > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo + 1).max(1) as u64) as i64
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
 }
 
 fn day(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -89,7 +64,7 @@ struct Planned {
 }
 
 struct Builder {
-    rng: Rng,
+    rng: SplitMix64,
     planned: Vec<Planned>,
     seq: u64,
     /// The backfill clock: historical facts are entered from early January 2023.
@@ -99,8 +74,8 @@ struct Builder {
 impl Builder {
     fn id(&mut self, ms: i64) -> Uuid {
         let mut bytes = [0u8; 10];
-        bytes[..8].copy_from_slice(&self.rng.next().to_le_bytes());
-        bytes[8..].copy_from_slice(&self.rng.next().to_le_bytes()[..2]);
+        bytes[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+        bytes[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes()[..2]);
         uuid::Builder::from_unix_timestamp_millis(ms.max(0) as u64, &bytes).into_uuid()
     }
 
@@ -111,7 +86,7 @@ impl Builder {
 
     /// A live event: recorded a little after it happened.
     fn live(&mut self, occurred_at: Instant, event: DomainEvent) -> Uuid {
-        let delay = Duration::minutes(30 + self.rng.range(0, 600));
+        let delay = Duration::minutes(30 + self.rng.in_range(0, 600));
         let recorded_at = occurred_at + delay;
         self.push(occurred_at, recorded_at, event)
     }
@@ -155,7 +130,7 @@ const GIVEN: [&str; 12] = [
     "明", "华", "芳", "军", "丽", "强", "静", "磊", "娟", "伟", "霞", "杰",
 ];
 
-fn name(rng: &mut Rng) -> String {
+fn name(rng: &mut SplitMix64) -> String {
     format!(
         "{}{}{}",
         rng.pick(&SURNAMES),
@@ -367,7 +342,7 @@ pub fn run(
     }
     let started = WallClock::now();
     let mut b = Builder {
-        rng: Rng(seed),
+        rng: SplitMix64(seed),
         planned: Vec::new(),
         seq: 0,
         backfill_at: at(day(2023, 1, 3), 60),
@@ -439,9 +414,9 @@ fn recorder_of(event: &DomainEvent) -> String {
 }
 
 /// A random day strictly between two days (inclusive of `from`), avoiding none.
-fn day_between(rng: &mut Rng, from: NaiveDate, to: NaiveDate) -> NaiveDate {
+fn day_between(rng: &mut SplitMix64, from: NaiveDate, to: NaiveDate) -> NaiveDate {
     let span = (to - from).num_days().max(0);
-    from + Duration::days(rng.range(0, span))
+    from + Duration::days(rng.in_range(0, span))
 }
 
 struct PairingPlan {
@@ -646,7 +621,7 @@ fn build_pairings(b: &mut Builder, org: &Org) -> u32 {
 }
 
 /// A random active day of a pairing in 2023, from a day after it started to 20 December.
-fn activity_day(rng: &mut Rng, p: &PairingPlan) -> NaiveDate {
+fn activity_day(rng: &mut SplitMix64, p: &PairingPlan) -> NaiveDate {
     loop {
         let d = day_between(rng, p.established + Duration::days(1), day(2023, 12, 20));
         if p.active(d) {
@@ -681,7 +656,7 @@ fn build_activities(b: &mut Builder, plans: &[PairingPlan]) {
         } else {
             Some(5 + b.rng.below(40) as u32)
         };
-        let occurred = at(d, b.rng.range(60, 540));
+        let occurred = at(d, b.rng.in_range(60, 540));
         let ev = ContactRecordedV2 {
             pairing_id: p.id,
             channel,
@@ -763,7 +738,7 @@ fn build_activities(b: &mut Builder, plans: &[PairingPlan]) {
             "老人身体状况稳定",
             "取暖设施需检修",
         ]);
-        let occurred = at(d, b.rng.range(60, 480));
+        let occurred = at(d, b.rng.in_range(60, 480));
         let id = b.live(
             occurred,
             DomainEvent::VisitRecorded(VisitRecordedV1 {
@@ -798,7 +773,7 @@ fn build_activities(b: &mut Builder, plans: &[PairingPlan]) {
             ("教育资助", "县教育局"),
         ]);
         let outcome = *b.rng.pick(&["已落实", "材料已提交", "正在审核"]);
-        let minutes = b.rng.range(60, 480);
+        let minutes = b.rng.in_range(60, 480);
         b.live(
             at(d, minutes),
             DomainEvent::PolicyFollowupRecorded(PolicyFollowupRecordedV1 {
@@ -818,7 +793,7 @@ fn build_activities(b: &mut Builder, plans: &[PairingPlan]) {
             ("代购药品", "已送达"),
             ("联系维修取暖炉", "已修好"),
         ]);
-        let minutes = b.rng.range(60, 480);
+        let minutes = b.rng.in_range(60, 480);
         b.live(
             at(d, minutes),
             DomainEvent::ErrandDone(ErrandDoneV1 {
@@ -853,7 +828,7 @@ fn build_activities(b: &mut Builder, plans: &[PairingPlan]) {
                 description: what.into(),
             }),
         );
-        let later = at(d + Duration::days(3 + b.rng.range(0, 15)), 300);
+        let later = at(d + Duration::days(3 + b.rng.in_range(0, 15)), 300);
         if k < 42 {
             b.live(
                 later,
@@ -998,7 +973,7 @@ fn build_aid(b: &mut Builder, plans: &[PairingPlan]) {
     let corrected_index = items.len() - 5;
     for (n, (_, d, mut aid)) in items.into_iter().enumerate() {
         aid.receipt_ref = format!("QY-2023-{:04}", n + 1);
-        let occurred = at(d, b.rng.range(60, 480));
+        let occurred = at(d, b.rng.in_range(60, 480));
         if n == corrected_index {
             // Entered with a slip of the finger (ten times the amount), corrected three days later.
             let mut wrong = aid.clone();
@@ -1133,7 +1108,7 @@ fn enroll(
 ) -> (Uuid, NaiveDate, NaiveDate) {
     let pupil = b.entity();
     let school = org.schools[school_index];
-    let birth_year = 2008 + b.rng.range(0, 9) as i32;
+    let birth_year = 2008 + b.rng.in_range(0, 9) as i32;
     let birth = day(
         birth_year,
         1 + b.rng.below(12) as u32,
@@ -1223,7 +1198,7 @@ fn build_student_aid(
         } else {
             day_between(&mut b.rng, day(2023, 10, 9), day(2023, 11, 30))
         };
-        let minutes = b.rng.range(60, 480);
+        let minutes = b.rng.in_range(60, 480);
         b.live(
             at(d, minutes),
             DomainEvent::StudentAidPaid(StudentAidPaidV1 {

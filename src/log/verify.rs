@@ -765,6 +765,7 @@ mod tests {
     use super::*;
     use crate::codec::{SegmentV1, StoreHeaderV1, StoredEventV1, StoredHeadV1, StoredTime};
     use crate::log::storage::Commit;
+    use crate::rng::SplitMix64;
 
     struct MemStorage {
         segments: BTreeMap<u64, Vec<u8>>,
@@ -831,23 +832,8 @@ mod tests {
         }
     }
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-    }
-
     /// A valid store of `n` events in segments of 1 to 4 events, one chunk each.
-    fn store(rng: &mut Rng, n: u64) -> MemStorage {
+    fn store(rng: &mut SplitMix64, n: u64) -> MemStorage {
         let time = StoredTime {
             unix_seconds: 1_700_000_000,
             nanos: 0,
@@ -862,7 +848,7 @@ mod tests {
             *version += 1;
             let mut e = StoredEventV1 {
                 position,
-                event_id: (rng.next() as u128).to_le_bytes(),
+                event_id: (rng.next_u64() as u128).to_le_bytes(),
                 stream,
                 stream_version: *version,
                 event_type: "t".into(),
@@ -912,7 +898,7 @@ mod tests {
         storage
     }
 
-    fn damage(rng: &mut Rng, storage: &mut MemStorage) {
+    fn damage(rng: &mut SplitMix64, storage: &mut MemStorage) {
         let keys: Vec<u64> = storage.chunks.keys().copied().collect();
         if keys.is_empty() {
             return;
@@ -948,7 +934,9 @@ mod tests {
                 storage.chunks.insert(key, None);
             }
             3 => {
-                storage.chunks.insert(key, Some(vec![rng.next() as u8; 3]));
+                storage
+                    .chunks
+                    .insert(key, Some(vec![rng.next_u64() as u8; 3]));
             }
             4 => {
                 let mut c = decoded(storage);
@@ -1015,7 +1003,7 @@ mod tests {
 
     #[test]
     fn the_index_check_beside_the_walk_finds_what_the_check_after_it_found() {
-        let mut rng = Rng(7);
+        let mut rng = SplitMix64(7);
         let mut found = 0;
         for case in 0..3_000 {
             let n = rng.below(12);
