@@ -382,9 +382,16 @@ pub fn decode_segment_refs<'a>(
     })
 }
 
-fn decode_segment_refs_inner<'a>(
+/// Decodes a `Vec` borrowed from `bytes`: its length (a varint, as a u64 is), then each element
+/// by `element` (given the deserializer and the bytes left), then no bytes left over. `options`
+/// is [`options`], passed in so that its type (opaque) is named by inference.
+fn decode_list_refs<'a, O: bincode::Options>(
     bytes: &'a [u8],
-    out: &mut Vec<StoredEventRefV1<'a>>,
+    options: O,
+    mut element: impl FnMut(
+        &mut bincode::Deserializer<SharedSliceReader<'a, '_>, O>,
+        &std::cell::Cell<&'a [u8]>,
+    ) -> Result<(), bincode::Error>,
 ) -> Result<(), bincode::Error> {
     use serde::de::Deserialize as _;
     if bytes.len() as u64 > DECODE_LIMIT_BYTES {
@@ -392,30 +399,39 @@ fn decode_segment_refs_inner<'a>(
     }
     let rest = std::cell::Cell::new(bytes);
     let mut de =
-        bincode::Deserializer::with_bincode_read(SharedSliceReader { rest: &rest }, options());
-    // A `Vec` is its length (a varint, as a u64 is) and then its elements.
+        bincode::Deserializer::with_bincode_read(SharedSliceReader { rest: &rest }, options);
     let count = u64::deserialize(&mut de)?;
-    // Room for them all at once; every event takes more than its two 32-byte hashes, so a
-    // damaged count cannot ask for more room than the bytes could hold.
-    let room = count.min(bytes.len() as u64 / 64);
-    out.reserve(usize::try_from(room).unwrap_or(0));
     for _ in 0..count {
+        element(&mut de, &rest)?;
+    }
+    if !rest.get().is_empty() {
+        return Err(trailing_bytes());
+    }
+    Ok(())
+}
+
+fn decode_segment_refs_inner<'a>(
+    bytes: &'a [u8],
+    out: &mut Vec<StoredEventRefV1<'a>>,
+) -> Result<(), bincode::Error> {
+    use serde::de::Deserialize as _;
+    decode_list_refs(bytes, options(), |de, rest| {
         let start = rest.get();
-        let position = u64::deserialize(&mut de)?;
-        let event_id = take_array::<16>(&rest)?;
-        let stream = <&str>::deserialize(&mut de)?;
-        let stream_version = u64::deserialize(&mut de)?;
-        let event_type = <&str>::deserialize(&mut de)?;
-        let schema_version = u16::deserialize(&mut de)?;
-        let occurred_at = StoredTime::deserialize(&mut de)?;
-        let recorded_at = StoredTime::deserialize(&mut de)?;
-        let recorded_by = <&str>::deserialize(&mut de)?;
-        let correlation_id = Option::<[u8; 16]>::deserialize(&mut de)?;
-        let causation_id = Option::<[u8; 16]>::deserialize(&mut de)?;
-        let payload = <&[u8]>::deserialize(&mut de)?;
+        let position = u64::deserialize(&mut *de)?;
+        let event_id = take_array::<16>(rest)?;
+        let stream = <&str>::deserialize(&mut *de)?;
+        let stream_version = u64::deserialize(&mut *de)?;
+        let event_type = <&str>::deserialize(&mut *de)?;
+        let schema_version = u16::deserialize(&mut *de)?;
+        let occurred_at = StoredTime::deserialize(&mut *de)?;
+        let recorded_at = StoredTime::deserialize(&mut *de)?;
+        let recorded_by = <&str>::deserialize(&mut *de)?;
+        let correlation_id = Option::<[u8; 16]>::deserialize(&mut *de)?;
+        let causation_id = Option::<[u8; 16]>::deserialize(&mut *de)?;
+        let payload = <&[u8]>::deserialize(&mut *de)?;
         let canonical_len = start.len() - rest.get().len();
-        let leaf_hash = take_array::<32>(&rest)?;
-        let chain_hash = take_array::<32>(&rest)?;
+        let leaf_hash = take_array::<32>(rest)?;
+        let chain_hash = take_array::<32>(rest)?;
         out.push(StoredEventRefV1 {
             position,
             event_id,
@@ -433,11 +449,8 @@ fn decode_segment_refs_inner<'a>(
             chain_hash,
             canonical: &start[..canonical_len],
         });
-    }
-    if !rest.get().is_empty() {
-        return Err(trailing_bytes());
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn trailing_bytes() -> bincode::Error {
@@ -498,27 +511,17 @@ fn decode_index_chunk_refs_inner<'a>(
     out: &mut Vec<IndexEntryRefV1<'a>>,
 ) -> Result<(), bincode::Error> {
     use serde::de::Deserialize as _;
-    if bytes.len() as u64 > DECODE_LIMIT_BYTES {
-        return Err(Box::new(bincode::ErrorKind::SizeLimit));
-    }
-    let rest = std::cell::Cell::new(bytes);
-    let mut de =
-        bincode::Deserializer::with_bincode_read(SharedSliceReader { rest: &rest }, options());
-    let count = u64::deserialize(&mut de)?;
-    for _ in 0..count {
-        let event_id = take_array::<16>(&rest)?;
-        let stream = <&str>::deserialize(&mut de)?;
-        let stream_version = u64::deserialize(&mut de)?;
+    decode_list_refs(bytes, options(), |de, rest| {
+        let event_id = take_array::<16>(rest)?;
+        let stream = <&str>::deserialize(&mut *de)?;
+        let stream_version = u64::deserialize(&mut *de)?;
         out.push(IndexEntryRefV1 {
             event_id,
             stream,
             stream_version,
         });
-    }
-    if !rest.get().is_empty() {
-        return Err(trailing_bytes());
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// [`SegmentV1`] borrowed, for writing without copying the events: the same bytes (a slice and
