@@ -774,9 +774,10 @@ fn every_example_line_of_events_is_well_formed_input() {
 
 // ---- the commit journal -----------------------------------------------------------------------
 
-/// `append` killed with -9 while it still reads its input: the commits it acknowledged are in
-/// the commit journal, not yet in sled (sled is flushed only when the journal is full or at a
-/// clean close). The next command replays them, says so once, and loses nothing.
+/// `append` killed with -9 while it is appending: the commits it acknowledged last are in the
+/// commit journal, not yet in sled (sled writes its file a segment at a time, and flushes when
+/// the journal is full or at a clean close). The next command replays them, says so once, and
+/// loses nothing.
 #[test]
 fn acknowledged_appends_of_a_killed_process_are_replayed_from_the_journal() {
     use std::io::{BufRead, BufReader};
@@ -800,27 +801,37 @@ fn acknowledged_appends_of_a_killed_process_are_replayed_from_the_journal() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // `append` keeps a window of 256 lines in flight: 300 lines settle the first 44.
-    let lines: Vec<(Uuid, String)> = (0..300)
-        .map(|i| tiny.contact(&format!("2023-07-01T10:{:02}:{:02}+08:00", i / 60, i % 60)))
+    // Lines keep coming while the acks are read, so the kill lands while it appends.
+    let lines: Vec<(Uuid, String)> = (0..20_000)
+        .map(|i| {
+            tiny.contact(&format!(
+                "2023-07-{:02}T10:{:02}:{:02}+08:00",
+                1 + i / 3600 % 28,
+                i / 60 % 60,
+                i % 60
+            ))
+        })
         .collect();
+    let text = lines_text(&lines);
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(lines_text(&lines).as_bytes()).unwrap();
-    stdin.flush().unwrap();
+    let feeder = std::thread::spawn(move || {
+        // Fails with a broken pipe once the child is killed.
+        let _ = stdin.write_all(text.as_bytes());
+    });
     let mut acks = Vec::new();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    while acks.len() < 44 {
+    while acks.len() < 2_000 {
         let mut text = String::new();
         assert!(out.read_line(&mut text).unwrap() > 0, "append ended early");
         acks.push(json_of(&text));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    drop(stdin);
+    feeder.join().unwrap();
 
     let o = run(
         &data,
-        &["log", "--json", "--from", "1", "--limit", "1000"],
+        &["log", "--json", "--from", "1", "--limit", "100000"],
         None,
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -846,11 +857,12 @@ fn acknowledged_appends_of_a_killed_process_are_replayed_from_the_journal() {
     assert!(!stderr(&o).contains("commit journal"), "{}", stderr(&o));
 }
 
-/// A journal an open could not apply is moved aside and kept; `verify` fails while it is there.
+/// A journal an open could not apply is moved aside and kept: every open warns, appends are
+/// refused, and `verify` still checks the log but fails while the file is there.
 #[test]
 fn a_journal_that_does_not_continue_the_log_is_kept_and_fails_verify() {
     let tmp = tempfile::tempdir().unwrap();
-    let (data, _tiny, _all) = tiny_store(tmp.path());
+    let (data, tiny, _all) = tiny_store(tmp.path());
     let journal = data.join("journal");
     let mut bytes = std::fs::read(&journal).unwrap();
     // A record of a commit at position 99 of a log whose head is at 10: not this log's next.
@@ -876,21 +888,26 @@ fn a_journal_that_does_not_continue_the_log_is_kept_and_fails_verify() {
         generation,
         &carelog::log::journal::encode_payload(&writes),
     );
-    let at = carelog::log::journal::HEADER_BYTES as usize;
-    if bytes.len() < at + record.len() {
-        bytes.resize(at + record.len(), 0);
+    let offset = carelog::log::journal::HEADER_BYTES as usize;
+    if bytes.len() < offset + record.len() {
+        bytes.resize(offset + record.len(), 0);
     }
-    bytes[at..at + record.len()].copy_from_slice(&record);
+    bytes[offset..offset + record.len()].copy_from_slice(&record);
     std::fs::write(&journal, &bytes).unwrap();
 
-    let o = run(&data, &["verify"], None);
+    let o = run(&data, &["verify", "--json"], None);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("journal.unapplied-"), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("positions 99..=99 that does not continue the head at 10"),
         "the open's warning says why: {}",
         stderr(&o)
     );
+    assert_eq!(
+        json_of(&stdout(&o))["intact"],
+        true,
+        "the log itself was checked"
+    );
+    assert!(stderr(&o).contains("journal.unapplied-"), "{}", stderr(&o));
     let kept: Vec<_> = std::fs::read_dir(&data)
         .unwrap()
         .flatten()
@@ -906,8 +923,15 @@ fn a_journal_that_does_not_continue_the_log_is_kept_and_fails_verify() {
         bytes,
         "kept as found"
     );
-    // Appends go on (the log itself is whole), and verify passes once the file is moved out.
+    // Every later open warns, and appends wait for a person.
+    let (_, more) = tiny.contact(&at("2023-09-01"));
+    let o = run(&data, &["append"], Some(&more));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("WARNING"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("appends are refused"), "{}", stderr(&o));
+    // Once the file is moved out, verify passes and appends go on.
     std::fs::rename(kept[0].path(), tmp.path().join("looked-at")).unwrap();
     let o = run(&data, &["verify"], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    ok(&data, &["append"], Some(&more));
 }

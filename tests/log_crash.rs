@@ -27,6 +27,10 @@ use uuid::Uuid;
 
 const CHILD_ENV: &str = "CARELOG_CRASH_CHILD";
 const CHILD_SEED_ENV: &str = "CARELOG_CRASH_CHILD_SEED";
+/// The commit journal's size in the child: every other round a small one, so that kills also
+/// land while the journal is full and sled is being flushed to start it over.
+const CHILD_JOURNAL_BYTES_ENV: &str = "CARELOG_CRASH_CHILD_JOURNAL_BYTES";
+const SMALL_JOURNAL_BYTES: u64 = 48 * 1024;
 const CHILD_THREADS: u64 = 6;
 const SHARED_STREAMS: u64 = 5;
 /// The stream only thread 0 writes, with exact expected versions: its version must survive.
@@ -129,8 +133,17 @@ fn child_entry() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    let log = open_retrying_locked(Path::new(&dir), OpenOptions::default)
-        .unwrap_or_else(|e| fail("open", &e));
+    let journal_max_bytes = std::env::var(CHILD_JOURNAL_BYTES_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let options = move || {
+        let mut options = OpenOptions::default();
+        if let Some(bytes) = journal_max_bytes {
+            options.journal_max_bytes = bytes;
+        }
+        options
+    };
+    let log = open_retrying_locked(Path::new(&dir), options).unwrap_or_else(|e| fail("open", &e));
     // On a line of its own: the test harness may have left its "test child_entry ... " unended.
     say(&format!("\nOPENED {}\n", log.head_position()));
     let threads: Vec<_> = (0..CHILD_THREADS)
@@ -149,7 +162,7 @@ fn child_entry() {
 /// writes finish on their own threads), so the child may find the store still locked by the
 /// parent's check that just ended; and the killed child's lock goes only once the kernel has
 /// cleaned up after it.
-fn open_retrying_locked(dir: &Path, options: fn() -> OpenOptions) -> Result<Log, LogError> {
+fn open_retrying_locked(dir: &Path, options: impl Fn() -> OpenOptions) -> Result<Log, LogError> {
     let start = Instant::now();
     loop {
         match Log::open(dir, options()) {
@@ -183,6 +196,15 @@ fn run_child(dir: &Path, rng: &mut SplitMix64, round: u64) -> Round {
         .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
         .env(CHILD_SEED_ENV, rng.next_u64().to_string())
+        .env(
+            CHILD_JOURNAL_BYTES_ENV,
+            if round.is_multiple_of(2) {
+                SMALL_JOURNAL_BYTES
+            } else {
+                carelog::log::journal::JOURNAL_MAX_BYTES
+            }
+            .to_string(),
+        )
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -160,7 +160,10 @@ fn from_log(e: LogError, index: Option<usize>) -> ApiError {
                 .with_field(field)
                 .with_index(Some(index))
         }
-        LogError::Poisoned(_) | LogError::WriterGone | LogError::HeadWithoutEvents { .. } => {
+        LogError::Poisoned(_)
+        | LogError::WriterGone
+        | LogError::HeadWithoutEvents { .. }
+        | LogError::JournalSetAside { .. } => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
         }
         LogError::Storage(_) | LogError::Codec(_) | LogError::Time(_) => {

@@ -255,11 +255,37 @@ pub(crate) fn note_open(log: &crate::log::Log) {
     for warning in log.store_warnings() {
         eprintln!("carelog: WARNING: {warning}");
     }
+    let journals = log.journals_set_aside();
     if let Some(replay) = log.journal_replayed_at_open() {
+        let restored = if replay.keys_restored > 0 {
+            format!(
+                ", and wrote back {} key(s) of earlier commits that sled had lost",
+                replay.keys_restored
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
             "carelog: note: the store was not closed cleanly; replayed {} commit(s) (positions \
-             {}..={}) from its commit journal into the log: nothing acknowledged was lost",
-            replay.commits, replay.from_position, replay.to_position
+             {}..={}) from its commit journal into the log{restored}{}",
+            replay.commits,
+            replay.from_position,
+            replay.to_position,
+            if journals.is_empty() {
+                ": nothing acknowledged was lost"
+            } else {
+                ""
+            }
+        );
+    }
+    if !journals.is_empty() {
+        let names: Vec<String> = journals.iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "carelog: WARNING: the store holds commit journal(s) an open could not apply: {}. \
+             They may hold acknowledged events missing from the log; appends are refused until \
+             they are looked at (compare the log with a digest you kept, then move the file(s) \
+             out of the store directory)",
+            names.join(", ")
         );
     }
     if let Some(tail) = log.discarded_at_open() {
@@ -422,20 +448,6 @@ fn verify(
         Err(e) => return Err(e.into()),
     };
     note_open(&log);
-    let journals = log.journals_set_aside();
-    if !journals.is_empty() {
-        let names: Vec<String> = journals.iter().map(|p| p.display().to_string()).collect();
-        return Err(Failure {
-            code: 1,
-            message: format!(
-                "verify failed: the store holds commit journal(s) an open could not apply and \
-                 set aside: {}. Events acknowledged before the crash may be missing from the log. \
-                 Compare the log with a digest you kept; once that is settled, move the file(s) \
-                 out of the store directory",
-                names.join(", ")
-            ),
-        });
-    }
     if let Some(tail) = log.discarded_at_open()
         && !tail.continues_head
     {
@@ -478,5 +490,21 @@ fn verify(
         );
     }
     std::io::stdout().flush()?;
+    let journals = log.journals_set_aside();
+    if report.intact && !journals.is_empty() {
+        // The log checked out (against the digest too, when one was given), but what the set
+        // aside journal holds is not in it: that is for a person to settle.
+        let names: Vec<String> = journals.iter().map(|p| p.display().to_string()).collect();
+        return Err(Failure {
+            code: 1,
+            message: format!(
+                "verify failed: the log is intact, but the store holds commit journal(s) an open \
+                 could not apply: {}. Events acknowledged before a crash may be missing from the \
+                 log; compare it with a digest you kept, then move the file(s) out of the store \
+                 directory",
+                names.join(", ")
+            ),
+        });
+    }
     Ok(if report.intact { 0 } else { 1 })
 }

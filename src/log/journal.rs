@@ -9,7 +9,8 @@
 //! reused: when it is full, the storage flushes sled, after which every record is redundant, and
 //! starts a new *generation* ([`Journal::reset`]).
 //!
-//! Layout (little-endian; frozen, version 1; `tests/fixtures/store/journal.v1.bin`):
+//! Layout (little-endian; frozen, version 1; `tests/fixtures/store/journal_header.v1.bin` and
+//! `journal_record.v1.bin`):
 //! - bytes 0..16 of the file: `CLJ1`, the generation (u64), a CRC-32 of those 12 bytes; records
 //!   start at [`HEADER_BYTES`].
 //! - a record: `CLJR`, its generation (u64), its payload's length (u32), a CRC-32 of the
@@ -18,8 +19,15 @@
 //!
 //! A scan ([`Journal::open`]) takes the records of the header's generation from the start and
 //! stops at the first that is torn, damaged or of another generation: a reset leaves older
-//! records behind, and a crash may leave a record half written. What the records mean (which
-//! continue sled's head) is the storage's business, not this file's.
+//! records behind, and a crash may leave a record half written. Records after a torn one were
+//! never acknowledged (they went with the same `fdatasync`, or after it), so the storage starts
+//! a new generation at every open: stale records of the old one can never come back after a
+//! new record. What the records mean (which continue sled's head) is the storage's business,
+//! not this file's.
+//!
+//! A new journal file is made under a temporary name and renamed into place once its header is
+//! synced, so a crash never leaves a journal without a header. Files moved aside (damaged, or
+//! holding records that could not be applied) get names no other file has: they are evidence.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -38,8 +46,11 @@ const RECORD_HEADER_BYTES: u64 = 4 + 8 + 4 + 4;
 /// The file grows by this much at a time, zero-filled, so that a record is written over blocks
 /// that already exist.
 pub const GROW_BYTES: u64 = 1 << 20;
-/// When the records would pass this, the storage flushes sled and starts a new generation.
+/// When the records would pass this, the storage flushes sled and starts a new generation
+/// (the default; [`crate::log::OpenOptions::journal_max_bytes`]).
 pub const JOURNAL_MAX_BYTES: u64 = 32 << 20;
+/// The smallest journal an open accepts: room for the header and a few small records.
+pub const JOURNAL_MIN_BYTES: u64 = HEADER_BYTES + 16 * 1024;
 /// The most entries one record's payload may claim (a commit writes a few keys per segment).
 const ENTRIES_PER_RECORD_MAX: usize = 1 << 16;
 
@@ -63,6 +74,8 @@ pub struct Journal {
     write_offset: u64,
     /// The file's length: every byte below it has been written (zeros or records).
     prepared_bytes: u64,
+    /// The records never pass this.
+    max_bytes: u64,
 }
 
 /// What [`Journal::append`] did.
@@ -86,11 +99,14 @@ pub struct OpenedJournal {
 impl Journal {
     /// Opens the journal of the store in `dir`, creating it when absent, and reads its records.
     /// A file whose header is damaged is moved aside (kept, never deleted) and a new one made.
-    pub fn open(dir: &Path) -> Result<OpenedJournal, StorageError> {
+    /// `max_bytes` bounds the records (at least [`JOURNAL_MIN_BYTES`]); a file written with a
+    /// larger bound is read whole all the same.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<OpenedJournal, StorageError> {
+        let max_bytes = max_bytes.max(JOURNAL_MIN_BYTES);
         let path = dir.join(JOURNAL_FILE);
         if !path.exists() {
             return Ok(OpenedJournal {
-                journal: Self::create(&path, 1)?,
+                journal: Self::create(&path, 1, max_bytes)?,
                 payloads: Vec::new(),
                 damaged_moved_to: None,
             });
@@ -104,21 +120,15 @@ impl Journal {
             .metadata()
             .map_err(|e| io_error(&path, "stat", e))?
             .len();
-        let readable = file_bytes.min(JOURNAL_MAX_BYTES);
+        let readable = file_bytes.min(max_bytes.max(JOURNAL_MAX_BYTES));
         let mut bytes = vec![0u8; readable as usize];
         file.read_exact_at(&mut bytes, 0)
             .map_err(|e| io_error(&path, "read", e))?;
         let Some(generation) = parse_header(&bytes) else {
             drop(file);
-            let moved_to = dir.join(format!(
-                "{JOURNAL_FILE}.damaged-{}",
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos())
-            ));
-            std::fs::rename(&path, &moved_to).map_err(|e| io_error(&path, "move aside", e))?;
+            let moved_to = move_aside(&path, "damaged")?;
             return Ok(OpenedJournal {
-                journal: Self::create(&path, 1)?,
+                journal: Self::create(&path, 1, max_bytes)?,
                 payloads: Vec::new(),
                 damaged_moved_to: Some(moved_to),
             });
@@ -131,35 +141,36 @@ impl Journal {
                 generation,
                 write_offset: end,
                 prepared_bytes: file_bytes,
+                max_bytes,
             },
             payloads,
             damaged_moved_to: None,
         })
     }
 
-    fn create(path: &Path, generation: u64) -> Result<Self, StorageError> {
+    /// Makes a journal at `path` (none may be there): under a temporary name first, renamed
+    /// into place once its header is synced.
+    fn create(path: &Path, generation: u64, max_bytes: u64) -> Result<Self, StorageError> {
+        let temporary = path.with_file_name(format!("{JOURNAL_FILE}.new"));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
-            .open(path)
-            .map_err(|e| io_error(path, "create", e))?;
+            .open(&temporary)
+            .map_err(|e| io_error(&temporary, "create", e))?;
         let mut journal = Self {
             path: path.to_path_buf(),
             file,
             generation,
             write_offset: HEADER_BYTES,
             prepared_bytes: 0,
+            max_bytes,
         };
         journal.prepare_up_to(HEADER_BYTES)?;
         journal.write_header()?;
-        // The new file's name must survive a crash too.
-        if let Some(dir) = path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io_error(path, "sync the directory of", e))?;
-        }
+        std::fs::rename(&temporary, path).map_err(|e| io_error(path, "name", e))?;
+        sync_directory_of(path)?;
         Ok(journal)
     }
 
@@ -186,7 +197,7 @@ impl Journal {
             .map(|p| RECORD_HEADER_BYTES + p.len() as u64)
             .sum();
         let end = self.write_offset + total;
-        if end > JOURNAL_MAX_BYTES || payloads.iter().any(|p| p.len() > u32::MAX as usize) {
+        if end > self.max_bytes || payloads.iter().any(|p| p.len() > u32::MAX as usize) {
             return Ok(Appended::Full);
         }
         let mut buffer = Vec::with_capacity(total as usize);
@@ -199,7 +210,7 @@ impl Journal {
             "a record's size is its header and payload"
         );
         if end > self.prepared_bytes {
-            self.prepare_up_to(end.div_ceil(GROW_BYTES) * GROW_BYTES)?;
+            self.prepare_up_to((end.div_ceil(GROW_BYTES) * GROW_BYTES).min(self.max_bytes))?;
         }
         self.file
             .write_all_at(&buffer, self.write_offset)
@@ -226,17 +237,18 @@ impl Journal {
     /// Moves the file aside (kept, never deleted) and starts a new one of the next generation:
     /// for records the storage could not apply.
     pub fn set_aside(&mut self) -> Result<PathBuf, StorageError> {
-        let moved_to = self
-            .path
-            .with_file_name(format!("{JOURNAL_FILE}.unapplied-{}", self.generation));
-        std::fs::rename(&self.path, &moved_to)
-            .map_err(|e| io_error(&self.path, "move aside", e))?;
+        let moved_to = move_aside(&self.path, "unapplied")?;
         let next = self
             .generation
             .checked_add(1)
             .ok_or_else(|| io_error(&self.path, "reset", "generation overflow"))?;
-        *self = Self::create(&self.path, next)?;
+        *self = Self::create(&self.path, next, self.max_bytes)?;
         Ok(moved_to)
+    }
+
+    /// The generation records are written with now.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     fn write_header(&mut self) -> Result<(), StorageError> {
@@ -259,6 +271,35 @@ impl Journal {
             self.prepared_bytes += n;
         }
         Ok(())
+    }
+}
+
+/// Moves the journal at `path` to `journal.<why>-<unix nanos>[-<n>]`, a name no file has, and
+/// syncs the directory.
+fn move_aside(path: &Path, why: &str) -> Result<PathBuf, StorageError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let base = format!("{JOURNAL_FILE}.{why}-{nanos}");
+    let mut moved_to = path.with_file_name(&base);
+    let mut n = 0u32;
+    while moved_to.exists() {
+        n = n
+            .checked_add(1)
+            .ok_or_else(|| io_error(path, "name the moved", "no free name"))?;
+        moved_to = path.with_file_name(format!("{base}-{n}"));
+    }
+    std::fs::rename(path, &moved_to).map_err(|e| io_error(path, "move aside", e))?;
+    sync_directory_of(path)?;
+    Ok(moved_to)
+}
+
+fn sync_directory_of(path: &Path) -> Result<(), StorageError> {
+    match path.parent() {
+        Some(dir) => File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_error(path, "sync the directory of", e)),
+        None => Ok(()),
     }
 }
 
@@ -397,7 +438,9 @@ mod tests {
     #[test]
     fn records_come_back_in_order_after_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path()).unwrap().journal;
+        let mut j = Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+            .unwrap()
+            .journal;
         assert!(!j.holds_records());
         assert_eq!(
             j.append(&[payload(1), payload(2)]).unwrap(),
@@ -406,7 +449,7 @@ mod tests {
         assert_eq!(j.append(&[payload(3)]).unwrap(), Appended::Written);
         assert!(j.holds_records());
         drop(j);
-        let opened = Journal::open(dir.path()).unwrap();
+        let opened = Journal::open(dir.path(), JOURNAL_MAX_BYTES).unwrap();
         assert_eq!(opened.payloads, vec![payload(1), payload(2), payload(3)]);
         let entries = decode_payload(&opened.payloads[2]).unwrap();
         assert_eq!(entries[1], (b"M".to_vec(), vec![3]));
@@ -414,24 +457,41 @@ mod tests {
         let mut j = opened.journal;
         j.append(&[payload(4)]).unwrap();
         drop(j);
-        assert_eq!(Journal::open(dir.path()).unwrap().payloads.len(), 4);
+        assert_eq!(
+            Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+                .unwrap()
+                .payloads
+                .len(),
+            4
+        );
     }
 
     #[test]
     fn a_reset_drops_older_records_even_where_they_are_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path()).unwrap().journal;
+        let mut j = Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+            .unwrap()
+            .journal;
         j.append(&[payload(1), payload(2), payload(3)]).unwrap();
         j.reset().unwrap();
         assert!(!j.holds_records());
         drop(j);
-        assert!(Journal::open(dir.path()).unwrap().payloads.is_empty());
-        let mut j = Journal::open(dir.path()).unwrap().journal;
+        assert!(
+            Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+                .unwrap()
+                .payloads
+                .is_empty()
+        );
+        let mut j = Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+            .unwrap()
+            .journal;
         // One new record over the first old one; the old second and third stay in the file.
         j.append(&[payload(9)]).unwrap();
         drop(j);
         assert_eq!(
-            Journal::open(dir.path()).unwrap().payloads,
+            Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+                .unwrap()
+                .payloads,
             vec![payload(9)]
         );
     }
@@ -439,7 +499,9 @@ mod tests {
     #[test]
     fn a_torn_or_damaged_record_ends_the_scan() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path()).unwrap().journal;
+        let mut j = Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+            .unwrap()
+            .journal;
         j.append(&[payload(1), payload(2), payload(3)]).unwrap();
         drop(j);
         let path = dir.path().join(JOURNAL_FILE);
@@ -463,26 +525,51 @@ mod tests {
     #[test]
     fn a_damaged_header_is_moved_aside_and_a_new_journal_started() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path()).unwrap().journal;
+        let mut j = Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+            .unwrap()
+            .journal;
         j.append(&[payload(1)]).unwrap();
         drop(j);
         let path = dir.path().join(JOURNAL_FILE);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[5] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        let opened = Journal::open(dir.path()).unwrap();
+        let opened = Journal::open(dir.path(), JOURNAL_MAX_BYTES).unwrap();
         assert!(opened.payloads.is_empty());
-        let moved = opened.damaged_moved_to.unwrap();
-        assert_eq!(std::fs::read(moved).unwrap(), bytes);
+        let moved = opened.damaged_moved_to.clone().unwrap();
+        assert_eq!(std::fs::read(&moved).unwrap(), bytes);
+        assert!(is_set_aside_name(
+            moved.file_name().unwrap().to_str().unwrap()
+        ));
+        // A second damaged journal does not take the first one's place.
+        drop(opened);
+        std::fs::write(&path, &bytes).unwrap();
+        let second = Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+            .unwrap()
+            .damaged_moved_to
+            .unwrap();
+        assert_ne!(second, moved);
+        assert_eq!(std::fs::read(&moved).unwrap(), bytes);
+        assert_eq!(std::fs::read(&second).unwrap(), bytes);
     }
 
     #[test]
     fn it_grows_in_steps_and_reports_full_without_writing() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path()).unwrap().journal;
+        let mut j = Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+            .unwrap()
+            .journal;
+        let path = dir.path().join(JOURNAL_FILE);
+        let file_len = || std::fs::metadata(&path).unwrap().len();
         assert_eq!(j.bytes_on_disk(), HEADER_BYTES);
+        assert_eq!(file_len(), HEADER_BYTES);
         j.append(&[payload(1)]).unwrap();
         assert_eq!(j.bytes_on_disk(), GROW_BYTES);
+        assert_eq!(
+            file_len(),
+            GROW_BYTES,
+            "zero-filled ahead, not a hole to fill later"
+        );
         let big = vec![7u8; (JOURNAL_MAX_BYTES / 2) as usize];
         assert_eq!(
             j.append(std::slice::from_ref(&big)).unwrap(),
@@ -493,8 +580,9 @@ mod tests {
             Appended::Full
         );
         assert!(j.bytes_on_disk() <= JOURNAL_MAX_BYTES);
+        assert_eq!(file_len(), j.bytes_on_disk());
         drop(j);
-        let opened = Journal::open(dir.path()).unwrap();
+        let opened = Journal::open(dir.path(), JOURNAL_MAX_BYTES).unwrap();
         assert_eq!(opened.payloads.len(), 2, "the full append wrote nothing");
         let mut j = opened.journal;
         j.reset().unwrap();
@@ -510,5 +598,29 @@ mod tests {
         long.push(0);
         assert!(decode_payload(&long).is_none());
         assert!(decode_payload(&u32::MAX.to_le_bytes()).is_none());
+    }
+}
+
+#[cfg(test)]
+mod small_journal_tests {
+    use super::*;
+
+    #[test]
+    fn a_small_bound_is_kept_and_the_file_never_passes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), 0).unwrap().journal;
+        assert_eq!(j.max_bytes, JOURNAL_MIN_BYTES, "raised to the least");
+        let record = vec![1u8; 1000];
+        let mut written = 0;
+        while j.append(std::slice::from_ref(&record)).unwrap() == Appended::Written {
+            written += 1;
+            assert!(written < 100, "a full journal says so");
+        }
+        assert!(written >= 10);
+        assert!(j.bytes_on_disk() <= JOURNAL_MIN_BYTES);
+        let generation = j.generation();
+        j.reset().unwrap();
+        assert_eq!(j.generation(), generation + 1);
+        assert_eq!(j.append(&[record]).unwrap(), Appended::Written);
     }
 }

@@ -99,6 +99,10 @@ pub enum LogError {
         "the stored head names position {head}, but {detail}: appends are refused so that no gap is written after it; run `carelog verify`, and restore the store from a backup if it fails"
     )]
     HeadWithoutEvents { head: u64, detail: String },
+    #[error(
+        "appends are refused while the store holds a commit journal an open could not apply ({files}): it may hold acknowledged events whose positions a new append would take. Compare the log with a digest you kept (`carelog verify --digest FILE`); once that is settled, move the file(s) out of the store directory"
+    )]
+    JournalSetAside { files: String },
     #[error("the log's writer has stopped; restart carelog")]
     WriterGone,
 }
@@ -264,6 +268,12 @@ pub struct OpenOptions {
     pub clock: Arc<dyn Clock>,
     /// sled's page cache; bounded so that a full replay does not grow memory with the log.
     pub cache_capacity_bytes: u64,
+    /// The commit journal's size: when full, sled is flushed and the journal starts over
+    /// (see `journal.rs`). Smaller means more sled flushes; tests use small ones to exercise it.
+    pub journal_max_bytes: u64,
+    /// sled's background flush and segment cleaning period (None: off; tests that need sled
+    /// to lag the journal turn it off).
+    pub sled_flush_every_ms: Option<u64>,
 }
 
 impl Default for OpenOptions {
@@ -272,6 +282,8 @@ impl Default for OpenOptions {
             create: true,
             clock: Arc::new(SystemClock),
             cache_capacity_bytes: 64 * 1024 * 1024,
+            journal_max_bytes: journal::JOURNAL_MAX_BYTES,
+            sled_flush_every_ms: Some(500),
         }
     }
 }
@@ -294,6 +306,8 @@ pub struct Log {
     discarded: Option<DiscardedTail>,
     /// Why the stored head does not name a stored event, if it does not.
     head_without_events: Option<String>,
+    /// Commit journals an open set aside (see [`Storage::journals_set_aside`]), found at open.
+    journals_set_aside: Vec<std::path::PathBuf>,
 }
 
 impl Log {
@@ -301,8 +315,12 @@ impl Log {
     pub fn open(path: impl AsRef<Path>, options: OpenOptions) -> Result<Self, LogError> {
         let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(
             path.as_ref(),
-            options.create,
-            options.cache_capacity_bytes,
+            storage::SledOptions {
+                create: options.create,
+                cache_capacity_bytes: options.cache_capacity_bytes,
+                journal_max_bytes: options.journal_max_bytes,
+                sled_flush_every_ms: options.sled_flush_every_ms,
+            },
         )?);
         Self::with_storage(storage, options.clock)
     }
@@ -323,6 +341,7 @@ impl Log {
                 Err(e) => Some(format!("the event there cannot be read ({e})")),
             },
         };
+        let journals_set_aside = storage.journals_set_aside();
         let shared = Arc::new(read::Shared::new(storage.clone(), head));
         let writer = Arc::new(writer::WriterHandle::start(
             storage,
@@ -335,12 +354,23 @@ impl Log {
             writer,
             discarded,
             head_without_events,
+            journals_set_aside,
         })
     }
 
     /// Refuses appends to a store whose head names no event (damage, or sled losing the tail of
     /// an unacknowledged commit on power loss): a commit after it would leave a gap.
     fn check_appendable(&self) -> Result<(), LogError> {
+        if !self.journals_set_aside.is_empty() {
+            let files: Vec<String> = self
+                .journals_set_aside
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            return Err(LogError::JournalSetAside {
+                files: files.join(", "),
+            });
+        }
         match &self.head_without_events {
             None => Ok(()),
             Some(detail) => Err(LogError::HeadWithoutEvents {
@@ -363,9 +393,10 @@ impl Log {
         self.shared.storage.replayed_at_open()
     }
 
-    /// Commit journals moved aside by an open (see [`Storage::journals_set_aside`]).
-    pub fn journals_set_aside(&self) -> Vec<std::path::PathBuf> {
-        self.shared.storage.journals_set_aside()
+    /// Commit journals moved aside by an open (see [`Storage::journals_set_aside`]), as found
+    /// when this log was opened. Appends are refused while there are any.
+    pub fn journals_set_aside(&self) -> &[std::path::PathBuf] {
+        &self.journals_set_aside
     }
 
     /// What the user should know about the store's layout (see [`Storage::warnings`]).

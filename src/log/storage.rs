@@ -17,12 +17,19 @@
 //! [`Storage::commit`] writes to sled (in memory) and queues the same writes as a journal
 //! record; [`Storage::flush`] appends the queued records to the journal with one `fdatasync`.
 //! sled itself is flushed when the journal is full (which starts a new journal generation), at
-//! a clean close, and by the open paths that change the store. An open replays the records that
-//! continue sled's head (what a crash kept in the journal but not in sled) before anything
-//! reads the store, and reports it ([`Storage::replayed_at_open`]).
+//! a clean close, and by the open paths that change the store; its own 500 ms background flush
+//! stays on (it is also what runs sled's segment cleaning), and a flush also `fdatasync`s
+//! sled's file whenever sled grew it since the last sync, so that what sled wrote is never left
+//! without its size for longer than one group commit. An open replays the records that continue
+//! sled's head (what a crash kept in the journal but not in sled) before anything reads the
+//! store, restores keys of older records that sled lost, and reports it
+//! ([`Storage::replayed_at_open`]). A journal is only ever reset after sled holds all it says,
+//! durably: at every open (after the replay), when full, and at a clean close, never after a
+//! failed open or a failed flush.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::codec::{self, StoreHeaderV1, StoredHeadV1};
 use crate::log::journal::{self, Appended, Journal};
@@ -78,9 +85,13 @@ pub struct DiscardedTail {
 /// in sled (acknowledged, or written and about to be).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JournalReplay {
+    /// Commits applied past sled's head.
     pub commits: u64,
     pub from_position: u64,
     pub to_position: u64,
+    /// Keys of commits sled's head already covered but that sled did not hold (sled keeping a
+    /// head without its segments, which a power loss can do), written back from the journal.
+    pub keys_restored: u64,
 }
 
 /// A raw segment as stored: its key's first position and its bytes (not yet decoded, so that
@@ -152,6 +163,25 @@ pub struct SledStorage {
     /// What the open found wrong with the journal (worded for the user), e.g. records that do
     /// not continue the head, moved aside.
     journal_warnings: Vec<String>,
+    /// Set once the open (and its replay) succeeded; cleared by any failed flush. A clean close
+    /// resets the journal only when set: after a failed open or flush, the journal may hold
+    /// what sled does not.
+    healthy: AtomicBool,
+    /// Why a flush failed, once one did: every later flush fails too (the writer poisons itself
+    /// on the first; this keeps a second caller from being told its commits are durable).
+    failure: OnceLock<String>,
+    /// The length of sled's file when it was last synced (see the module overview).
+    synced_db_bytes: AtomicU64,
+}
+
+/// How to open a sled store (see [`crate::log::OpenOptions`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SledOptions {
+    pub create: bool,
+    pub cache_capacity_bytes: u64,
+    pub journal_max_bytes: u64,
+    /// sled's background flush (and segment cleaning) period; None turns it off.
+    pub sled_flush_every_ms: Option<u64>,
 }
 
 /// The store format this build writes: 2 has the commit journal. A format-1 store is moved to
@@ -166,12 +196,10 @@ const SCAN_EXTRA_READS_PER_VALUE: usize = 8;
 const LOG_TREE: &str = "carelog-log-v1";
 
 impl SledStorage {
-    /// Opens the store at `path`; with `create`, creates it (and its header) when absent.
-    pub fn open(
-        path: &Path,
-        create: bool,
-        cache_capacity_bytes: u64,
-    ) -> Result<Self, StorageError> {
+    /// Opens the store at `path`; with `options.create`, creates it (and its header) when
+    /// absent. Replays the commit journal before it returns.
+    pub fn open(path: &Path, options: SledOptions) -> Result<Self, StorageError> {
+        let create = options.create;
         let path = path.to_path_buf();
         let has_db = path.join("db").exists() || path.join("conf").exists();
         if !has_db {
@@ -195,13 +223,15 @@ impl SledStorage {
             }
         }
         let segment_bytes = sled_segment_bytes(&path);
-        let db = open_with_retry(&path, cache_capacity_bytes, segment_bytes)?;
+        let db = open_with_retry(&path, &options, segment_bytes)?;
         let tree = db.open_tree(LOG_TREE).map_err(|e| open_error(&path, e))?;
         let log_file = std::fs::File::open(path.join("db")).map_err(|e| StorageError::Io {
             path: path.clone(),
             detail: format!("cannot open sled's log file to sync it: {e}"),
         })?;
-        let opened_journal = Journal::open(&path)?;
+        // Before the journal is touched: a store this build refuses keeps its journal as is.
+        ensure_header(&path, &db, &tree, &log_file, create)?;
+        let opened_journal = Journal::open(&path, options.journal_max_bytes)?;
         let mut journal_warnings = Vec::new();
         if let Some(moved_to) = &opened_journal.damaged_moved_to {
             journal_warnings.push(format!(
@@ -211,6 +241,7 @@ impl SledStorage {
                 moved_to.display()
             ));
         }
+        let synced_db_bytes = file_bytes(&path, &log_file)?;
         let mut storage = Self {
             path,
             db,
@@ -221,19 +252,24 @@ impl SledStorage {
             unjournaled: Mutex::new(Vec::new()),
             replayed: None,
             journal_warnings,
+            healthy: AtomicBool::new(false),
+            failure: OnceLock::new(),
+            synced_db_bytes: AtomicU64::new(synced_db_bytes),
         };
-        storage.ensure_header(create)?;
         storage.replay_journal(opened_journal.payloads)?;
+        storage.healthy.store(true, Ordering::Release);
         Ok(storage)
     }
 
     /// Applies the journal records that continue sled's head, in order, then makes sled
-    /// durable and starts a new journal generation. Records already in sled are skipped; a
-    /// record that neither is in sled nor continues it stops the replay, and the journal is
-    /// moved aside (kept) with a warning.
+    /// durable and starts a new journal generation (also when there was nothing to apply: see
+    /// the journal's overview). Records sled's head already covers are checked against sled:
+    /// keys it lost are written back. A record that does not continue the head, or differs
+    /// from what sled holds, stops the replay, and the journal is moved aside (kept) with a
+    /// warning.
     fn replay_journal(&mut self, payloads: Vec<Vec<u8>>) -> Result<(), StorageError> {
         if payloads.is_empty() {
-            return Ok(());
+            return self.lock_journal()?.reset();
         }
         let mut head = self.head()?;
         let mut replayed: Option<JournalReplay> = None;
@@ -245,6 +281,27 @@ impl SledStorage {
                 break;
             };
             if record_head.position <= head_position {
+                match self.restore_lost_keys(&entries)? {
+                    Ok(0) => {}
+                    Ok(restored) => {
+                        let r = replayed.get_or_insert(JournalReplay {
+                            commits: 0,
+                            from_position: first,
+                            to_position: first,
+                            keys_restored: 0,
+                        });
+                        r.keys_restored += restored;
+                        r.from_position = r.from_position.min(first);
+                        r.to_position = r.to_position.max(record_head.position);
+                    }
+                    Err(what) => {
+                        unapplied = Some(format!(
+                            "a record of positions {first}..={} that differs from the log ({what})",
+                            record_head.position
+                        ));
+                        break;
+                    }
+                }
                 continue;
             }
             let continues = first == head_position + 1
@@ -266,38 +323,92 @@ impl SledStorage {
                 commits: 0,
                 from_position: first,
                 to_position: first,
+                keys_restored: 0,
             });
             r.commits += 1;
-            r.to_position = record_head.position;
+            r.from_position = r.from_position.min(first);
+            r.to_position = r.to_position.max(record_head.position);
             head = Some(record_head);
         }
+        // What sled holds now (replayed, or recovered from its file after a crash) must be
+        // durable before the records that vouch for it are dropped.
         self.flush_sled()?;
-        let poisoned = self.poisoned();
-        let journal = self.journal.get_mut().map_err(|_| poisoned)?;
-        match unapplied {
-            None => journal.reset()?,
-            Some(what) => {
-                let moved_to = journal.set_aside()?;
-                self.journal_warnings.push(format!(
-                    "the commit journal held {what}: damage, or a store changed by hand. The \
-                     journal was moved to {} (kept); events acknowledged after the head may be \
-                     missing. Run `carelog verify` and compare with a digest you kept",
-                    moved_to.display()
-                ));
+        let set_aside = {
+            let mut journal = self.lock_journal()?;
+            match &unapplied {
+                None => {
+                    journal.reset()?;
+                    None
+                }
+                Some(_) => Some(journal.set_aside()?),
             }
+        };
+        if let (Some(what), Some(moved_to)) = (unapplied, set_aside) {
+            self.journal_warnings.push(format!(
+                "the commit journal held {what}: damage, or a store changed by hand. The \
+                 journal was moved to {} (kept); events acknowledged after the head may be \
+                 missing. Run `carelog verify` and compare with a digest you kept",
+                moved_to.display()
+            ));
         }
         self.replayed = replayed;
         Ok(())
+    }
+
+    /// Writes back the keys of a commit sled's head covers that sled does not hold. Returns
+    /// how many, or what differs when sled holds another value under one of them (the head
+    /// itself is not compared: later commits moved it).
+    fn restore_lost_keys(
+        &self,
+        entries: &[journal::JournalEntry],
+    ) -> Result<Result<u64, String>, StorageError> {
+        let mut restored = 0;
+        for (key, value) in entries.iter().filter(|(k, _)| k.as_slice() != keys::HEAD) {
+            match self.tree.get(key).map_err(|e| self.io(e))? {
+                Some(held) if held.as_ref() == value.as_slice() => {}
+                Some(_) => {
+                    return Ok(Err(format!(
+                        "sled holds other bytes under key {}",
+                        hex::encode(key)
+                    )));
+                }
+                None => {
+                    self.tree
+                        .insert(key.as_slice(), value.as_slice())
+                        .map_err(|e| self.io(e))?;
+                    restored += 1;
+                }
+            }
+        }
+        Ok(Ok(restored))
     }
 
     /// Flushes sled itself and syncs its log file: after this, the journal's records are
     /// redundant.
     fn flush_sled(&self) -> Result<(), StorageError> {
         self.db.flush().map_err(|e| self.io(e))?;
-        self.log_file.sync_data().map_err(|e| StorageError::Io {
-            path: self.path.clone(),
-            detail: format!("fdatasync: {e}"),
-        })
+        let bytes = file_bytes(&self.path, &self.log_file)?;
+        sync_sled_file(&self.path, &self.log_file)?;
+        self.synced_db_bytes.store(bytes, Ordering::Release);
+        Ok(())
+    }
+
+    /// Syncs sled's file when sled grew it since the last sync: what sled writes past the old
+    /// end needs the file's new size synced too, and only a sync of that file does it.
+    fn sync_sled_file_if_grown(&self) -> Result<(), StorageError> {
+        let bytes = file_bytes(&self.path, &self.log_file)?;
+        if bytes != self.synced_db_bytes.load(Ordering::Acquire) {
+            sync_sled_file(&self.path, &self.log_file)?;
+            self.synced_db_bytes.store(bytes, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Records the first failed flush (see `failure`) and returns its error.
+    fn failed(&self, e: StorageError) -> StorageError {
+        self.healthy.store(false, Ordering::Release);
+        let _ = self.failure.set(e.to_string());
+        e
     }
 
     fn lock_journal(&self) -> Result<MutexGuard<'_, Journal>, StorageError> {
@@ -313,76 +424,113 @@ impl SledStorage {
         }
     }
 
-    fn ensure_header(&self, create: bool) -> Result<(), StorageError> {
-        match self.tree.get(keys::HEADER).map_err(|e| self.io(e))? {
-            Some(bytes) => {
-                let header: StoreHeaderV1 =
-                    codec::decode("store header", &bytes).map_err(|e| StorageError::Corrupt {
-                        path: self.path.clone(),
-                        detail: e.to_string(),
-                    })?;
-                if !(1..=STORE_FORMAT_VERSION).contains(&header.format_version)
-                    || header.hash_algorithm != crate::log::hash::ALGORITHM
-                {
-                    return Err(StorageError::NotAStore {
-                        path: self.path.clone(),
-                        detail: format!(
-                            "store format {} with hash {:?}; this build reads formats 1 to {STORE_FORMAT_VERSION} with sha256",
-                            header.format_version, header.hash_algorithm
-                        ),
-                    });
-                }
-                if header.format_version < STORE_FORMAT_VERSION {
-                    let upgraded = StoreHeaderV1 {
-                        format_version: STORE_FORMAT_VERSION,
-                        ..header
-                    };
-                    self.tree
-                        .insert(keys::HEADER, codec::encode("store header", &upgraded)?)
-                        .map_err(|e| self.io(e))?;
-                    self.flush_sled()?;
-                }
-                Ok(())
-            }
-            None => {
-                let non_empty = self.tree.iter().next().is_some();
-                if non_empty {
-                    return Err(StorageError::Corrupt {
-                        path: self.path.clone(),
-                        detail: "the store header is missing but events are present".into(),
-                    });
-                }
-                if !create {
-                    return Err(StorageError::Missing {
-                        path: self.path.clone(),
-                    });
-                }
-                let header = StoreHeaderV1 {
-                    format_version: STORE_FORMAT_VERSION,
-                    hash_algorithm: crate::log::hash::ALGORITHM.to_string(),
-                    created_at: crate::time::to_stored(&chrono::Utc::now().fixed_offset()),
-                };
-                let bytes = codec::encode("store header", &header)?;
-                self.tree
-                    .insert(keys::HEADER, bytes)
-                    .map_err(|e| self.io(e))?;
-                self.flush_sled()
-            }
-        }
-    }
-
     fn io(&self, e: sled::Error) -> StorageError {
-        match e {
-            sled::Error::Corruption { .. } => StorageError::Corrupt {
-                path: self.path.clone(),
-                detail: e.to_string(),
-            },
-            other => StorageError::Io {
-                path: self.path.clone(),
-                detail: other.to_string(),
-            },
+        sled_error(&self.path, e)
+    }
+}
+
+/// Checks the store header (creating it in a new store, moving a format-1 store to
+/// [`STORE_FORMAT_VERSION`]).
+fn ensure_header(
+    path: &Path,
+    db: &sled::Db,
+    tree: &sled::Tree,
+    log_file: &std::fs::File,
+    create: bool,
+) -> Result<(), StorageError> {
+    match tree.get(keys::HEADER).map_err(|e| sled_error(path, e))? {
+        Some(bytes) => {
+            let header: StoreHeaderV1 =
+                codec::decode("store header", &bytes).map_err(|e| StorageError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: e.to_string(),
+                })?;
+            if !(1..=STORE_FORMAT_VERSION).contains(&header.format_version)
+                || header.hash_algorithm != crate::log::hash::ALGORITHM
+            {
+                return Err(StorageError::NotAStore {
+                    path: path.to_path_buf(),
+                    detail: format!(
+                        "store format {} with hash {:?}; this build reads formats 1 to {STORE_FORMAT_VERSION} with sha256",
+                        header.format_version, header.hash_algorithm
+                    ),
+                });
+            }
+            if header.format_version < STORE_FORMAT_VERSION {
+                let upgraded = StoreHeaderV1 {
+                    format_version: STORE_FORMAT_VERSION,
+                    ..header
+                };
+                tree.insert(keys::HEADER, codec::encode("store header", &upgraded)?)
+                    .map_err(|e| sled_error(path, e))?;
+                flush_and_sync(path, db, log_file)?;
+            }
+            Ok(())
+        }
+        None => {
+            let non_empty = tree.iter().next().is_some();
+            if non_empty {
+                return Err(StorageError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: "the store header is missing but events are present".into(),
+                });
+            }
+            if !create {
+                return Err(StorageError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            let header = StoreHeaderV1 {
+                format_version: STORE_FORMAT_VERSION,
+                hash_algorithm: crate::log::hash::ALGORITHM.to_string(),
+                created_at: crate::time::to_stored(&chrono::Utc::now().fixed_offset()),
+            };
+            let bytes = codec::encode("store header", &header)?;
+            tree.insert(keys::HEADER, bytes)
+                .map_err(|e| sled_error(path, e))?;
+            flush_and_sync(path, db, log_file)
         }
     }
+}
+
+fn sled_error(path: &Path, e: sled::Error) -> StorageError {
+    match e {
+        sled::Error::Corruption { .. } => StorageError::Corrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+        other => StorageError::Io {
+            path: path.to_path_buf(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// sled's flush, then an `fdatasync` of its file (sled only calls `sync_file_range`).
+fn flush_and_sync(
+    path: &Path,
+    db: &sled::Db,
+    log_file: &std::fs::File,
+) -> Result<(), StorageError> {
+    db.flush().map_err(|e| sled_error(path, e))?;
+    sync_sled_file(path, log_file)
+}
+
+fn sync_sled_file(path: &Path, log_file: &std::fs::File) -> Result<(), StorageError> {
+    log_file.sync_data().map_err(|e| StorageError::Io {
+        path: path.to_path_buf(),
+        detail: format!("fdatasync of sled's file: {e}"),
+    })
+}
+
+fn file_bytes(path: &Path, file: &std::fs::File) -> Result<u64, StorageError> {
+    Ok(file
+        .metadata()
+        .map_err(|e| StorageError::Io {
+            path: path.to_path_buf(),
+            detail: format!("stat of sled's file: {e}"),
+        })?
+        .len())
 }
 
 /// How long an open waits for a lock that a process which just closed the store may still
@@ -446,7 +594,9 @@ impl SledStorage {
     }
 
     /// The sled configuration this store opens with (its segment size): for tests and tools
-    /// that must open the sled database underneath directly, e.g. to tamper with it.
+    /// that must open the sled database underneath directly, e.g. to tamper with it. Open and
+    /// close the store through [`crate::log::Log`] first: after an unclean close, sled alone
+    /// lacks what the commit journal holds.
     pub fn sled_config(path: &Path) -> sled::Config {
         sled::Config::new()
             .path(path)
@@ -486,18 +636,16 @@ fn journal_commit(payload: &[u8]) -> Option<(u64, StoredHeadV1, Vec<journal::Jou
 
 fn open_with_retry(
     path: &Path,
-    cache_capacity_bytes: u64,
+    options: &SledOptions,
     segment_bytes: usize,
 ) -> Result<sled::Db, StorageError> {
     let started = std::time::Instant::now();
     loop {
-        // No periodic flush: the journal makes commits durable, and sled is flushed when the
-        // journal is full; a flush every 500 ms would only compete with the journal's syncs.
         let opened = sled::Config::new()
             .path(path)
             .segment_size(segment_bytes)
-            .cache_capacity(cache_capacity_bytes)
-            .flush_every_ms(None)
+            .cache_capacity(options.cache_capacity_bytes)
+            .flush_every_ms(options.sled_flush_every_ms)
             .open();
         match opened.map_err(|e| open_error(path, e)) {
             Err(StorageError::Locked { .. })
@@ -646,19 +794,26 @@ impl Storage for SledStorage {
 
     fn flush(&self) -> Result<(), StorageError> {
         let mut journal = self.lock_journal()?;
+        if let Some(reason) = self.failure.get() {
+            return Err(StorageError::Io {
+                path: self.path.clone(),
+                detail: format!(
+                    "an earlier flush failed ({reason}); restart the process (the next open replays the journal)"
+                ),
+            });
+        }
         let records = std::mem::take(&mut *self.unjournaled.lock().map_err(|_| self.poisoned())?);
         if records.is_empty() {
             // Whatever was queued before this call went with a flush that held the journal.
             return Ok(());
         }
-        match journal.append(&records)? {
-            Appended::Written => Ok(()),
-            Appended::Full => {
-                // Every queued record's writes are in sled already: flushing it covers them.
-                self.flush_sled()?;
-                journal.reset()
-            }
-        }
+        let flushed = match journal.append(&records) {
+            Ok(Appended::Written) => self.sync_sled_file_if_grown(),
+            // Every queued record's writes are in sled already: flushing it covers them.
+            Ok(Appended::Full) => self.flush_sled().and_then(|()| journal.reset()),
+            Err(e) => Err(e),
+        };
+        flushed.map_err(|e| self.failed(e))
     }
 
     fn replayed_at_open(&self) -> Option<JournalReplay> {
@@ -751,8 +906,12 @@ impl Storage for SledStorage {
 impl Drop for SledStorage {
     /// A clean close: sled takes everything, and the journal starts a new generation, so that
     /// the next open has nothing to replay (and tools that open sled directly see it all).
-    /// On failure the journal stays as it is, and the next open replays it.
+    /// Not after a failed open or flush, and not when sled's flush fails: the journal stays as
+    /// it is, and the next open replays it.
     fn drop(&mut self) {
+        if !self.healthy.load(Ordering::Acquire) {
+            return;
+        }
         let holds_records = self.journal.get_mut().is_ok_and(|j| j.holds_records());
         if holds_records
             && self.flush_sled().is_ok()

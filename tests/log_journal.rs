@@ -1,0 +1,380 @@
+//! The commit journal (`src/log/journal.rs`) against the crashes it exists for. A *crash image*
+//! is a copy of the store directory taken while the log is open: what `kill -9` would leave on
+//! disk at that moment (every write the process made, synced or not, and nothing it still held
+//! in memory). sled's background flush is off in these tests, so sled's file lags the journal
+//! exactly as it does between two of its flushes.
+
+use std::path::{Path, PathBuf};
+
+use carelog::codec;
+use carelog::log::{AppendBatch, Log, LogError, NewEvent, OpenOptions, SledStorage, journal, keys};
+use carelog::time::parse_instant;
+
+fn event(n: u64) -> NewEvent {
+    NewEvent::new(
+        format!("stream-{}", n % 3),
+        "test.journal",
+        1,
+        parse_instant("2023-05-01T09:30:00+08:00").unwrap(),
+        "journal-test",
+        n.to_le_bytes().to_vec(),
+    )
+}
+
+fn options() -> OpenOptions {
+    OpenOptions {
+        sled_flush_every_ms: None,
+        ..OpenOptions::default()
+    }
+}
+
+/// Appends `batches` batches of `per_batch` events, each acknowledged before the next.
+fn append(log: &Log, batches: u64, per_batch: u64) {
+    let start = log.head_position();
+    for b in 0..batches {
+        let first = start + b * per_batch + 1;
+        log.append(AppendBatch::new(
+            (first..first + per_batch).map(event).collect(),
+        ))
+        .unwrap();
+    }
+}
+
+/// Copies the store directory (files only: sled keeps none in subdirectories but `blobs`,
+/// which stays empty).
+fn crash_image(store: &Path, image: &Path) {
+    std::fs::create_dir_all(image).unwrap();
+    for entry in std::fs::read_dir(store).unwrap().flatten() {
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), image.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// A store with `acked` events acknowledged in batches of 5, and a crash image of it taken
+/// while it was open; the store itself is then closed cleanly.
+fn store_and_crash_image(root: &Path, acked: u64) -> (PathBuf, PathBuf, carelog::log::Digest) {
+    let store = root.join("store");
+    let image = root.join("image");
+    let log = Log::open(&store, options()).unwrap();
+    append(&log, acked / 5, 5);
+    crash_image(&store, &image);
+    let digest = log.digest();
+    drop(log);
+    (store, image, digest)
+}
+
+fn open_sled(dir: &Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match SledStorage::sled_config(dir).open() {
+            Ok(db) => return db,
+            Err(e) if started.elapsed().as_secs() < 10 => {
+                assert!(e.to_string().contains("lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn sled_head_position(dir: &Path) -> u64 {
+    let db = open_sled(dir);
+    let tree = db.open_tree("carelog-log-v1").unwrap();
+    tree.get(keys::HEAD).unwrap().map_or(0, |b| {
+        codec::decode::<codec::StoredHeadV1>("head", &b)
+            .unwrap()
+            .position
+    })
+}
+
+fn set_format_version(dir: &Path, format_version: u32) {
+    let db = open_sled(dir);
+    let tree = db.open_tree("carelog-log-v1").unwrap();
+    let mut header: codec::StoreHeaderV1 =
+        codec::decode("header", &tree.get(keys::HEADER).unwrap().unwrap()).unwrap();
+    header.format_version = format_version;
+    tree.insert(keys::HEADER, codec::encode("header", &header).unwrap())
+        .unwrap();
+    db.flush().unwrap();
+}
+
+fn journal_generation(dir: &Path) -> u64 {
+    journal::parse_header(&std::fs::read(dir.join(journal::JOURNAL_FILE)).unwrap()).unwrap()
+}
+
+fn assert_intact_with(log: &Log, digest: &carelog::log::Digest) {
+    assert_eq!(log.head_position(), digest.position);
+    assert_eq!(&log.digest(), digest, "the same log, hash for hash");
+    let report = log.verify(true, None, &mut |_| {}).unwrap();
+    assert!(report.intact, "{report:?}");
+}
+
+#[test]
+fn every_acknowledged_commit_of_a_crash_image_is_replayed() {
+    let root = tempfile::tempdir().unwrap();
+    let (_store, image, digest) = store_and_crash_image(root.path(), 100);
+    assert_eq!(
+        sled_head_position(&image),
+        0,
+        "sled had written none of it: only the journal holds the commits"
+    );
+    let log = Log::open(&image, options()).unwrap();
+    let replay = log.journal_replayed_at_open().expect("a replay");
+    assert_eq!(
+        (replay.commits, replay.from_position, replay.to_position),
+        (20, 1, 100)
+    );
+    assert_eq!(replay.keys_restored, 0);
+    assert_intact_with(&log, &digest);
+    // Appends go on after the replayed head, and a clean close leaves nothing to replay.
+    append(&log, 1, 5);
+    drop(log);
+    assert_eq!(sled_head_position(&image), 105);
+    let log = Log::open(&image, options()).unwrap();
+    assert_eq!(log.journal_replayed_at_open(), None);
+    assert_eq!(log.head_position(), 105);
+}
+
+/// An open that refuses the store (here: a store format from a newer build) must leave the
+/// journal as it found it: it may hold acknowledged commits that only it holds.
+#[test]
+fn a_refused_open_keeps_the_journal_for_the_next_one() {
+    let root = tempfile::tempdir().unwrap();
+    let (_store, image, digest) = store_and_crash_image(root.path(), 40);
+    let journal_before = std::fs::read(image.join(journal::JOURNAL_FILE)).unwrap();
+    set_format_version(&image, 3);
+    let err = Log::open(&image, options()).err().expect("refused");
+    assert!(err.to_string().contains("store format 3"), "{err}");
+    assert_eq!(
+        std::fs::read(image.join(journal::JOURNAL_FILE)).unwrap(),
+        journal_before,
+        "untouched"
+    );
+    set_format_version(&image, 2);
+    // An open that fails half way, in the replay (here: sled's head cannot be read), too.
+    {
+        let db = open_sled(&image);
+        let tree = db.open_tree("carelog-log-v1").unwrap();
+        tree.insert(keys::HEAD, b"not a head".as_slice()).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Log::open(&image, options()).err().expect("refused");
+    assert!(err.to_string().contains("corrupt"), "{err}");
+    assert_eq!(
+        std::fs::read(image.join(journal::JOURNAL_FILE)).unwrap(),
+        journal_before,
+        "untouched by the failed open's close"
+    );
+    {
+        let db = open_sled(&image);
+        let tree = db.open_tree("carelog-log-v1").unwrap();
+        tree.remove(keys::HEAD).unwrap();
+        db.flush().unwrap();
+    }
+    let log = Log::open(&image, options()).unwrap();
+    assert_eq!(log.journal_replayed_at_open().map(|r| r.commits), Some(8));
+    assert_intact_with(&log, &digest);
+}
+
+/// sled may keep a head without the segments it names (a power loss can: sled counts data as
+/// stable after `sync_file_range`). The journal still holds those commits: the open writes
+/// their keys back instead of dropping the journal and refusing appends.
+#[test]
+fn segments_sled_lost_under_its_head_are_written_back_from_the_journal() {
+    let root = tempfile::tempdir().unwrap();
+    let (store, image, digest) = store_and_crash_image(root.path(), 50);
+    // The head as sled holds it after the clean close, put into the image's sled, which holds
+    // no segment: a head past its events.
+    let head_bytes = {
+        let db = open_sled(&store);
+        let tree = db.open_tree("carelog-log-v1").unwrap();
+        tree.get(keys::HEAD).unwrap().unwrap()
+    };
+    {
+        let db = open_sled(&image);
+        let tree = db.open_tree("carelog-log-v1").unwrap();
+        assert!(tree.get(keys::segment(1)).unwrap().is_none());
+        tree.insert(keys::HEAD, head_bytes).unwrap();
+        db.flush().unwrap();
+    }
+    assert_eq!(sled_head_position(&image), 50);
+    let log = Log::open(&image, options()).unwrap();
+    let replay = log.journal_replayed_at_open().expect("keys written back");
+    assert_eq!(replay.commits, 0, "nothing past the head");
+    assert_eq!(
+        replay.keys_restored, 20,
+        "ten commits, a segment and an index chunk each"
+    );
+    assert_eq!((replay.from_position, replay.to_position), (1, 50));
+    assert_intact_with(&log, &digest);
+    append(&log, 1, 5);
+    assert_eq!(log.head_position(), 55, "appends are taken");
+}
+
+/// A record torn by a crash ends the scan, and records of that generation written after it (in
+/// the same `fdatasync`, so never acknowledged) must never come back: the open starts a new
+/// generation, so a later record over the torn one cannot bring them back.
+#[test]
+fn records_after_a_torn_one_never_come_back() {
+    let root = tempfile::tempdir().unwrap();
+    let (_store, image, _digest) = store_and_crash_image(root.path(), 30);
+    let path = image.join(journal::JOURNAL_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let generation = journal::parse_header(&bytes).unwrap();
+    // Tear the first record (a byte of its payload).
+    bytes[journal::HEADER_BYTES as usize + 40] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let log = Log::open(&image, options()).unwrap();
+    assert_eq!(log.journal_replayed_at_open(), None);
+    assert_eq!(
+        log.head_position(),
+        0,
+        "the torn record and all after it are gone"
+    );
+    assert!(journal_generation(&image) > generation, "a new generation");
+    // A commit of the same size as the torn one lands where it was; the crash image of that
+    // must hold it alone, not followed by the old generation's second record.
+    append(&log, 1, 5);
+    let image2 = root.path().join("image2");
+    crash_image(&image, &image2);
+    drop(log);
+    let log = Log::open(&image2, options()).unwrap();
+    assert!(
+        log.store_warnings().is_empty(),
+        "{:?}",
+        log.store_warnings()
+    );
+    assert!(log.journals_set_aside().is_empty());
+    assert_eq!(log.head_position(), 5);
+    assert!(log.verify(true, None, &mut |_| {}).unwrap().intact);
+}
+
+/// A journal whose records differ from what sled holds is moved aside (kept), and appends are
+/// refused until a person has looked: a new append would take the positions its commits had.
+#[test]
+fn a_journal_that_differs_from_the_log_is_kept_and_appends_wait() {
+    let root = tempfile::tempdir().unwrap();
+    let (store, image, _digest) = store_and_crash_image(root.path(), 10);
+    // The image's sled gets the clean store's log (all ten events), then one segment changes
+    // under the journal's record of it.
+    {
+        let clean = open_sled(&store);
+        let clean_tree = clean.open_tree("carelog-log-v1").unwrap();
+        let db = open_sled(&image);
+        let tree = db.open_tree("carelog-log-v1").unwrap();
+        for entry in clean_tree.iter() {
+            let (k, v) = entry.unwrap();
+            tree.insert(k, v).unwrap();
+        }
+        let mut first = tree.get(keys::segment(1)).unwrap().unwrap().to_vec();
+        let last = first.len() - 1;
+        first[last] ^= 1;
+        tree.insert(keys::segment(1), first).unwrap();
+        db.flush().unwrap();
+    }
+    let log = Log::open(&image, options()).unwrap();
+    let warnings = log.store_warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("positions 1..=5 that differs from the log")),
+        "{warnings:?}"
+    );
+    let kept = log.journals_set_aside().to_vec();
+    assert_eq!(kept.len(), 1);
+    let err = log.append(AppendBatch::new(vec![event(11)])).unwrap_err();
+    assert!(matches!(err, LogError::JournalSetAside { .. }), "{err}");
+    drop(log);
+    // Said again at every open, until the file is moved out.
+    let log = Log::open(&image, options()).unwrap();
+    assert_eq!(log.journals_set_aside(), kept.as_slice());
+    assert!(log.append(AppendBatch::new(vec![event(11)])).is_err());
+    drop(log);
+    std::fs::rename(&kept[0], root.path().join("looked-at")).unwrap();
+    let log = Log::open(&image, options()).unwrap();
+    assert!(log.journals_set_aside().is_empty());
+    log.append(AppendBatch::new(vec![event(11)])).unwrap();
+}
+
+/// A journal filled again and again (a small one): sled is flushed and the journal started
+/// over each time, and a crash image at any point still holds every acknowledged commit.
+#[test]
+fn a_small_journal_fills_over_and_over_and_loses_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let store = root.path().join("store");
+    let small = || OpenOptions {
+        journal_max_bytes: journal::JOURNAL_MIN_BYTES,
+        ..options()
+    };
+    let log = Log::open(&store, small()).unwrap();
+    let generation = journal_generation(&store);
+    for round in 0..5u64 {
+        append(&log, 40, 5);
+        let image = root.path().join(format!("image-{round}"));
+        crash_image(&store, &image);
+        let digest = log.digest();
+        let reopened = Log::open(&image, small()).unwrap();
+        assert_intact_with(&reopened, &digest);
+    }
+    assert!(
+        journal_generation(&store) >= generation + 5,
+        "the journal filled and started over (generation {} from {generation})",
+        journal_generation(&store)
+    );
+    assert!(
+        sled_head_position(&root.path().join("image-4")) > 0,
+        "sled was flushed on the way"
+    );
+}
+
+/// A record that starts right after sled's head but does not chain onto it (another log's head
+/// at the same position) is not applied: positions alone do not make it this log's next.
+#[test]
+fn a_record_at_the_next_position_of_another_chain_is_not_applied() {
+    let root = tempfile::tempdir().unwrap();
+    // Log A: five events closed cleanly, then five more, and a crash image holding 6..10 only
+    // in its journal.
+    let a = root.path().join("a");
+    {
+        let log = Log::open(&a, options()).unwrap();
+        append(&log, 1, 5);
+    }
+    let image = root.path().join("image");
+    {
+        let log = Log::open(&a, options()).unwrap();
+        append(&log, 1, 5);
+        crash_image(&a, &image);
+    }
+    // Log B: five other events (another chain), closed cleanly; its sled replaces the image's.
+    let b = root.path().join("b");
+    {
+        let log = Log::open(&b, options()).unwrap();
+        log.append(AppendBatch::new((101..=105).map(event).collect()))
+            .unwrap();
+    }
+    {
+        let from = open_sled(&b);
+        let from_tree = from.open_tree("carelog-log-v1").unwrap();
+        let db = open_sled(&image);
+        let tree = db.open_tree("carelog-log-v1").unwrap();
+        for entry in from_tree.iter() {
+            let (k, v) = entry.unwrap();
+            tree.insert(k, v).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    assert_eq!(sled_head_position(&image), 5);
+    let log = Log::open(&image, options()).unwrap();
+    assert_eq!(log.head_position(), 5, "nothing applied");
+    assert_eq!(log.journal_replayed_at_open(), None);
+    let warnings = log.store_warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("positions 6..=10 that does not continue the head at 5")),
+        "{warnings:?}"
+    );
+    assert_eq!(log.journals_set_aside().len(), 1);
+}
