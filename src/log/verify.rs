@@ -206,13 +206,75 @@ fn problem(
     })
 }
 
+/// The reading thread hands segments over this many at a time (a hand-over costs two thread
+/// wake-ups), and is at most a few such batches ahead of the checks.
+const SEGMENTS_PER_HANDOVER: usize = 16;
+const HANDOVERS_AHEAD: usize = 4;
+
+/// A segment as the reading thread hands it over: its raw bytes, and the leaf hash computed
+/// from each of its events' bytes (None when it does not decode: the checks report that).
+type ReadSegment = (
+    Result<super::storage::RawSegment, super::StorageError>,
+    Option<Vec<Result<[u8; 32], String>>>,
+);
+
+/// Walks the stored segments in order: one thread reads them from the storage and hashes each
+/// event's bytes (the leaf hashes, most of the hashing), while this one checks them in order
+/// (positions, chain, versions, indexes), which only one thread can do.
 fn walk_segments(
     storage: &dyn Storage,
     walk: &mut Walk,
     limit: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Option<VerifyProblem> {
-    for raw in storage.segments_from(1) {
+    std::thread::scope(|scope| {
+        let (segments_tx, segments_rx) = std::sync::mpsc::sync_channel(HANDOVERS_AHEAD);
+        scope.spawn(move || {
+            let mut segments = storage.segments_from(1);
+            loop {
+                let mut batch: Vec<ReadSegment> = Vec::with_capacity(SEGMENTS_PER_HANDOVER);
+                let mut ended = false;
+                while batch.len() < SEGMENTS_PER_HANDOVER {
+                    match segments.next() {
+                        Some(raw) => {
+                            let failed = raw.is_err();
+                            let leaves = raw.as_ref().ok().and_then(|segment| {
+                                let mut events = Vec::new();
+                                read::decode_segment_refs(segment, &mut events).ok()?;
+                                Some(events.iter().map(computed_leaf).collect())
+                            });
+                            batch.push((raw, leaves));
+                            if failed {
+                                ended = true;
+                                break;
+                            }
+                        }
+                        None => {
+                            ended = true;
+                            break;
+                        }
+                    }
+                }
+                // Stops when the checks stop (they drop the receiver), at the end, or after an
+                // error.
+                if (!batch.is_empty() && segments_tx.send(batch).is_err()) || ended {
+                    break;
+                }
+            }
+        });
+        let found = check_segments(segments_rx.iter().flatten(), walk, limit, progress);
+        drop(segments_rx);
+        found
+    })
+}
+
+fn check_segments(
+    segments: impl Iterator<Item = ReadSegment>,
+    walk: &mut Walk,
+    limit: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Option<VerifyProblem> {
+    for (raw, leaves) in segments {
         // Segments past the durable head at the start belong to commits made while verifying
         // (written before their head, see storage.rs): not part of what this run checks.
         if let Ok((first, _)) = &raw
@@ -274,8 +336,12 @@ fn walk_segments(
                 "an empty segment",
             );
         }
-        for e in &events {
-            if let Some(p) = check_event(walk, e) {
+        for (i, e) in events.iter().enumerate() {
+            let leaf = match leaves.as_ref().and_then(|l| l.get(i)) {
+                Some(leaf) => leaf.clone(),
+                None => computed_leaf(e),
+            };
+            if let Some(p) = check_event(walk, e, leaf) {
                 return Some(p);
             }
             if walk.checked.is_multiple_of(100_000) {
@@ -286,7 +352,28 @@ fn walk_segments(
     None
 }
 
-fn check_event(walk: &mut Walk, e: &StoredEventRefV1<'_>) -> Option<VerifyProblem> {
+/// The leaf hash of an event's content. The stored bytes of the event are its canonical bytes
+/// whenever the encoder wrote them (it always does): then they are hashed where they lie. Bytes
+/// that decode to the same fields but are not what the encoder writes (a varint in a wider
+/// form) are encoded again, so the leaf is always the hash of the canonical encoding, as it
+/// always was.
+fn computed_leaf(e: &StoredEventRefV1<'_>) -> Result<[u8; 32], String> {
+    if e.canonical_is_exact() {
+        Ok(hash::leaf(e.canonical))
+    } else {
+        e.to_owned_event()
+            .canonical_bytes()
+            .map(|c| hash::leaf(&c))
+            .map_err(|err| err.to_string())
+    }
+}
+
+/// Checks one event, given the leaf hash computed from its bytes ([`computed_leaf`]).
+fn check_event(
+    walk: &mut Walk,
+    e: &StoredEventRefV1<'_>,
+    leaf: Result<[u8; 32], String>,
+) -> Option<VerifyProblem> {
     let expected = walk.expected_position;
     if e.position > expected {
         return problem(
@@ -306,17 +393,9 @@ fn check_event(walk: &mut Walk, e: &StoredEventRefV1<'_>) -> Option<VerifyProble
             ),
         );
     }
-    // The stored bytes of the event are its canonical bytes whenever the encoder wrote them (it
-    // always does): then they are hashed where they lie. Bytes that decode to the same fields
-    // but are not what the encoder writes (a varint in a wider form) are encoded again, so the
-    // leaf is always the hash of the canonical encoding, as it always was.
-    let leaf = if e.canonical_is_exact() {
-        hash::leaf(e.canonical)
-    } else {
-        match e.to_owned_event().canonical_bytes() {
-            Ok(c) => hash::leaf(&c),
-            Err(err) => return problem(expected, VerifyProblemKind::Modified, err.to_string()),
-        }
+    let leaf = match leaf {
+        Ok(leaf) => leaf,
+        Err(err) => return problem(expected, VerifyProblemKind::Modified, err),
     };
     if leaf != e.leaf_hash {
         return problem(
