@@ -89,6 +89,56 @@ pub fn resolve(log: &Log, as_of: AsOf) -> Result<u64, EngineError> {
     })
 }
 
+/// Each projection's best checkpoint at or before `target` (None: none usable), decoded on a
+/// few threads at once: loading the states is most of an as-of query's time, and they are
+/// independent.
+fn load_checkpoints(
+    log: &Log,
+    projections: &[&dyn AnyProjection],
+    checkpoints: Option<&Checkpoints>,
+    target: u64,
+) -> Vec<Option<LoadedState>> {
+    let Some(c) = checkpoints else {
+        return projections.iter().map(|_| None).collect();
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, CHECKPOINT_LOAD_THREADS_MAX);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let loaded: Vec<std::sync::Mutex<Option<LoadedState>>> = projections
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                // Each thread takes the next projection not yet taken.
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let (Some(p), Some(slot)) = (projections.get(i), loaded.get(i)) else {
+                        break;
+                    };
+                    let state = c.load_best(log, *p, target);
+                    if let Ok(mut slot) = slot.lock() {
+                        *slot = state;
+                    }
+                }
+            });
+        }
+    });
+    // (A panic in a thread would have ended the scope with it: no lock is poisoned here.)
+    loaded
+        .into_iter()
+        .map(|slot| slot.into_inner().ok().flatten())
+        .collect()
+}
+
+/// A projection's state loaded from its checkpoint, with the checkpoint's position.
+type LoadedState = (u64, Box<dyn Any + Send>);
+
+/// At most this many threads decode checkpoints at once.
+const CHECKPOINT_LOAD_THREADS_MAX: usize = 4;
+
 /// Replays the log into every projection given, as of `as_of`, in one pass: each event is read
 /// and decoded once. Starts each projection from its best checkpoint when `checkpoints` is given,
 /// and saves new ones along the way.
@@ -102,8 +152,11 @@ pub fn replay(
     let target = resolve(log, as_of)?;
     let mut states: Vec<Box<dyn Any + Send>> = Vec::with_capacity(projections.len());
     let mut starts: Vec<u64> = Vec::with_capacity(projections.len());
-    for p in projections {
-        let loaded = checkpoints.and_then(|c| c.load_best(log, *p, target));
+    for (p, loaded) in
+        projections
+            .iter()
+            .zip(load_checkpoints(log, projections, checkpoints, target))
+    {
         match loaded {
             Some((position, state)) => {
                 states.push(state);
