@@ -117,25 +117,32 @@ impl Projection for ActivityTotals {
     }
 
     fn figures(state: &State, _book: &PairingBook, query: &Query) -> Vec<Figure> {
+        // One pass over the facts for all the metrics (a log holds millions of them).
+        let mut values = [0i64; METRICS.len()];
+        let mut events: [Vec<_>; METRICS.len()] = Default::default();
+        for f in state.facts.matching(|f| query.counts(f.on)) {
+            let i = usize::from(f.value.metric);
+            if let (Some(value), Some(sources)) = (values.get_mut(i), events.get_mut(i)) {
+                *value += f.value.amount;
+                sources.push(f.source);
+            }
+        }
+        let mut adjustments: [Vec<_>; METRICS.len()] = Default::default();
+        for (before, adjustment) in state.facts.adjustments_with_values(|on| query.counts(on)) {
+            if let Some(list) = adjustments.get_mut(usize::from(before.metric)) {
+                list.push(adjustment);
+            }
+        }
         METRICS
             .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let facts: Vec<_> = state
-                    .facts
-                    .matching(|f| usize::from(f.value.metric) == i && query.counts(f.on))
-                    .collect();
-                let value = facts.iter().map(|f| f.value.amount).sum();
-                let events = sorted_sources(facts.iter().map(|f| f.source).collect());
-                let adjustments = state.facts.adjustments_where(|on, before| {
-                    usize::from(before.metric) == i && query.counts(on)
-                });
-                Figure {
-                    metric: m.to_string(),
-                    value,
-                    events,
-                    adjustments,
-                }
+            .zip(values)
+            .zip(events)
+            .zip(adjustments)
+            .map(|(((m, value), events), adjustments)| Figure {
+                metric: m.to_string(),
+                value,
+                events: sorted_sources(events),
+                adjustments,
             })
             .collect()
     }

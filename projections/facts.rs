@@ -131,6 +131,18 @@ impl<V: Clone> Facts<V> {
         self.live.values().filter(move |f| keep(f))
     }
 
+    /// The adjustments on the days a filter keeps, each with the fact's value before it, in
+    /// the order they were made.
+    pub fn adjustments_with_values<'a>(
+        &'a self,
+        keep_day: impl Fn(Date) -> bool + 'a,
+    ) -> impl Iterator<Item = (&'a V, Adjustment)> + 'a {
+        self.adjustments
+            .iter()
+            .filter(move |a| keep_day(a.on))
+            .map(|a| (&a.before, a.adjustment.clone()))
+    }
+
     /// The adjustments of facts a filter keeps (on their day and value before the adjustment).
     pub fn adjustments_where(&self, keep: impl Fn(Date, &V) -> bool) -> Vec<Adjustment> {
         self.adjustments
