@@ -212,33 +212,40 @@ fn segments_sled_lost_under_its_head_are_written_back_from_the_journal() {
     assert_eq!(log.head_position(), 55, "appends are taken");
 }
 
-/// A record torn by a crash ends the scan, and records of that generation written after it (in
-/// the same `fdatasync`, so never acknowledged) must never come back: the open starts a new
-/// generation, so a later record over the torn one cannot bring them back.
+/// A crash can cut short only the last write: a torn last record is dropped (it was never
+/// acknowledged), the records before it are replayed, and the open starts a new generation, so
+/// that records of the old one left in the file never come back after a new record.
 #[test]
-fn records_after_a_torn_one_never_come_back() {
+fn a_torn_last_record_is_dropped_and_the_rest_replayed() {
     let root = tempfile::tempdir().unwrap();
     let (_store, image, _digest) = store_and_crash_image(root.path(), 30);
     let path = image.join(journal::JOURNAL_FILE);
     let mut bytes = std::fs::read(&path).unwrap();
     let generation = journal::parse_header(&bytes).unwrap();
-    // Tear the first record (a byte of its payload).
-    bytes[journal::HEADER_BYTES as usize + 40] ^= 0xff;
+    let (payloads, end) = journal::scan_records(&bytes, generation);
+    assert_eq!(payloads.len(), 6);
+    // Tear the last record: its last bytes never reached the disk.
+    bytes[end as usize - 3..end as usize].fill(0);
     std::fs::write(&path, &bytes).unwrap();
 
     let log = Log::open(&image, options()).unwrap();
-    assert_eq!(log.journal_replayed_at_open(), None);
     assert_eq!(
-        log.head_position(),
-        0,
-        "the torn record and all after it are gone"
+        log.journal_replayed_at_open()
+            .map(|r| (r.commits, r.to_position)),
+        Some((5, 25))
+    );
+    assert!(
+        log.store_warnings().is_empty(),
+        "{:?}",
+        log.store_warnings()
     );
     assert!(journal_generation(&image) > generation, "a new generation");
-    // A commit of the same size as the torn one lands where it was; the crash image of that
-    // must hold it alone, not followed by the old generation's second record.
+    // A new commit lands over the old generation's first record; a crash image of that holds
+    // it alone, not followed by the old generation's second record.
     append(&log, 1, 5);
     let image2 = root.path().join("image2");
     crash_image(&image, &image2);
+    let digest = log.digest();
     drop(log);
     let log = Log::open(&image2, options()).unwrap();
     assert!(
@@ -247,8 +254,40 @@ fn records_after_a_torn_one_never_come_back() {
         log.store_warnings()
     );
     assert!(log.journals_set_aside().is_empty());
-    assert_eq!(log.head_position(), 5);
-    assert!(log.verify(true, None, &mut |_| {}).unwrap().intact);
+    assert_intact_with(&log, &digest);
+}
+
+/// Damage to a record that valid records follow is not a torn write: those records were
+/// acknowledged. The valid ones before the damage are replayed, the journal is kept aside,
+/// and appends wait for a person.
+#[test]
+fn a_damaged_record_before_valid_ones_keeps_the_journal() {
+    let root = tempfile::tempdir().unwrap();
+    let (_store, image, _digest) = store_and_crash_image(root.path(), 30);
+    let path = image.join(journal::JOURNAL_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let generation = journal::parse_header(&bytes).unwrap();
+    let (payloads, _) = journal::scan_records(&bytes, generation);
+    // A byte of the third record's payload.
+    let third =
+        journal::HEADER_BYTES as usize + payloads[..2].iter().map(|p| 20 + p.len()).sum::<usize>();
+    bytes[third + 40] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let log = Log::open(&image, options()).unwrap();
+    assert_eq!(log.head_position(), 10, "the two records before the damage");
+    let warnings = log.store_warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("a damaged record")),
+        "{warnings:?}"
+    );
+    let kept = log.journals_set_aside();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), bytes, "kept as found");
+    assert!(matches!(
+        log.append(AppendBatch::new(vec![event(11)])),
+        Err(LogError::JournalSetAside { .. })
+    ));
 }
 
 /// A journal whose records differ from what sled holds is moved aside (kept), and appends are
@@ -272,6 +311,9 @@ fn a_journal_that_differs_from_the_log_is_kept_and_appends_wait() {
         let last = first.len() - 1;
         first[last] ^= 1;
         tree.insert(keys::segment(1), first).unwrap();
+        // And a key of the same commit missing: it must not be written back either (nothing
+        // of a journal that differs from the log goes into it).
+        tree.remove(keys::index_chunk(1)).unwrap().unwrap();
         db.flush().unwrap();
     }
     let log = Log::open(&image, options()).unwrap();
@@ -282,18 +324,25 @@ fn a_journal_that_differs_from_the_log_is_kept_and_appends_wait() {
             .any(|w| w.contains("positions 1..=5 that differs from the log")),
         "{warnings:?}"
     );
-    let kept = log.journals_set_aside().to_vec();
+    let kept = log.journals_set_aside();
     assert_eq!(kept.len(), 1);
     let err = log.append(AppendBatch::new(vec![event(11)])).unwrap_err();
     assert!(matches!(err, LogError::JournalSetAside { .. }), "{err}");
     drop(log);
+    {
+        let db = open_sled(&image);
+        let tree = db.open_tree("carelog-log-v1").unwrap();
+        assert!(
+            tree.get(keys::index_chunk(1)).unwrap().is_none(),
+            "nothing written back"
+        );
+    }
     // Said again at every open, until the file is moved out.
     let log = Log::open(&image, options()).unwrap();
-    assert_eq!(log.journals_set_aside(), kept.as_slice());
+    assert_eq!(log.journals_set_aside(), kept);
     assert!(log.append(AppendBatch::new(vec![event(11)])).is_err());
-    drop(log);
+    // Moved out of the store, and appends go on, without a restart.
     std::fs::rename(&kept[0], root.path().join("looked-at")).unwrap();
-    let log = Log::open(&image, options()).unwrap();
     assert!(log.journals_set_aside().is_empty());
     log.append(AppendBatch::new(vec![event(11)])).unwrap();
 }
@@ -377,4 +426,54 @@ fn a_record_at_the_next_position_of_another_chain_is_not_applied() {
         "{warnings:?}"
     );
     assert_eq!(log.journals_set_aside().len(), 1);
+}
+
+/// Records that sled's head covers but that are another log's (their chain differs from the
+/// log's at their last position) are not written into it, even where sled lacks their keys.
+#[test]
+fn covered_records_of_another_log_are_not_written_back() {
+    let root = tempfile::tempdir().unwrap();
+    // Log A: five events closed cleanly, five more only in a crash image's journal.
+    let a = root.path().join("a");
+    {
+        let log = Log::open(&a, options()).unwrap();
+        append(&log, 1, 5);
+    }
+    let image = root.path().join("image");
+    {
+        let log = Log::open(&a, options()).unwrap();
+        append(&log, 1, 5);
+        crash_image(&a, &image);
+    }
+    // Log B: ten other events in one commit (one segment, at key 1), closed cleanly; its sled
+    // replaces the image's. B's head (10) covers A's journal records (6..=10).
+    let b = root.path().join("b");
+    {
+        let log = Log::open(&b, options()).unwrap();
+        log.append(AppendBatch::new((101..=110).map(event).collect()))
+            .unwrap();
+    }
+    {
+        let from = open_sled(&b);
+        let from_tree = from.open_tree("carelog-log-v1").unwrap();
+        let db = open_sled(&image);
+        let tree = db.open_tree("carelog-log-v1").unwrap();
+        tree.clear().unwrap();
+        for entry in from_tree.iter() {
+            let (k, v) = entry.unwrap();
+            tree.insert(k, v).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let log = Log::open(&image, options()).unwrap();
+    assert_eq!(log.journal_replayed_at_open(), None, "nothing written back");
+    let warnings = log.store_warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("not this log's")),
+        "{warnings:?}"
+    );
+    drop(log);
+    let db = open_sled(&image);
+    let tree = db.open_tree("carelog-log-v1").unwrap();
+    assert!(tree.get(keys::segment(6)).unwrap().is_none());
 }

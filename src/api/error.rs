@@ -96,13 +96,16 @@ impl ApiError {
     }
 }
 
+/// The rule of a 503 that waiting will not end: it carries no `Retry-After`.
+const NEEDS_OPERATOR: &str = "needs_operator";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, rule = %self.rule, "{}", self.message);
         }
         let mut response = (self.status, Json(self.body())).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE && self.rule != NEEDS_OPERATOR {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("1"),
@@ -160,11 +163,14 @@ fn from_log(e: LogError, index: Option<usize>) -> ApiError {
                 .with_field(field)
                 .with_index(Some(index))
         }
+        LogError::WriterGone => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+        // Retrying does not help: an operator must look (the message says at what).
         LogError::Poisoned(_)
-        | LogError::WriterGone
         | LogError::HeadWithoutEvents { .. }
         | LogError::JournalSetAside { .. } => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, NEEDS_OPERATOR, message)
         }
         LogError::Storage(_) | LogError::Codec(_) | LogError::Time(_) => {
             ApiError::internal(message)

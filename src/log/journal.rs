@@ -51,6 +51,9 @@ pub const GROW_BYTES: u64 = 1 << 20;
 pub const JOURNAL_MAX_BYTES: u64 = 32 << 20;
 /// The smallest journal an open accepts: room for the header and a few small records.
 pub const JOURNAL_MIN_BYTES: u64 = HEADER_BYTES + 16 * 1024;
+/// A journal file larger than this is not read (no bound this build sets comes near it): it
+/// is moved aside as damaged.
+pub const JOURNAL_READ_MAX_BYTES: u64 = 1 << 30;
 /// The most entries one record's payload may claim (a commit writes a few keys per segment).
 const ENTRIES_PER_RECORD_MAX: usize = 1 << 16;
 
@@ -94,6 +97,10 @@ pub struct OpenedJournal {
     pub payloads: Vec<Vec<u8>>,
     /// Set when the file's header was damaged: where the damaged file was moved (kept).
     pub damaged_moved_to: Option<PathBuf>,
+    /// Set when the scan stopped at a record that is damaged while a valid record of the same
+    /// generation lies further on: not a write torn by a crash (that is always the last), but
+    /// damage to records that were acknowledged. The offset where the scan stopped.
+    pub damaged_record_at: Option<u64>,
 }
 
 impl Journal {
@@ -109,6 +116,7 @@ impl Journal {
                 journal: Self::create(&path, 1, max_bytes)?,
                 payloads: Vec::new(),
                 damaged_moved_to: None,
+                damaged_record_at: None,
             });
         }
         let file = OpenOptions::new()
@@ -120,20 +128,23 @@ impl Journal {
             .metadata()
             .map_err(|e| io_error(&path, "stat", e))?
             .len();
-        let readable = file_bytes.min(max_bytes.max(JOURNAL_MAX_BYTES));
-        let mut bytes = vec![0u8; readable as usize];
+        // Read whole, whatever bound it was written with.
+        let mut bytes = vec![0u8; file_bytes.min(JOURNAL_READ_MAX_BYTES) as usize];
         file.read_exact_at(&mut bytes, 0)
             .map_err(|e| io_error(&path, "read", e))?;
-        let Some(generation) = parse_header(&bytes) else {
+        let header = parse_header(&bytes).filter(|_| file_bytes <= JOURNAL_READ_MAX_BYTES);
+        let Some(generation) = header else {
             drop(file);
             let moved_to = move_aside(&path, "damaged")?;
             return Ok(OpenedJournal {
                 journal: Self::create(&path, 1, max_bytes)?,
                 payloads: Vec::new(),
                 damaged_moved_to: Some(moved_to),
+                damaged_record_at: None,
             });
         };
         let (payloads, end) = scan_records(&bytes, generation);
+        let damaged_record_at = valid_record_after(&bytes, generation, end).map(|_| end);
         Ok(OpenedJournal {
             journal: Self {
                 path,
@@ -145,6 +156,7 @@ impl Journal {
             },
             payloads,
             damaged_moved_to: None,
+            damaged_record_at,
         })
     }
 
@@ -381,7 +393,21 @@ pub fn parse_header(bytes: &[u8]) -> Option<u64> {
         return None;
     }
     let generation = u64::from_le_bytes(header[4..12].try_into().ok()?);
-    (generation > 0).then_some(generation)
+    // 0 is never written, and u64::MAX could not be followed by a reset.
+    (generation > 0 && generation < u64::MAX).then_some(generation)
+}
+
+/// The offset of a whole record of `generation` at or after `from` (at any byte offset: a
+/// damaged record's length cannot be trusted to find the next), if there is one.
+fn valid_record_after(bytes: &[u8], generation: u64, from: u64) -> Option<u64> {
+    let from = usize::try_from(from).ok()?;
+    let tail = bytes.get(from..)?;
+    tail.windows(RECORD_MAGIC.len())
+        .enumerate()
+        .filter(|(_, w)| *w == RECORD_MAGIC)
+        .map(|(i, _)| from + i)
+        .find(|&at| read_record(bytes, at, generation).is_some())
+        .map(|at| at as u64)
 }
 
 /// The payloads of the records of `generation` from the first on, and the offset after the
@@ -389,35 +415,30 @@ pub fn parse_header(bytes: &[u8]) -> Option<u64> {
 pub fn scan_records(bytes: &[u8], generation: u64) -> (Vec<Vec<u8>>, u64) {
     let mut payloads = Vec::new();
     let mut offset = HEADER_BYTES as usize;
-    while let Some(header) = bytes.get(offset..offset + RECORD_HEADER_BYTES as usize) {
-        let field = |at: usize, n: usize| &header[at..at + n];
-        if field(0, 4) != RECORD_MAGIC {
-            break;
-        }
-        let Ok(record_generation) = field(4, 8).try_into().map(u64::from_le_bytes) else {
-            break;
-        };
-        let Ok(len) = field(12, 4).try_into().map(u32::from_le_bytes) else {
-            break;
-        };
-        let Ok(crc) = field(16, 4).try_into().map(u32::from_le_bytes) else {
-            break;
-        };
-        let start = offset + RECORD_HEADER_BYTES as usize;
-        let Some(payload) = bytes.get(start..start + len as usize) else {
-            break;
-        };
-        let mut check = crc32fast::Hasher::new();
-        check.update(field(4, 8));
-        check.update(field(12, 4));
-        check.update(payload);
-        if record_generation != generation || check.finalize() != crc {
-            break;
-        }
+    while let Some((payload, next)) = read_record(bytes, offset, generation) {
         payloads.push(payload.to_vec());
-        offset = start + len as usize;
+        offset = next;
     }
     (payloads, offset as u64)
+}
+
+/// The record of `generation` at `offset`, if one is whole there (magic, generation, length
+/// within the bytes, CRC), and the offset after it.
+fn read_record(bytes: &[u8], offset: usize, generation: u64) -> Option<(&[u8], usize)> {
+    let header = bytes.get(offset..offset.checked_add(RECORD_HEADER_BYTES as usize)?)?;
+    if header[0..4] != RECORD_MAGIC {
+        return None;
+    }
+    let record_generation = u64::from_le_bytes(header[4..12].try_into().ok()?);
+    let len = u32::from_le_bytes(header[12..16].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(header[16..20].try_into().ok()?);
+    let start = offset + RECORD_HEADER_BYTES as usize;
+    let payload = bytes.get(start..start.checked_add(len)?)?;
+    let mut check = crc32fast::Hasher::new();
+    check.update(&header[4..12]);
+    check.update(&header[12..16]);
+    check.update(payload);
+    (record_generation == generation && check.finalize() == crc).then_some((payload, start + len))
 }
 
 fn io_error(path: &Path, doing: &str, e: impl std::fmt::Display) -> StorageError {
@@ -622,5 +643,66 @@ mod small_journal_tests {
         j.reset().unwrap();
         assert_eq!(j.generation(), generation + 1);
         assert_eq!(j.append(&[record]).unwrap(), Appended::Written);
+    }
+}
+
+#[cfg(test)]
+mod damage_tests {
+    use super::*;
+
+    fn three_records(dir: &Path) -> (Vec<u8>, [usize; 3]) {
+        let mut j = Journal::open(dir, JOURNAL_MAX_BYTES).unwrap().journal;
+        let payload = vec![5u8; 100];
+        for _ in 0..3 {
+            j.append(std::slice::from_ref(&payload)).unwrap();
+        }
+        drop(j);
+        let record = RECORD_HEADER_BYTES as usize + 100;
+        let first = HEADER_BYTES as usize;
+        (
+            std::fs::read(dir.join(JOURNAL_FILE)).unwrap(),
+            [first, first + record, first + 2 * record],
+        )
+    }
+
+    #[test]
+    fn damage_with_valid_records_after_it_is_told_from_a_torn_last_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, starts) = three_records(dir.path());
+        let path = dir.path().join(JOURNAL_FILE);
+        // The middle record damaged: the third is valid, so this is damage.
+        let mut damaged = bytes.clone();
+        damaged[starts[1] + 30] ^= 1;
+        std::fs::write(&path, &damaged).unwrap();
+        let opened = Journal::open(dir.path(), JOURNAL_MAX_BYTES).unwrap();
+        assert_eq!(opened.payloads.len(), 1);
+        assert_eq!(opened.damaged_record_at, Some(starts[1] as u64));
+        drop(opened);
+        // The last record torn: nothing valid after it.
+        let mut torn = bytes.clone();
+        torn[starts[2] + 30] ^= 1;
+        std::fs::write(&path, &torn).unwrap();
+        let opened = Journal::open(dir.path(), JOURNAL_MAX_BYTES).unwrap();
+        assert_eq!(opened.payloads.len(), 2);
+        assert_eq!(opened.damaged_record_at, None);
+    }
+
+    #[test]
+    fn a_journal_written_with_a_larger_bound_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = JOURNAL_MAX_BYTES * 2;
+        let mut j = Journal::open(dir.path(), big).unwrap().journal;
+        let payload = vec![7u8; 1 << 20];
+        let mut written = 0;
+        while written < 40 {
+            assert_eq!(
+                j.append(std::slice::from_ref(&payload)).unwrap(),
+                Appended::Written
+            );
+            written += 1;
+        }
+        drop(j);
+        let opened = Journal::open(dir.path(), JOURNAL_MIN_BYTES).unwrap();
+        assert_eq!(opened.payloads.len(), 40, "past the default bound too");
     }
 }

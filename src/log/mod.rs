@@ -306,8 +306,10 @@ pub struct Log {
     discarded: Option<DiscardedTail>,
     /// Why the stored head does not name a stored event, if it does not.
     head_without_events: Option<String>,
-    /// Commit journals an open set aside (see [`Storage::journals_set_aside`]), found at open.
-    journals_set_aside: Vec<std::path::PathBuf>,
+    /// Commit journals an open set aside (see [`Storage::journals_set_aside`]): found at
+    /// open, looked for again before each append while there are any (a person moving them
+    /// out of the store lets appends go on without a restart).
+    journals_set_aside: Arc<std::sync::Mutex<Vec<std::path::PathBuf>>>,
 }
 
 impl Log {
@@ -341,7 +343,7 @@ impl Log {
                 Err(e) => Some(format!("the event there cannot be read ({e})")),
             },
         };
-        let journals_set_aside = storage.journals_set_aside();
+        let journals_set_aside = Arc::new(std::sync::Mutex::new(storage.journals_set_aside()));
         let shared = Arc::new(read::Shared::new(storage.clone(), head));
         let writer = Arc::new(writer::WriterHandle::start(
             storage,
@@ -361,15 +363,21 @@ impl Log {
     /// Refuses appends to a store whose head names no event (damage, or sled losing the tail of
     /// an unacknowledged commit on power loss): a commit after it would leave a gap.
     fn check_appendable(&self) -> Result<(), LogError> {
-        if !self.journals_set_aside.is_empty() {
-            let files: Vec<String> = self
+        {
+            let mut set_aside = self
                 .journals_set_aside
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            return Err(LogError::JournalSetAside {
-                files: files.join(", "),
-            });
+                .lock()
+                .map_err(|_| LogError::WriterGone)?;
+            if !set_aside.is_empty() {
+                *set_aside = self.shared.storage.journals_set_aside();
+            }
+            if !set_aside.is_empty() {
+                let files: Vec<String> =
+                    set_aside.iter().map(|p| p.display().to_string()).collect();
+                return Err(LogError::JournalSetAside {
+                    files: files.join(", "),
+                });
+            }
         }
         match &self.head_without_events {
             None => Ok(()),
@@ -393,10 +401,10 @@ impl Log {
         self.shared.storage.replayed_at_open()
     }
 
-    /// Commit journals moved aside by an open (see [`Storage::journals_set_aside`]), as found
-    /// when this log was opened. Appends are refused while there are any.
-    pub fn journals_set_aside(&self) -> &[std::path::PathBuf] {
-        &self.journals_set_aside
+    /// Commit journals moved aside by an open (see [`Storage::journals_set_aside`]) still in
+    /// the store. Appends are refused while there are any.
+    pub fn journals_set_aside(&self) -> Vec<std::path::PathBuf> {
+        self.shared.storage.journals_set_aside()
     }
 
     /// What the user should know about the store's layout (see [`Storage::warnings`]).

@@ -256,86 +256,59 @@ impl SledStorage {
             failure: OnceLock::new(),
             synced_db_bytes: AtomicU64::new(synced_db_bytes),
         };
-        storage.replay_journal(opened_journal.payloads)?;
+        storage.replay_journal(opened_journal.payloads, opened_journal.damaged_record_at)?;
         storage.healthy.store(true, Ordering::Release);
         Ok(storage)
     }
 
-    /// Applies the journal records that continue sled's head, in order, then makes sled
-    /// durable and starts a new journal generation (also when there was nothing to apply: see
-    /// the journal's overview). Records sled's head already covers are checked against sled:
-    /// keys it lost are written back. A record that does not continue the head, or differs
-    /// from what sled holds, stops the replay, and the journal is moved aside (kept) with a
-    /// warning.
-    fn replay_journal(&mut self, payloads: Vec<Vec<u8>>) -> Result<(), StorageError> {
-        if payloads.is_empty() {
-            return self.lock_journal()?.reset();
-        }
-        let mut head = self.head()?;
-        let mut replayed: Option<JournalReplay> = None;
-        let mut unapplied: Option<String> = None;
-        for payload in &payloads {
-            let head_position = head.as_ref().map_or(0, |h| h.position);
-            let Some((first, record_head, entries)) = journal_commit(payload) else {
-                unapplied = Some("a record that is not a commit".into());
-                break;
-            };
-            if record_head.position <= head_position {
-                match self.restore_lost_keys(&entries)? {
-                    Ok(0) => {}
-                    Ok(restored) => {
-                        let r = replayed.get_or_insert(JournalReplay {
-                            commits: 0,
-                            from_position: first,
-                            to_position: first,
-                            keys_restored: 0,
-                        });
-                        r.keys_restored += restored;
-                        r.from_position = r.from_position.min(first);
-                        r.to_position = r.to_position.max(record_head.position);
-                    }
-                    Err(what) => {
-                        unapplied = Some(format!(
-                            "a record of positions {first}..={} that differs from the log ({what})",
-                            record_head.position
-                        ));
-                        break;
-                    }
-                }
-                continue;
-            }
-            let continues = first == head_position + 1
-                && entries.iter().any(|(k, v)| {
-                    keys::segment_position(k) == Some(first) && segment_continues(v, head.as_ref())
-                });
-            if !continues {
-                unapplied = Some(format!(
-                    "a record of positions {first}..={} that does not continue the head at {head_position}",
-                    record_head.position
-                ));
-                break;
-            }
-            // In the order the commit wrote them: the head last.
-            for (key, value) in entries {
-                self.tree.insert(key, value).map_err(|e| self.io(e))?;
-            }
-            let r = replayed.get_or_insert(JournalReplay {
-                commits: 0,
-                from_position: first,
-                to_position: first,
-                keys_restored: 0,
-            });
-            r.commits += 1;
-            r.from_position = r.from_position.min(first);
-            r.to_position = r.to_position.max(record_head.position);
-            head = Some(record_head);
-        }
-        // What sled holds now (replayed, or recovered from its file after a crash) must be
-        // durable before the records that vouch for it are dropped.
+    /// Replays the journal (see the module overview): validates first, writes second.
+    ///
+    /// - The records must chain one onto the next (positions and chain hashes).
+    /// - Those sled's head covers must be this log's: the last of them ends at a position
+    ///   whose chain hash sled holds too (its head, or the event stored there). Their keys that
+    ///   sled lost are written back; a key sled holds with other bytes is a problem.
+    /// - The rest must continue sled's head; they are applied in order.
+    ///
+    /// Only the records before the first problem are written. On any problem (or a damaged
+    /// record with valid ones after it, `damaged_record_at`), the journal is moved aside, kept,
+    /// with a warning, and appends are refused while it is there; otherwise a new generation
+    /// starts. Either way sled is made durable first: what it recovered from its file may be
+    /// all that holds an acknowledged commit once the journal is reset.
+    fn replay_journal(
+        &mut self,
+        payloads: Vec<Vec<u8>>,
+        damaged_record_at: Option<u64>,
+    ) -> Result<(), StorageError> {
         self.flush_sled()?;
+        let sled_head = self.head()?;
+        let plan = self.plan_replay(&payloads, sled_head.as_ref())?;
+        let mut problem = plan.problem;
+        if problem.is_none()
+            && let Some(offset) = damaged_record_at
+        {
+            problem = Some(format!(
+                "a damaged record at byte {offset} followed by valid records (damage to \
+                 acknowledged commits, not a write a crash cut short)"
+            ));
+        }
+        let written = !plan.restores.is_empty() || !plan.applies.is_empty();
+        for (key, value) in &plan.restores {
+            self.tree
+                .insert(key.as_slice(), value.as_slice())
+                .map_err(|e| self.io(e))?;
+        }
+        // In the order the commits wrote them: each one's head last.
+        for (key, value) in plan.applies.iter().flatten() {
+            self.tree
+                .insert(key.as_slice(), value.as_slice())
+                .map_err(|e| self.io(e))?;
+        }
+        if written {
+            self.flush_sled()?;
+        }
         let set_aside = {
             let mut journal = self.lock_journal()?;
-            match &unapplied {
+            match &problem {
                 None => {
                     journal.reset()?;
                     None
@@ -343,44 +316,131 @@ impl SledStorage {
                 Some(_) => Some(journal.set_aside()?),
             }
         };
-        if let (Some(what), Some(moved_to)) = (unapplied, set_aside) {
+        if let (Some(what), Some(moved_to)) = (problem, set_aside) {
             self.journal_warnings.push(format!(
                 "the commit journal held {what}: damage, or a store changed by hand. The \
                  journal was moved to {} (kept); events acknowledged after the head may be \
-                 missing. Run `carelog verify` and compare with a digest you kept",
+                 missing, and appends are refused while the file is in the store. Run \
+                 `carelog verify` and compare with a digest you kept",
                 moved_to.display()
             ));
         }
-        self.replayed = replayed;
+        self.replayed = plan.replay;
         Ok(())
     }
 
-    /// Writes back the keys of a commit sled's head covers that sled does not hold. Returns
-    /// how many, or what differs when sled holds another value under one of them (the head
-    /// itself is not compared: later commits moved it).
-    fn restore_lost_keys(
+    /// What a replay would write (see [`Self::replay_journal`]), and the first problem.
+    fn plan_replay(
         &self,
-        entries: &[journal::JournalEntry],
-    ) -> Result<Result<u64, String>, StorageError> {
-        let mut restored = 0;
-        for (key, value) in entries.iter().filter(|(k, _)| k.as_slice() != keys::HEAD) {
-            match self.tree.get(key).map_err(|e| self.io(e))? {
-                Some(held) if held.as_ref() == value.as_slice() => {}
-                Some(_) => {
-                    return Ok(Err(format!(
-                        "sled holds other bytes under key {}",
-                        hex::encode(key)
-                    )));
+        payloads: &[Vec<u8>],
+        sled_head: Option<&StoredHeadV1>,
+    ) -> Result<ReplayPlan, StorageError> {
+        let mut plan = ReplayPlan::default();
+        let head_position = sled_head.map_or(0, |h| h.position);
+        // The records as commits, chained one onto the next.
+        let mut commits: Vec<(u64, StoredHeadV1, Vec<journal::JournalEntry>)> = Vec::new();
+        for payload in payloads {
+            let Some((first, record_head, entries)) = journal_commit(payload) else {
+                plan.problem = Some("a record that is not a commit".into());
+                break;
+            };
+            if let Some((_, previous, _)) = commits.last() {
+                let chained = previous.position.checked_add(1) == Some(first)
+                    && first_segment_continues(&entries, first, Some(previous));
+                if !chained {
+                    plan.problem = Some(format!(
+                        "a record of positions {first}..={} that does not follow the record \
+                         before it",
+                        record_head.position
+                    ));
+                    break;
                 }
-                None => {
-                    self.tree
-                        .insert(key.as_slice(), value.as_slice())
-                        .map_err(|e| self.io(e))?;
-                    restored += 1;
+            }
+            commits.push((first, record_head, entries));
+        }
+        // Those sled's head covers: this log's, and whole in sled once their lost keys are back.
+        let covered = commits
+            .iter()
+            .take_while(|(_, h, _)| h.position <= head_position)
+            .count();
+        if let (Some((first, _, _)), Some((_, last_head, _))) = (
+            commits.first(),
+            commits.get(..covered).and_then(|c| c.last()),
+        ) && covered > 0
+        {
+            let ours = match sled_head {
+                Some(h) if h.position == last_head.position => h.chain_hash == last_head.chain_hash,
+                _ => matches!(
+                    super::read::stored_event_at(self, last_head.position),
+                    Ok(Some(e)) if e.chain_hash == last_head.chain_hash
+                ),
+            };
+            if !ours {
+                plan.problem = Some(format!(
+                    "records of positions {first}..={} that are not this log's (the chain hash \
+                     at {} differs from the log's)",
+                    last_head.position, last_head.position
+                ));
+                return Ok(plan);
+            }
+            for (first, record_head, entries) in &commits[..covered] {
+                for (key, value) in entries.iter().filter(|(k, _)| k.as_slice() != keys::HEAD) {
+                    match self.tree.get(key).map_err(|e| self.io(e))? {
+                        Some(held) if held.as_ref() == value.as_slice() => {}
+                        Some(_) => {
+                            plan.restores.clear();
+                            plan.replay = None;
+                            plan.problem = Some(format!(
+                                "a record of positions {first}..={} that differs from the log \
+                                 (sled holds other bytes under key {})",
+                                record_head.position,
+                                hex::encode(key)
+                            ));
+                            return Ok(plan);
+                        }
+                        None => {
+                            plan.restores.push((key.clone(), value.clone()));
+                            let r = plan.replay.get_or_insert(JournalReplay {
+                                commits: 0,
+                                from_position: *first,
+                                to_position: record_head.position,
+                                keys_restored: 0,
+                            });
+                            r.keys_restored += 1;
+                            r.from_position = r.from_position.min(*first);
+                            r.to_position = r.to_position.max(record_head.position);
+                        }
+                    }
                 }
             }
         }
-        Ok(Ok(restored))
+        // The rest: they must continue sled's head.
+        let mut head = sled_head.copied();
+        for (first, record_head, entries) in commits.into_iter().skip(covered) {
+            let position = head.as_ref().map_or(0, |h| h.position);
+            if position.checked_add(1) != Some(first)
+                || !first_segment_continues(&entries, first, head.as_ref())
+            {
+                plan.problem = Some(format!(
+                    "a record of positions {first}..={} that does not continue the head at \
+                     {position}",
+                    record_head.position
+                ));
+                break;
+            }
+            let r = plan.replay.get_or_insert(JournalReplay {
+                commits: 0,
+                from_position: first,
+                to_position: record_head.position,
+                keys_restored: 0,
+            });
+            r.commits += 1;
+            r.from_position = r.from_position.min(first);
+            r.to_position = r.to_position.max(record_head.position);
+            plan.applies.push(entries);
+            head = Some(record_head);
+        }
+        Ok(plan)
     }
 
     /// Flushes sled itself and syncs its log file: after this, the journal's records are
@@ -604,6 +664,28 @@ impl SledStorage {
     }
 }
 
+/// What a journal replay writes, and why it stopped short, if it did.
+#[derive(Default)]
+struct ReplayPlan {
+    /// Keys of commits sled's head covers that sled lost.
+    restores: Vec<journal::JournalEntry>,
+    /// The writes of the commits past sled's head, in order.
+    applies: Vec<Vec<journal::JournalEntry>>,
+    replay: Option<JournalReplay>,
+    problem: Option<String>,
+}
+
+/// Whether the segment of a commit's writes that starts at `first` continues `head`.
+fn first_segment_continues(
+    entries: &[journal::JournalEntry],
+    first: u64,
+    head: Option<&StoredHeadV1>,
+) -> bool {
+    entries
+        .iter()
+        .any(|(k, v)| keys::segment_position(k) == Some(first) && segment_continues(v, head))
+}
+
 /// Whether a segment's first event follows `head`'s position and chain hash (the genesis chain
 /// for an empty log).
 fn segment_continues(segment_bytes: &[u8], head: Option<&StoredHeadV1>) -> bool {
@@ -807,12 +889,16 @@ impl Storage for SledStorage {
             // Whatever was queued before this call went with a flush that held the journal.
             return Ok(());
         }
-        let flushed = match journal.append(&records) {
-            Ok(Appended::Written) => self.sync_sled_file_if_grown(),
-            // Every queued record's writes are in sled already: flushing it covers them.
-            Ok(Appended::Full) => self.flush_sled().and_then(|()| journal.reset()),
-            Err(e) => Err(e),
-        };
+        // sled's file first: the journal's sync flushes the disk's cache, and what sled moved
+        // must not become durable after the copy it overwrote.
+        let flushed = self
+            .sync_sled_file_if_grown()
+            .and_then(|()| journal.append(&records))
+            .and_then(|appended| match appended {
+                Appended::Written => Ok(()),
+                // Every queued record's writes are in sled already: flushing it covers them.
+                Appended::Full => self.flush_sled().and_then(|()| journal.reset()),
+            });
         flushed.map_err(|e| self.failed(e))
     }
 
