@@ -864,10 +864,12 @@ fn acknowledged_appends_of_a_killed_process_survive() {
 /// sled's own flush off so that only the journal holds the commits).
 #[test]
 fn the_command_line_says_what_it_replayed_from_the_journal() {
-    use carelog::log::{AppendBatch, Log, NewEvent, OpenOptions};
+    use carelog::app::{App, Keep};
+    use carelog::log::{Log, OpenOptions};
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let image = tmp.path().join("image");
+    let tiny = Tiny::new();
     {
         let log = Log::open(
             &store,
@@ -877,16 +879,12 @@ fn the_command_line_says_what_it_replayed_from_the_journal() {
             },
         )
         .unwrap();
-        for n in 0..4u8 {
-            log.append(AppendBatch::new(vec![NewEvent::new(
-                "s",
-                "test.note",
-                1,
-                carelog::time::parse_instant("2023-05-01T09:30:00+08:00").unwrap(),
-                "cli-test",
-                vec![n],
-            )]))
-            .unwrap();
+        let app = App::with_log(log, std::sync::Arc::new(carelog::time::SystemClock)).unwrap();
+        // Four of the registry's events, one commit each.
+        for (_, line) in &tiny.lines[..4] {
+            let incoming = carelog::domain::cloudevent::parse_line(line).unwrap();
+            app.append(vec![incoming], ACTOR, Keep::default(), &|_, _| Ok(()))
+                .unwrap();
         }
         std::fs::create_dir_all(&image).unwrap();
         for entry in std::fs::read_dir(&store).unwrap().flatten() {
@@ -895,6 +893,28 @@ fn the_command_line_says_what_it_replayed_from_the_journal() {
             }
         }
     }
+    // What the journal holds, read without changing it: the four events, as export lines.
+    let journal = image.join("journal");
+    let journal_before = std::fs::read(&journal).unwrap();
+    let o = run(&image, &["journal-events", s(&journal)], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let held = stdout(&o);
+    let held_ids: Vec<Value> = held.lines().map(|l| json_of(l)["id"].clone()).collect();
+    let expected_ids: Vec<Value> = tiny.lines[..4].iter().map(|(id, _)| json!(id)).collect();
+    assert_eq!(held_ids, expected_ids, "{held}");
+    assert!(
+        stderr(&o).contains("4 whole record(s), events at positions 1..=4"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(&journal).unwrap(),
+        journal_before,
+        "unchanged"
+    );
+    let o = run(&image, &["journal-events", s(&image.join("db"))], None);
+    assert_eq!(o.status.code(), Some(2), "not a journal: {}", stderr(&o));
+
     let o = run(&image, &["digest"], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
@@ -908,6 +928,18 @@ fn the_command_line_says_what_it_replayed_from_the_journal() {
     assert!(stdout(&o).contains("head position 4"), "{}", stdout(&o));
     let o = run(&image, &["digest"], None);
     assert!(stderr(&o).is_empty(), "said once: {}", stderr(&o));
+    // The lines go back into a log as they are: here all four are already in it.
+    let acks = ack_lines(&ok(&image, &["append", "--keep-recorded-at"], Some(&held)));
+    let positions: Vec<u64> = acks
+        .iter()
+        .map(|a| a["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        positions,
+        [1, 2, 3, 4],
+        "acknowledged as duplicates at their positions"
+    );
+    assert_eq!(head(&image), 4);
 }
 
 /// A journal an open could not apply is moved aside and kept: every open warns, appends are

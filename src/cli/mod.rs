@@ -67,6 +67,9 @@ pub enum Command {
         #[arg(long)]
         keep_recorded_at: bool,
     },
+    /// Print the events a commit journal file holds (e.g. one an open set aside), as the JSON
+    /// lines `export` prints; the file is not changed. A summary goes to stderr.
+    JournalEvents { file: PathBuf },
     /// Print every event in order: jsonl is exactly what `append` accepts (same ids).
     Export {
         #[arg(long, value_enum, default_value = "jsonl")]
@@ -283,8 +286,8 @@ pub(crate) fn note_open(log: &crate::log::Log) {
         eprintln!(
             "carelog: WARNING: the store holds commit journal(s) an open could not apply: {}. \
              They may hold acknowledged events missing from the log; appends are refused until \
-             they are looked at (compare the log with a digest you kept, then move the file(s) \
-             out of the store directory)",
+             they are looked at (`carelog journal-events FILE` lists what one holds; compare the \
+             log with a digest you kept, then move the file(s) out of the store directory)",
             names.join(", ")
         );
     }
@@ -333,6 +336,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             let app = open_existing(&cli.data)?;
             records_io::export(&app, *format)
         }
+        Command::JournalEvents { file } => records_io::journal_events(file),
         Command::Log {
             stream,
             from,

@@ -212,6 +212,49 @@ pub fn import(app: &App, file: &Path, actor: &str, keep_recorded_at: bool) -> Re
 }
 
 /// `export`: every event in order, streamed.
+/// `journal-events FILE`: the events a commit journal file holds, as export lines.
+pub fn journal_events(file: &Path) -> Result<u8, Failure> {
+    let contents = crate::log::journal::read_contents(file)
+        .map_err(|e| usage(format!("{}: {e}", file.display())))?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let (mut first, mut last) = (None, None);
+    for stored in contents.events {
+        let position = stored.position;
+        first.get_or_insert(position);
+        last = Some(position);
+        let recorded = crate::log::RecordedEvent::try_from(stored)
+            .map_err(|e| usage(format!("the event at position {position}: {e}")))?;
+        let logged = crate::app::decode_recorded(recorded)?;
+        writeln!(
+            out,
+            "{}",
+            cloudevent::to_cloudevent(&logged.recorded, &logged.event)
+        )?;
+    }
+    out.flush()?;
+    let damaged = if contents.damaged_at.is_empty() {
+        String::new()
+    } else {
+        let at: Vec<String> = contents.damaged_at.iter().map(u64::to_string).collect();
+        format!(
+            "; damaged bytes at offset(s) {} were skipped",
+            at.join(", ")
+        )
+    };
+    eprintln!(
+        "{}: generation {}, {} whole record(s), events at positions {}{damaged}. Lines already \
+         in a log are acknowledged as duplicates by `carelog append` (the same id and content)",
+        file.display(),
+        contents.generation,
+        contents.records,
+        match (first, last) {
+            (Some(a), Some(b)) => format!("{a}..={b}"),
+            _ => "(none)".into(),
+        }
+    );
+    Ok(0)
+}
+
 pub fn export(app: &App, format: ExportFormat) -> Result<u8, Failure> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     if let ExportFormat::Csv = format {

@@ -286,6 +286,71 @@ impl Journal {
     }
 }
 
+/// What a journal file holds, read without changing it: for a person looking at a journal an
+/// open set aside (`carelog journal-events`).
+pub struct JournalContents {
+    pub generation: u64,
+    /// The number of whole records read.
+    pub records: u64,
+    /// The events of their commits, in the order the records hold them.
+    pub events: Vec<crate::codec::StoredEventV1>,
+    /// Byte offsets where a record was damaged and the reading went on at the next whole
+    /// record of the generation.
+    pub damaged_at: Vec<u64>,
+}
+
+/// Reads every whole record of the journal file at `path` (of its header's generation), going
+/// past damaged ones, and decodes the events of their commits.
+pub fn read_contents(path: &Path) -> Result<JournalContents, StorageError> {
+    let not_a_journal = |detail: String| StorageError::NotAStore {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let file_bytes = std::fs::metadata(path)
+        .map_err(|e| io_error(path, "read", e))?
+        .len();
+    if file_bytes > JOURNAL_READ_MAX_BYTES {
+        return Err(not_a_journal(format!(
+            "{file_bytes} bytes, more than any commit journal holds"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, "read", e))?;
+    let generation = parse_header(&bytes).ok_or_else(|| {
+        not_a_journal("no commit journal header (damaged, or another file)".into())
+    })?;
+    let mut contents = JournalContents {
+        generation,
+        records: 0,
+        events: Vec::new(),
+        damaged_at: Vec::new(),
+    };
+    let mut offset = HEADER_BYTES as usize;
+    // Each turn moves past at least one byte: bounded by the file's size.
+    while offset < bytes.len() {
+        let Some((payload, next)) = read_record(&bytes, offset, generation) else {
+            match valid_record_after(&bytes, generation, offset as u64 + 1) {
+                Some(at) => {
+                    contents.damaged_at.push(offset as u64);
+                    offset = at as usize;
+                    continue;
+                }
+                None => break,
+            }
+        };
+        let entries = decode_payload(payload)
+            .ok_or_else(|| not_a_journal(format!("the record at byte {offset} is not a commit")))?;
+        for (key, value) in &entries {
+            if super::keys::segment_position(key).is_some() {
+                let segment: crate::codec::SegmentV1 = crate::codec::decode("segment", value)?;
+                contents.events.extend(segment.events);
+            }
+        }
+        contents.records += 1;
+        offset = next;
+    }
+    Ok(contents)
+}
+
 /// Moves the journal at `path` to `journal.<why>-<unix nanos>[-<n>]`, a name no file has, and
 /// syncs the directory.
 fn move_aside(path: &Path, why: &str) -> Result<PathBuf, StorageError> {

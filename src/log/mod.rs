@@ -100,7 +100,7 @@ pub enum LogError {
     )]
     HeadWithoutEvents { head: u64, detail: String },
     #[error(
-        "appends are refused while the store holds a commit journal an open could not apply ({files}): it may hold acknowledged events whose positions a new append would take. Compare the log with a digest you kept (`carelog verify --digest FILE`); once that is settled, move the file(s) out of the store directory"
+        "appends are refused while the store holds a commit journal an open could not apply ({files}): it may hold acknowledged events whose positions a new append would take. See what it holds with `carelog journal-events FILE` (lines `carelog append` takes back) and compare the log with a digest you kept (`carelog verify --digest FILE`); once that is settled, move the file(s) out of the store directory"
     )]
     JournalSetAside { files: String },
     #[error("the log's writer has stopped; restart carelog")]
