@@ -447,6 +447,7 @@ impl SledStorage {
     /// redundant.
     fn flush_sled(&self) -> Result<(), StorageError> {
         self.db.flush().map_err(|e| self.io(e))?;
+        sync_blob_files(&self.path)?;
         let bytes = file_bytes(&self.path, &self.log_file)?;
         sync_sled_file(&self.path, &self.log_file)?;
         self.synced_db_bytes.store(bytes, Ordering::Release);
@@ -573,7 +574,37 @@ fn flush_and_sync(
     log_file: &std::fs::File,
 ) -> Result<(), StorageError> {
     db.flush().map_err(|e| sled_error(path, e))?;
+    sync_blob_files(path)?;
     sync_sled_file(path, log_file)
+}
+
+/// Syncs sled's blob files and their directory: sled 0.34 never does. New stores keep every
+/// value and node inline (see [`SLED_SEGMENT_BYTES`]), so there are none, almost always; a
+/// store made with sled's old segment size has some, and so may a node sled merges after a
+/// large set-aside. Run before sled's own file is synced, whose entries point into them.
+fn sync_blob_files(path: &Path) -> Result<(), StorageError> {
+    let dir = path.join("blobs");
+    let io = |doing: &str, e: std::io::Error| StorageError::Io {
+        path: dir.clone(),
+        detail: format!("{doing} sled's blob files: {e}"),
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("list", e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io("list", e))?;
+        match std::fs::File::open(entry.path()) {
+            Ok(file) => file.sync_data().map_err(|e| io("sync", e))?,
+            // sled removes blobs it no longer needs, maybe while this runs.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("open", e)),
+        }
+    }
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("sync the directory of", e))
 }
 
 fn sync_sled_file(path: &Path, log_file: &std::fs::File) -> Result<(), StorageError> {
@@ -978,10 +1009,12 @@ impl Storage for SledStorage {
             return warnings;
         }
         warnings.push(format!(
-            "this store was created with sled segments of {} KiB, so sled may keep tree nodes \
-             over {} KiB in blob files it never fsyncs: a power loss could lose acknowledged \
-             events. Move it to the current layout: `carelog export > all.jsonl`, then \
-             `carelog --data NEW import all.jsonl --keep-recorded-at`",
+            "this store was created with sled segments of {} KiB, so sled keeps tree nodes \
+             over {} KiB in blob files, which it never syncs itself. carelog syncs them at each \
+             of its sled flushes, but sled's own background flush may make its log point at a \
+             blob before that: a power loss could leave the store unreadable. Move it to the \
+             current layout: `carelog export > all.jsonl`, then `carelog --data NEW import \
+             all.jsonl --keep-recorded-at`",
             segment_bytes / 1024,
             segment_bytes / 4 / 1024
         ));
