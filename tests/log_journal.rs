@@ -4,11 +4,14 @@
 //! in memory). sled's background flush is off in these tests, so sled's file lags the journal
 //! exactly as it does between two of its flushes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use carelog::codec;
-use carelog::log::{AppendBatch, Log, LogError, NewEvent, OpenOptions, SledStorage, journal, keys};
+use carelog::log::{AppendBatch, Log, LogError, NewEvent, OpenOptions, journal, keys};
 use carelog::time::parse_instant;
+use common::{copy_log_tree, open_sled, set_format_version};
 
 fn event(n: u64) -> NewEvent {
     NewEvent::new(
@@ -64,23 +67,9 @@ fn store_and_crash_image(root: &Path, acked: u64) -> (PathBuf, PathBuf, carelog:
     (store, image, digest)
 }
 
-fn open_sled(dir: &Path) -> sled::Db {
-    let started = std::time::Instant::now();
-    loop {
-        match SledStorage::sled_config(dir).open() {
-            Ok(db) => return db,
-            Err(e) if started.elapsed().as_secs() < 10 => {
-                assert!(e.to_string().contains("lock"), "{e}");
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
-
 fn sled_head_position(dir: &Path) -> u64 {
     let db = open_sled(dir);
-    let tree = db.open_tree("carelog-log-v1").unwrap();
+    let tree = db.open_tree(common::LOG_TREE).unwrap();
     tree.get(keys::HEAD).unwrap().map_or(0, |b| {
         codec::decode::<codec::StoredHeadV1>("head", &b)
             .unwrap()
@@ -88,15 +77,28 @@ fn sled_head_position(dir: &Path) -> u64 {
     })
 }
 
-fn set_format_version(dir: &Path, format_version: u32) {
-    let db = open_sled(dir);
-    let tree = db.open_tree("carelog-log-v1").unwrap();
-    let mut header: codec::StoreHeaderV1 =
-        codec::decode("header", &tree.get(keys::HEADER).unwrap().unwrap()).unwrap();
-    header.format_version = format_version;
-    tree.insert(keys::HEADER, codec::encode("header", &header).unwrap())
-        .unwrap();
-    db.flush().unwrap();
+/// A crash image of a log A (five events closed cleanly, then five more only in the journal),
+/// with the sled log of another log B (`b_events`, one commit, closed cleanly) in place of A's.
+fn journal_of_a_over_sled_of_b(root: &Path, b_events: std::ops::RangeInclusive<u64>) -> PathBuf {
+    let a = root.join("a");
+    {
+        let log = Log::open(&a, options()).unwrap();
+        append(&log, 1, 5);
+    }
+    let image = root.join("image");
+    {
+        let log = Log::open(&a, options()).unwrap();
+        append(&log, 1, 5);
+        crash_image(&a, &image);
+    }
+    let b = root.join("b");
+    {
+        let log = Log::open(&b, options()).unwrap();
+        log.append(AppendBatch::new(b_events.map(event).collect()))
+            .unwrap();
+    }
+    copy_log_tree(&b, &image);
+    image
 }
 
 fn journal_generation(dir: &Path) -> u64 {
@@ -155,7 +157,7 @@ fn a_refused_open_keeps_the_journal_for_the_next_one() {
     // An open that fails half way, in the replay (here: sled's head cannot be read), too.
     {
         let db = open_sled(&image);
-        let tree = db.open_tree("carelog-log-v1").unwrap();
+        let tree = db.open_tree(common::LOG_TREE).unwrap();
         tree.insert(keys::HEAD, b"not a head".as_slice()).unwrap();
         db.flush().unwrap();
     }
@@ -168,7 +170,7 @@ fn a_refused_open_keeps_the_journal_for_the_next_one() {
     );
     {
         let db = open_sled(&image);
-        let tree = db.open_tree("carelog-log-v1").unwrap();
+        let tree = db.open_tree(common::LOG_TREE).unwrap();
         tree.remove(keys::HEAD).unwrap();
         db.flush().unwrap();
     }
@@ -188,12 +190,12 @@ fn segments_sled_lost_under_its_head_are_written_back_from_the_journal() {
     // no segment: a head past its events.
     let head_bytes = {
         let db = open_sled(&store);
-        let tree = db.open_tree("carelog-log-v1").unwrap();
+        let tree = db.open_tree(common::LOG_TREE).unwrap();
         tree.get(keys::HEAD).unwrap().unwrap()
     };
     {
         let db = open_sled(&image);
-        let tree = db.open_tree("carelog-log-v1").unwrap();
+        let tree = db.open_tree(common::LOG_TREE).unwrap();
         assert!(tree.get(keys::segment(1)).unwrap().is_none());
         tree.insert(keys::HEAD, head_bytes).unwrap();
         db.flush().unwrap();
@@ -300,9 +302,9 @@ fn a_journal_that_differs_from_the_log_is_kept_and_appends_wait() {
     // under the journal's record of it.
     {
         let clean = open_sled(&store);
-        let clean_tree = clean.open_tree("carelog-log-v1").unwrap();
+        let clean_tree = clean.open_tree(common::LOG_TREE).unwrap();
         let db = open_sled(&image);
-        let tree = db.open_tree("carelog-log-v1").unwrap();
+        let tree = db.open_tree(common::LOG_TREE).unwrap();
         for entry in clean_tree.iter() {
             let (k, v) = entry.unwrap();
             tree.insert(k, v).unwrap();
@@ -331,7 +333,7 @@ fn a_journal_that_differs_from_the_log_is_kept_and_appends_wait() {
     drop(log);
     {
         let db = open_sled(&image);
-        let tree = db.open_tree("carelog-log-v1").unwrap();
+        let tree = db.open_tree(common::LOG_TREE).unwrap();
         assert!(
             tree.get(keys::index_chunk(1)).unwrap().is_none(),
             "nothing written back"
@@ -383,37 +385,8 @@ fn a_small_journal_fills_over_and_over_and_loses_nothing() {
 #[test]
 fn a_record_at_the_next_position_of_another_chain_is_not_applied() {
     let root = tempfile::tempdir().unwrap();
-    // Log A: five events closed cleanly, then five more, and a crash image holding 6..10 only
-    // in its journal.
-    let a = root.path().join("a");
-    {
-        let log = Log::open(&a, options()).unwrap();
-        append(&log, 1, 5);
-    }
-    let image = root.path().join("image");
-    {
-        let log = Log::open(&a, options()).unwrap();
-        append(&log, 1, 5);
-        crash_image(&a, &image);
-    }
-    // Log B: five other events (another chain), closed cleanly; its sled replaces the image's.
-    let b = root.path().join("b");
-    {
-        let log = Log::open(&b, options()).unwrap();
-        log.append(AppendBatch::new((101..=105).map(event).collect()))
-            .unwrap();
-    }
-    {
-        let from = open_sled(&b);
-        let from_tree = from.open_tree("carelog-log-v1").unwrap();
-        let db = open_sled(&image);
-        let tree = db.open_tree("carelog-log-v1").unwrap();
-        for entry in from_tree.iter() {
-            let (k, v) = entry.unwrap();
-            tree.insert(k, v).unwrap();
-        }
-        db.flush().unwrap();
-    }
+    // Another log (B) of five events: position 6 is its next, but on another chain.
+    let image = journal_of_a_over_sled_of_b(root.path(), 101..=105);
     assert_eq!(sled_head_position(&image), 5);
     let log = Log::open(&image, options()).unwrap();
     assert_eq!(log.head_position(), 5, "nothing applied");
@@ -433,38 +406,9 @@ fn a_record_at_the_next_position_of_another_chain_is_not_applied() {
 #[test]
 fn covered_records_of_another_log_are_not_written_back() {
     let root = tempfile::tempdir().unwrap();
-    // Log A: five events closed cleanly, five more only in a crash image's journal.
-    let a = root.path().join("a");
-    {
-        let log = Log::open(&a, options()).unwrap();
-        append(&log, 1, 5);
-    }
-    let image = root.path().join("image");
-    {
-        let log = Log::open(&a, options()).unwrap();
-        append(&log, 1, 5);
-        crash_image(&a, &image);
-    }
-    // Log B: ten other events in one commit (one segment, at key 1), closed cleanly; its sled
-    // replaces the image's. B's head (10) covers A's journal records (6..=10).
-    let b = root.path().join("b");
-    {
-        let log = Log::open(&b, options()).unwrap();
-        log.append(AppendBatch::new((101..=110).map(event).collect()))
-            .unwrap();
-    }
-    {
-        let from = open_sled(&b);
-        let from_tree = from.open_tree("carelog-log-v1").unwrap();
-        let db = open_sled(&image);
-        let tree = db.open_tree("carelog-log-v1").unwrap();
-        tree.clear().unwrap();
-        for entry in from_tree.iter() {
-            let (k, v) = entry.unwrap();
-            tree.insert(k, v).unwrap();
-        }
-        db.flush().unwrap();
-    }
+    // Another log (B) of ten events in one commit (one segment, at key 1): its head covers
+    // the journal's records (6..=10).
+    let image = journal_of_a_over_sled_of_b(root.path(), 101..=110);
     let log = Log::open(&image, options()).unwrap();
     assert_eq!(log.journal_replayed_at_open(), None, "nothing written back");
     let warnings = log.store_warnings();
@@ -474,6 +418,6 @@ fn covered_records_of_another_log_are_not_written_back() {
     );
     drop(log);
     let db = open_sled(&image);
-    let tree = db.open_tree("carelog-log-v1").unwrap();
+    let tree = db.open_tree(common::LOG_TREE).unwrap();
     assert!(tree.get(keys::segment(6)).unwrap().is_none());
 }

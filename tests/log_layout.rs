@@ -2,13 +2,16 @@
 //! blob files, which sled 0.34 never fsyncs), and a commit interrupted before its head (the
 //! commit point) leaves nothing a reader or the next commit sees.
 
+mod common;
+
 use std::path::Path;
 
 use carelog::codec::{self, SegmentV1};
 use carelog::log::{
-    AppendBatch, DiscardedTail, Log, MAX_PAYLOAD_BYTES, NewEvent, OpenOptions, SledStorage, keys,
+    AppendBatch, DiscardedTail, Log, MAX_PAYLOAD_BYTES, NewEvent, OpenOptions, keys,
 };
 use carelog::time::parse_instant;
+use common::{open_sled, retrying_while_locked, set_format_version};
 
 fn event(n: u64, payload_bytes: usize) -> NewEvent {
     let mut payload = n.to_le_bytes().to_vec();
@@ -93,7 +96,7 @@ fn store_with_an_interrupted_commit(dir: &Path) -> Vec<NewEvent> {
         log.append(AppendBatch::new(second.clone())).unwrap();
     }
     let db = open_sled(dir);
-    let tree = db.open_tree("carelog-log-v1").unwrap();
+    let tree = db.open_tree(common::LOG_TREE).unwrap();
     let segment: SegmentV1 =
         codec::decode("segment", &tree.get(keys::segment(1)).unwrap().unwrap()).unwrap();
     let last = segment.events.last().unwrap();
@@ -142,7 +145,7 @@ fn keys_past_the_stored_head_are_discarded_at_open() {
     drop(log);
     // The set-aside keys are kept, byte for byte, as evidence.
     let db = open_sled(dir.path());
-    let tree = db.open_tree("carelog-log-v1").unwrap();
+    let tree = db.open_tree(common::LOG_TREE).unwrap();
     let kept = tree
         .get(keys::set_aside(&keys::segment(31)))
         .unwrap()
@@ -156,34 +159,8 @@ fn keys_past_the_stored_head_are_discarded_at_open() {
     );
 }
 
-fn open_sled(dir: &Path) -> sled::Db {
-    retrying_while_locked(
-        || SledStorage::sled_config(dir).open(),
-        "could not acquire lock",
-    )
-}
-
 fn open_retrying(dir: &Path) -> Log {
     retrying_while_locked(|| Log::open(dir, OpenOptions::default()), "locked")
-}
-
-/// Retries while the error says the store is locked: the lock lingers for some milliseconds
-/// after the last handle closed.
-fn retrying_while_locked<T, E: std::fmt::Display>(
-    open: impl Fn() -> Result<T, E>,
-    locked: &str,
-) -> T {
-    let started = std::time::Instant::now();
-    loop {
-        match open() {
-            Ok(opened) => return opened,
-            Err(e) if started.elapsed() < std::time::Duration::from_secs(10) => {
-                assert!(e.to_string().contains(locked), "{e}");
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
 }
 
 /// A segment past the head that does not continue it (here: a copy of the first segment under a
@@ -198,7 +175,7 @@ fn keys_past_the_head_that_do_not_continue_it_are_set_aside_and_fail_verify() {
     }
     {
         let db = open_sled(dir.path());
-        let tree = db.open_tree("carelog-log-v1").unwrap();
+        let tree = db.open_tree(common::LOG_TREE).unwrap();
         let first = tree.get(keys::segment(1)).unwrap().unwrap();
         tree.insert(keys::segment(31), first).unwrap();
         db.flush().unwrap();
@@ -232,7 +209,7 @@ fn a_head_without_its_events_refuses_appends() {
     }
     {
         let db = open_sled(dir.path());
-        let tree = db.open_tree("carelog-log-v1").unwrap();
+        let tree = db.open_tree(common::LOG_TREE).unwrap();
         tree.remove(keys::segment(31)).unwrap().unwrap();
         tree.remove(keys::index_chunk(31)).unwrap().unwrap();
         db.flush().unwrap();
@@ -323,16 +300,4 @@ fn a_format_1_store_is_moved_to_format_2_at_open() {
     // (Log::open itself waits out the lock the closed sled handle may still hold.)
     let err = Log::open(dir.path(), OpenOptions::default()).err().unwrap();
     assert!(err.to_string().contains("store format 3"), "{err}");
-}
-
-/// Rewrites the store header's format version by hand, through sled.
-fn set_format_version(dir: &Path, format_version: u32) {
-    let db = open_sled(dir);
-    let tree = db.open_tree("carelog-log-v1").unwrap();
-    let mut header: codec::StoreHeaderV1 =
-        codec::decode("header", &tree.get(keys::HEADER).unwrap().unwrap()).unwrap();
-    header.format_version = format_version;
-    tree.insert(keys::HEADER, codec::encode("header", &header).unwrap())
-        .unwrap();
-    db.flush().unwrap();
 }
