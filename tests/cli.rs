@@ -903,7 +903,7 @@ fn the_command_line_says_what_it_replayed_from_the_journal() {
     let expected_ids: Vec<Value> = tiny.lines[..4].iter().map(|(id, _)| json!(id)).collect();
     assert_eq!(held_ids, expected_ids, "{held}");
     assert!(
-        stderr(&o).contains("4 whole record(s), events at positions 1..=4"),
+        stderr(&o).contains("4 whole record(s): positions 1..=1, 2..=2, 3..=3, 4..=4"),
         "{}",
         stderr(&o)
     );
@@ -913,7 +913,25 @@ fn the_command_line_says_what_it_replayed_from_the_journal() {
         "unchanged"
     );
     let o = run(&image, &["journal-events", s(&image.join("db"))], None);
-    assert_eq!(o.status.code(), Some(2), "not a journal: {}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not a carelog commit journal"),
+        "{}",
+        stderr(&o)
+    );
+    // A damaged header does not hide the records: the generation comes from the first one.
+    let damaged = tmp.path().join("journal.damaged-copy");
+    let mut bytes = journal_before.clone();
+    bytes[2] ^= 0xff;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let o = run(&image, &["journal-events", s(&damaged)], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), held);
+    assert!(
+        stderr(&o).contains("the header is damaged"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = run(&image, &["digest"], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

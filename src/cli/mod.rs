@@ -292,7 +292,15 @@ pub(crate) fn note_open(log: &crate::log::Log) {
         );
     }
     if let Some(tail) = log.discarded_at_open() {
-        if tail.continues_head {
+        if tail.continues_head && !journals.is_empty() {
+            // With a journal set aside, those keys may be an acknowledged commit's.
+            eprintln!(
+                "carelog: note: set aside keys past the head (from position {}: {} segment(s), \
+                 {} index chunk(s), kept in the store under key prefix Q); see the WARNING about \
+                 the commit journal",
+                tail.from_position, tail.segments, tail.index_chunks
+            );
+        } else if tail.continues_head {
             eprintln!(
                 "carelog: note: set aside what a crash left of a commit that was never \
                  acknowledged (from position {}: {} segment(s), {} index chunk(s), kept in the \

@@ -212,45 +212,73 @@ pub fn import(app: &App, file: &Path, actor: &str, keep_recorded_at: bool) -> Re
 }
 
 /// `export`: every event in order, streamed.
-/// `journal-events FILE`: the events a commit journal file holds, as export lines.
+/// `journal-events FILE`: the events a commit journal file holds, as export lines; what it
+/// found (records, gaps, damage) on stderr.
 pub fn journal_events(file: &Path) -> Result<u8, Failure> {
-    let contents = crate::log::journal::read_contents(file)
-        .map_err(|e| usage(format!("{}: {e}", file.display())))?;
+    let contents = crate::log::journal::read_contents(file).map_err(|e| usage(e.to_string()))?;
     let mut out = BufWriter::new(std::io::stdout().lock());
-    let (mut first, mut last) = (None, None);
-    for stored in contents.events {
-        let position = stored.position;
-        first.get_or_insert(position);
-        last = Some(position);
-        let recorded = crate::log::RecordedEvent::try_from(stored)
-            .map_err(|e| usage(format!("the event at position {position}: {e}")))?;
-        let logged = crate::app::decode_recorded(recorded)?;
-        writeln!(
-            out,
-            "{}",
-            cloudevent::to_cloudevent(&logged.recorded, &logged.event)
-        )?;
+    let mut ranges = Vec::new();
+    let mut gaps = Vec::new();
+    let mut previous_last: Option<u64> = None;
+    for commit in contents.commits {
+        if let Some(last) = previous_last
+            && last.checked_add(1) != Some(commit.first_position)
+        {
+            gaps.push(format!("{last} → {}", commit.first_position));
+        }
+        previous_last = Some(commit.last_position);
+        ranges.push(format!(
+            "{}..={}",
+            commit.first_position, commit.last_position
+        ));
+        for stored in commit.events {
+            let position = stored.position;
+            let recorded = crate::log::RecordedEvent::try_from(stored)
+                .map_err(|e| usage(format!("the event at position {position}: {e}")))?;
+            let logged = crate::app::decode_recorded(recorded)?;
+            writeln!(
+                out,
+                "{}",
+                cloudevent::to_cloudevent(&logged.recorded, &logged.event)
+            )?;
+        }
     }
     out.flush()?;
-    let damaged = if contents.damaged_at.is_empty() {
-        String::new()
-    } else {
-        let at: Vec<String> = contents.damaged_at.iter().map(u64::to_string).collect();
-        format!(
-            "; damaged bytes at offset(s) {} were skipped",
-            at.join(", ")
-        )
-    };
-    eprintln!(
-        "{}: generation {}, {} whole record(s), events at positions {}{damaged}. Lines already \
-         in a log are acknowledged as duplicates by `carelog append` (the same id and content)",
-        file.display(),
+    let mut found = vec![format!(
+        "generation {}{}, {} whole record(s): positions {}",
         contents.generation,
-        contents.records,
-        match (first, last) {
-            (Some(a), Some(b)) => format!("{a}..={b}"),
-            _ => "(none)".into(),
+        if contents.header_whole {
+            ""
+        } else {
+            " (from its first record: the header is damaged)"
+        },
+        ranges.len(),
+        if ranges.is_empty() {
+            "(none)".to_string()
+        } else {
+            ranges.join(", ")
         }
+    )];
+    if !gaps.is_empty() {
+        found.push(format!(
+            "the records do not follow one another at {}",
+            gaps.join(", ")
+        ));
+    }
+    if !contents.damaged_at.is_empty() {
+        let at: Vec<String> = contents.damaged_at.iter().map(u64::to_string).collect();
+        found.push(format!(
+            "damaged records at byte(s) {} were skipped",
+            at.join(", ")
+        ));
+    }
+    eprintln!(
+        "{}: {}. Compare the lines with the log before appending any back: `carelog append \
+         --keep-recorded-at` keeps their recorded times and acknowledges lines already in the \
+         log as duplicates, and refuses an id the log holds with other content. A journal set \
+         aside as not this log's holds another log's events.",
+        file.display(),
+        found.join("; ")
     );
     Ok(0)
 }

@@ -52,6 +52,10 @@ pub enum StorageError {
         "{path} is not a carelog store ({detail}): pass --data with an empty or carelog directory"
     )]
     NotAStore { path: PathBuf, detail: String },
+    #[error(
+        "{path} is not a carelog commit journal ({detail}): give the path of a store's `journal` file, or of a `journal.*` file an open set aside"
+    )]
+    NotAJournal { path: PathBuf, detail: String },
     #[error("store I/O failed at {path}: {detail}")]
     Io { path: PathBuf, detail: String },
     #[error(transparent)]
@@ -288,7 +292,8 @@ impl SledStorage {
         {
             problem = Some(format!(
                 "a damaged record at byte {offset} followed by valid records (damage to \
-                 acknowledged commits, not a write a crash cut short)"
+                 acknowledged commits, or a power loss that kept a later page of the last group \
+                 commit and lost an earlier one)"
             ));
         }
         let written = !plan.restores.is_empty() || !plan.applies.is_empty();
@@ -368,18 +373,36 @@ impl SledStorage {
             commits.get(..covered).and_then(|c| c.last()),
         ) && covered > 0
         {
-            let ours = match sled_head {
-                Some(h) if h.position == last_head.position => h.chain_hash == last_head.chain_hash,
-                _ => matches!(
-                    super::read::stored_event_at(self, last_head.position),
-                    Ok(Some(e)) if e.chain_hash == last_head.chain_hash
-                ),
+            // Where the log's chain hash at the last covered position is to be found: sled's
+            // head, the event stored there, or (when sled lost that event) the event after it,
+            // which chains from it.
+            let q = last_head.position;
+            let ours: Result<bool, String> = match sled_head {
+                Some(h) if h.position == q => Ok(h.chain_hash == last_head.chain_hash),
+                _ => match super::read::stored_event_at(self, q) {
+                    Ok(Some(e)) => Ok(e.chain_hash == last_head.chain_hash),
+                    Ok(None) => match self
+                        .tree
+                        .get(keys::segment(q.saturating_add(1)))
+                        .map_err(|e| self.io(e))?
+                    {
+                        Some(next) => Ok(segment_continues(&next, Some(last_head))),
+                        None => Err(format!(
+                            "sled holds neither the event at {q} nor the segment after it"
+                        )),
+                    },
+                    Err(e) => Err(format!("the event at {q} cannot be read ({e})")),
+                },
             };
-            if !ours {
-                plan.problem = Some(format!(
-                    "records of positions {first}..={} that are not this log's (the chain hash \
-                     at {} differs from the log's)",
-                    last_head.position, last_head.position
+            let not_ours = match ours {
+                Ok(true) => None,
+                Ok(false) => Some(format!("the chain hash at {q} differs from the log's")),
+                Err(why) => Some(why),
+            };
+            if let Some(why) = not_ours {
+                plan.problem.get_or_insert(format!(
+                    "records of positions {first}..={q} that cannot be shown to be this log's \
+                     ({why})"
                 ));
                 return Ok(plan);
             }
@@ -390,7 +413,7 @@ impl SledStorage {
                         Some(_) => {
                             plan.restores.clear();
                             plan.replay = None;
-                            plan.problem = Some(format!(
+                            plan.problem.get_or_insert(format!(
                                 "a record of positions {first}..={} that differs from the log \
                                  (sled holds other bytes under key {})",
                                 record_head.position,
@@ -421,7 +444,7 @@ impl SledStorage {
             if position.checked_add(1) != Some(first)
                 || !first_segment_continues(&entries, first, head.as_ref())
             {
-                plan.problem = Some(format!(
+                plan.problem.get_or_insert(format!(
                     "a record of positions {first}..={} that does not continue the head at \
                      {position}",
                     record_head.position
