@@ -412,19 +412,32 @@ fn covered_records_of_another_log_are_not_written_back() {
     // Another log (B) of ten events in one commit (one segment, at key 1): its head covers
     // the journal's records (6..=10).
     let image = journal_of_a_over_sled_of_b(root.path(), 101..=110);
-    let log = Log::open(&image, options()).unwrap();
+    assert_nothing_written_back(
+        &image,
+        "cannot be shown to be this log's (the chain hash at 10 differs",
+        6,
+    );
+}
+
+/// Opens a crash image whose journal must not go into the log: nothing is replayed, the
+/// open's warning says `why`, and sled still lacks the segment at `position`.
+fn assert_nothing_written_back(image: &Path, why: &str, position: u64) {
+    let log = Log::open(image, options()).unwrap();
     assert_eq!(log.journal_replayed_at_open(), None, "nothing written back");
     let warnings = log.store_warnings();
-    assert!(
-        warnings
-            .iter()
-            .any(|w| w.contains("cannot be shown to be this log's (the chain hash at 10 differs")),
-        "{warnings:?}"
+    assert!(warnings.iter().any(|w| w.contains(why)), "{warnings:?}");
+    assert_eq!(
+        log.journals_set_aside().len(),
+        1,
+        "the journal is kept aside"
     );
     drop(log);
-    let db = open_sled(&image);
+    let db = open_sled(image);
     let tree = db.open_tree(common::LOG_TREE).unwrap();
-    assert!(tree.get(keys::segment(6)).unwrap().is_none());
+    assert!(
+        tree.get(keys::segment(position)).unwrap().is_none(),
+        "segment {position} kept out"
+    );
 }
 
 /// A's store with ten events in two commits (closed cleanly), and a crash image taken after the
@@ -507,20 +520,5 @@ fn a_record_that_does_not_chain_onto_the_one_before_stops_the_replay() {
     bytes[at..at + records.len()].copy_from_slice(&records);
     std::fs::write(&path, &bytes).unwrap();
 
-    let log = Log::open(&image, options()).unwrap();
-    assert_eq!(log.journal_replayed_at_open(), None, "nothing written back");
-    let warnings = log.store_warnings();
-    assert!(
-        warnings
-            .iter()
-            .any(|w| w.contains("does not follow the record before it")),
-        "{warnings:?}"
-    );
-    drop(log);
-    let db = open_sled(&image);
-    let tree = db.open_tree(common::LOG_TREE).unwrap();
-    assert!(
-        tree.get(keys::segment(1)).unwrap().is_none(),
-        "B's segment kept out"
-    );
+    assert_nothing_written_back(&image, "does not follow the record before it", 1);
 }
