@@ -1324,3 +1324,41 @@ fn cpu_seconds(pid: u32) -> f64 {
         .sum();
     ticks / 100.0
 }
+
+/// A commit journal an open set aside stops appends until a person has looked: 503 with the
+/// rule `needs_operator` and no `Retry-After` (waiting does not end it), reads go on, and
+/// moving the file out of the store lets appends go on without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_aside_journal_stops_appends_until_it_is_moved_out() {
+    let store = Store::new();
+    let kept = store.data.join("journal.unapplied-1-test");
+    std::fs::write(&kept, b"what an open could not apply").expect("write");
+    let server = store.start();
+    let head = server.head(&store.auditor).await;
+    let resp = server
+        .client
+        .post(server.url("/v1/events"))
+        .bearer_auth(&store.recorder_a)
+        .json(&contact(store.p.pairing_a))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(resp.headers().get("retry-after").is_none());
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(error_of(&body).1, "needs_operator", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("journal-events"),
+        "{body}"
+    );
+    assert_eq!(server.head(&store.auditor).await, head, "reads go on");
+
+    std::fs::rename(&kept, store.data.with_file_name("looked-at")).expect("move out");
+    let (status, body) = server
+        .post("/v1/events", &store.recorder_a, &contact(store.p.pairing_a))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
