@@ -19,11 +19,13 @@
 //!
 //! A scan ([`Journal::open`]) takes the records of the header's generation from the start and
 //! stops at the first that is torn, damaged or of another generation: a reset leaves older
-//! records behind, and a crash may leave a record half written. Records after a torn one were
-//! never acknowledged (they went with the same `fdatasync`, or after it), so the storage starts
-//! a new generation at every open: stale records of the old one can never come back after a
-//! new record. What the records mean (which continue sled's head) is the storage's business,
-//! not this file's.
+//! records behind, and a crash may leave the last write half done. A whole record of the
+//! generation further on means the stop was damage to acknowledged records, or a power loss
+//! that kept a later page of the last group commit (`damaged_record_at`: the storage keeps
+//! such a journal aside). The storage starts a new generation at every open, so stale records
+//! of the old one never come back after a new record; generations are random, so bytes an
+//! event's payload put in a record cannot pass for one of the next generation's. What the
+//! records mean (which continue sled's head) is the storage's business, not this file's.
 //!
 //! A new journal file is made under a temporary name and renamed into place once its header is
 //! synced, so a crash never leaves a journal without a header. Files moved aside (damaged, or
