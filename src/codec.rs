@@ -375,47 +375,9 @@ pub fn decode_segment_refs<'a>(
     bytes: &'a [u8],
     out: &mut Vec<StoredEventRefV1<'a>>,
 ) -> Result<(), CodecError> {
+    use serde::de::Deserialize as _;
     out.clear();
-    decode_segment_refs_inner(bytes, out).map_err(|source| CodecError::Decode {
-        what: "segment",
-        source,
-    })
-}
-
-/// Decodes a `Vec` borrowed from `bytes`: its length (a varint, as a u64 is), then each element
-/// by `element` (given the deserializer and the bytes left), then no bytes left over. `options`
-/// is [`options`], passed in so that its type (opaque) is named by inference.
-fn decode_list_refs<'a, O: bincode::Options>(
-    bytes: &'a [u8],
-    options: O,
-    mut element: impl FnMut(
-        &mut bincode::Deserializer<SharedSliceReader<'a, '_>, O>,
-        &std::cell::Cell<&'a [u8]>,
-    ) -> Result<(), bincode::Error>,
-) -> Result<(), bincode::Error> {
-    use serde::de::Deserialize as _;
-    if bytes.len() as u64 > DECODE_LIMIT_BYTES {
-        return Err(Box::new(bincode::ErrorKind::SizeLimit));
-    }
-    let rest = std::cell::Cell::new(bytes);
-    let mut de =
-        bincode::Deserializer::with_bincode_read(SharedSliceReader { rest: &rest }, options);
-    let count = u64::deserialize(&mut de)?;
-    for _ in 0..count {
-        element(&mut de, &rest)?;
-    }
-    if !rest.get().is_empty() {
-        return Err(trailing_bytes());
-    }
-    Ok(())
-}
-
-fn decode_segment_refs_inner<'a>(
-    bytes: &'a [u8],
-    out: &mut Vec<StoredEventRefV1<'a>>,
-) -> Result<(), bincode::Error> {
-    use serde::de::Deserialize as _;
-    decode_list_refs(bytes, options(), |de, rest| {
+    decode_list_refs("segment", bytes, options(), |de, rest| {
         let start = rest.get();
         let position = u64::deserialize(&mut *de)?;
         let event_id = take_array::<16>(rest)?;
@@ -451,6 +413,39 @@ fn decode_segment_refs_inner<'a>(
         });
         Ok(())
     })
+}
+
+/// Decodes a `Vec` borrowed from `bytes`: its length (a varint, as a u64 is), then each element
+/// by `element` (given the deserializer and the bytes left), then no bytes left over. `options`
+/// is [`options`], passed in so that its type (opaque) is named by inference; `what` names the
+/// value in the error.
+fn decode_list_refs<'a, O: bincode::Options>(
+    what: &'static str,
+    bytes: &'a [u8],
+    options: O,
+    mut element: impl FnMut(
+        &mut bincode::Deserializer<SharedSliceReader<'a, '_>, O>,
+        &std::cell::Cell<&'a [u8]>,
+    ) -> Result<(), bincode::Error>,
+) -> Result<(), CodecError> {
+    use serde::de::Deserialize as _;
+    let decoded = (|| {
+        if bytes.len() as u64 > DECODE_LIMIT_BYTES {
+            return Err(Box::new(bincode::ErrorKind::SizeLimit));
+        }
+        let rest = std::cell::Cell::new(bytes);
+        let mut de =
+            bincode::Deserializer::with_bincode_read(SharedSliceReader { rest: &rest }, options);
+        let count = u64::deserialize(&mut de)?;
+        for _ in 0..count {
+            element(&mut de, &rest)?;
+        }
+        if !rest.get().is_empty() {
+            return Err(trailing_bytes());
+        }
+        Ok(())
+    })();
+    decoded.map_err(|source| CodecError::Decode { what, source })
 }
 
 fn trailing_bytes() -> bincode::Error {
@@ -499,19 +494,9 @@ pub fn decode_index_chunk_refs<'a>(
     bytes: &'a [u8],
     out: &mut Vec<IndexEntryRefV1<'a>>,
 ) -> Result<(), CodecError> {
-    out.clear();
-    decode_index_chunk_refs_inner(bytes, out).map_err(|source| CodecError::Decode {
-        what: "index chunk",
-        source,
-    })
-}
-
-fn decode_index_chunk_refs_inner<'a>(
-    bytes: &'a [u8],
-    out: &mut Vec<IndexEntryRefV1<'a>>,
-) -> Result<(), bincode::Error> {
     use serde::de::Deserialize as _;
-    decode_list_refs(bytes, options(), |de, rest| {
+    out.clear();
+    decode_list_refs("index chunk", bytes, options(), |de, rest| {
         let event_id = take_array::<16>(rest)?;
         let stream = <&str>::deserialize(&mut *de)?;
         let stream_version = u64::deserialize(&mut *de)?;
