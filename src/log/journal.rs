@@ -116,7 +116,7 @@ impl Journal {
         let path = dir.join(JOURNAL_FILE);
         if !path.exists() {
             return Ok(OpenedJournal {
-                journal: Self::create(&path, new_generation(0)?, max_bytes)?,
+                journal: Self::create(&path, new_generation(&path, 0)?, max_bytes)?,
                 payloads: Vec::new(),
                 damaged_moved_to: None,
                 damaged_record_at: None,
@@ -144,7 +144,7 @@ impl Journal {
             drop(file);
             let moved_to = move_aside(&path, "damaged")?;
             return Ok(OpenedJournal {
-                journal: Self::create(&path, new_generation(0)?, max_bytes)?,
+                journal: Self::create(&path, new_generation(&path, 0)?, max_bytes)?,
                 payloads: Vec::new(),
                 damaged_moved_to: Some(moved_to),
                 damaged_record_at: None,
@@ -244,7 +244,7 @@ impl Journal {
     /// Starts a new generation: every record so far stops counting. Only after sled holds all
     /// of them durably.
     pub fn reset(&mut self) -> Result<(), StorageError> {
-        self.generation = new_generation(self.generation)?;
+        self.generation = new_generation(&self.path, self.generation)?;
         self.write_header()?;
         self.write_offset = HEADER_BYTES;
         Ok(())
@@ -254,7 +254,7 @@ impl Journal {
     /// for records the storage could not apply.
     pub fn set_aside(&mut self) -> Result<PathBuf, StorageError> {
         let moved_to = move_aside(&self.path, "unapplied")?;
-        let next = new_generation(self.generation)?;
+        let next = new_generation(&self.path, self.generation)?;
         *self = Self::create(&self.path, next, self.max_bytes)?;
         Ok(moved_to)
     }
@@ -290,23 +290,27 @@ impl Journal {
 /// A generation for a new journal or a reset: random, so that no record an event's payload
 /// could carry (payload bytes are stored in the records as they are) can pass for one of the
 /// next generation's. Never 0, never u64::MAX, never `previous`.
-fn new_generation(previous: u64) -> Result<u64, StorageError> {
+fn new_generation(path: &Path, previous: u64) -> Result<u64, StorageError> {
     // Bounded: a draw fails the test with probability about 3 in 2^64.
     for _ in 0..16 {
         let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).map_err(|e| StorageError::Io {
-            path: PathBuf::new(),
-            detail: format!("the operating system's random numbers failed: {e}"),
+        getrandom::fill(&mut bytes).map_err(|e| {
+            io_error(
+                path,
+                "start a generation of",
+                format!("no random numbers: {e}"),
+            )
         })?;
         let generation = u64::from_le_bytes(bytes);
         if generation != 0 && generation != u64::MAX && generation != previous {
             return Ok(generation);
         }
     }
-    Err(StorageError::Io {
-        path: PathBuf::new(),
-        detail: "no usable random generation for the commit journal".into(),
-    })
+    Err(io_error(
+        path,
+        "start a generation of",
+        "no usable random number",
+    ))
 }
 
 /// What a journal file holds, read without changing it: for a person looking at a journal an

@@ -98,6 +98,21 @@ pub struct JournalReplay {
     pub keys_restored: u64,
 }
 
+impl JournalReplay {
+    /// The replay so far (started if need be), its positions widened to `first..=last`.
+    fn widen(replay: &mut Option<JournalReplay>, first: u64, last: u64) -> &mut JournalReplay {
+        let r = replay.get_or_insert(JournalReplay {
+            commits: 0,
+            from_position: first,
+            to_position: last,
+            keys_restored: 0,
+        });
+        r.from_position = r.from_position.min(first);
+        r.to_position = r.to_position.max(last);
+        r
+    }
+}
+
 /// A raw segment as stored: its key's first position and its bytes (not yet decoded, so that
 /// `verify` can report undecodable bytes at their position).
 pub type RawSegment = (u64, Vec<u8>);
@@ -423,15 +438,8 @@ impl SledStorage {
                         }
                         None => {
                             plan.restores.push((key.clone(), value.clone()));
-                            let r = plan.replay.get_or_insert(JournalReplay {
-                                commits: 0,
-                                from_position: *first,
-                                to_position: record_head.position,
-                                keys_restored: 0,
-                            });
-                            r.keys_restored += 1;
-                            r.from_position = r.from_position.min(*first);
-                            r.to_position = r.to_position.max(record_head.position);
+                            JournalReplay::widen(&mut plan.replay, *first, record_head.position)
+                                .keys_restored += 1;
                         }
                     }
                 }
@@ -451,15 +459,7 @@ impl SledStorage {
                 ));
                 break;
             }
-            let r = plan.replay.get_or_insert(JournalReplay {
-                commits: 0,
-                from_position: first,
-                to_position: record_head.position,
-                keys_restored: 0,
-            });
-            r.commits += 1;
-            r.from_position = r.from_position.min(first);
-            r.to_position = r.to_position.max(record_head.position);
+            JournalReplay::widen(&mut plan.replay, first, record_head.position).commits += 1;
             plan.applies.push(entries);
             head = Some(record_head);
         }
