@@ -908,7 +908,9 @@ fn checkpoint_plus_tail_equals_a_full_rebuild() {
     let all: Vec<&dyn AnyProjection> = registry.iter().map(|p| p.as_ref()).collect();
     let head = fx.head();
     let interval = 97;
-    let checkpoints = Checkpoints::for_store(&fx.scratch("b")).with_interval(interval);
+    let checkpoints = Checkpoints::for_store(&fx.scratch("b"))
+        .with_interval(interval)
+        .with_bytes_per_event_max(None);
     let floor = |p: u64| p - p % interval;
 
     // A first replay as of a middle position writes checkpoints up to it.
@@ -942,6 +944,82 @@ fn checkpoint_plus_tail_equals_a_full_rebuild() {
         for (i, p) in all.iter().enumerate() {
             let want = alone(&fx.app, *p, AsOf::Position(pos));
             let what = format!("checkpoint + tail as of {pos}");
+            assert_same_state(*p, nth(&got, i), want.at(), &what);
+        }
+    }
+}
+
+/// (b2) With a write budget, a replay spaces its checkpoints by the bytes of the last ones: each
+/// gap is the multiple of the interval that covers the last checkpoint's bytes at the budget's
+/// bytes per event, so all but the last checkpoint's bytes stay within the budget. As-of answers
+/// from these sparser checkpoints are still a rebuild's.
+#[test]
+fn checkpoints_are_spaced_by_the_write_budget() {
+    use carelog::projection::book::BOOK_VERSION;
+    use carelog::projection::checkpoint::BOOK_NAME;
+    let fx = Fixture::build(SEED);
+    let registry = registry();
+    let all: Vec<&dyn AnyProjection> = registry.iter().map(|p| p.as_ref()).collect();
+    let head = fx.head();
+    let interval = 7;
+    // Small enough that the gaps grow within the fixture's log.
+    let budget = 48;
+    let checkpoints = Checkpoints::for_store(&fx.scratch("budget"))
+        .with_interval(interval)
+        .with_bytes_per_event_max(Some(budget));
+    rebuild(&fx.app, &all, AsOf::Now, Some(&checkpoints));
+    let at = checkpoints.positions(BOOK_NAME, BOOK_VERSION);
+    for p in &all {
+        assert_eq!(
+            checkpoints.positions(p.name(), p.version()),
+            at,
+            "{}",
+            p.name()
+        );
+    }
+    assert_eq!(
+        at.first(),
+        Some(&interval),
+        "a replay from scratch saves at the first multiple"
+    );
+    // The bytes of every state and the book as of a position, as a rebuild encodes them.
+    let bytes_at = |pos: u64| -> u64 {
+        let r = rebuild(&fx.app, &all, AsOf::Position(pos), None);
+        let states: u64 = all
+            .iter()
+            .zip(&r.states)
+            .map(|(p, s)| bytes(*p, s.as_ref()).len() as u64)
+            .sum();
+        let book = carelog::codec::encode_state("the pairing book", &r.book).expect("encodes");
+        states + book.len() as u64
+    };
+    let mut within_budget = 0u64;
+    for pair in at.windows(2) {
+        let (from, to) = (pair[0], pair[1]);
+        let bytes = bytes_at(from);
+        let want = bytes.div_ceil(budget).div_ceil(interval).max(1) * interval;
+        assert_eq!(to - from, want, "the gap after {from} ({bytes} bytes)");
+        within_budget += bytes;
+    }
+    let (first, last) = (at[0], at[at.len() - 1]);
+    assert!(
+        at.len() >= 4 && at[at.len() - 1] - at[at.len() - 2] > 2 * interval,
+        "the gaps grew with the states: {at:?}"
+    );
+    assert!(within_budget <= budget * (last - first));
+    let gap_after_last = bytes_at(last).div_ceil(budget).div_ceil(interval).max(1) * interval;
+    assert!(
+        head < last + gap_after_last,
+        "no checkpoint was due after {last}"
+    );
+    // As of positions after each checkpoint: the nearest checkpoint plus the tail.
+    for pos in [first + 3, at[at.len() / 2] + 1, last - 1, head] {
+        let got = rebuild(&fx.app, &all, AsOf::Position(pos), Some(&checkpoints));
+        let floor = at.iter().copied().filter(|c| *c <= pos).max().unwrap_or(0);
+        assert_eq!(got.events_read, pos - floor, "as of {pos}");
+        for (i, p) in all.iter().enumerate() {
+            let want = alone(&fx.app, *p, AsOf::Position(pos));
+            let what = format!("budgeted checkpoint + tail as of {pos}");
             assert_same_state(*p, nth(&got, i), want.at(), &what);
         }
     }
@@ -994,7 +1072,9 @@ fn deleting_all_checkpoints_changes_no_answer() {
     let registry = registry();
     let all: Vec<&dyn AnyProjection> = registry.iter().map(|p| p.as_ref()).collect();
     let store = fx.scratch("d");
-    let checkpoints = Checkpoints::for_store(&store).with_interval(61);
+    let checkpoints = Checkpoints::for_store(&store)
+        .with_interval(61)
+        .with_bytes_per_event_max(None);
     let head = fx.head();
     rebuild(&fx.app, &all, AsOf::Now, Some(&checkpoints));
     for at in [AsOf::Now, AsOf::Position(head * 2 / 3)] {
@@ -1092,7 +1172,9 @@ fn a_checkpoint_from_another_log_is_ignored() {
     let head = fx.head();
     let interval = 50;
     let shared = fx.scratch("f");
-    let checkpoints = Checkpoints::for_store(&shared).with_interval(interval);
+    let checkpoints = Checkpoints::for_store(&shared)
+        .with_interval(interval)
+        .with_bytes_per_event_max(None);
 
     // Checkpoints of the other log, in the directory this log's replays read.
     rebuild(&other.app, &all, AsOf::Now, Some(&checkpoints));
@@ -1143,7 +1225,9 @@ fn a_checkpoint_from_another_log_is_ignored() {
     let prefix_store = fx.scratch("prefix-sharing");
     let copy = App::open(&prefix_store.join("store"), true).expect("a store");
     copy_events(&copy, &fx.events[..m as usize]);
-    let theirs = Checkpoints::for_store(&prefix_store).with_interval(interval);
+    let theirs = Checkpoints::for_store(&prefix_store)
+        .with_interval(interval)
+        .with_bytes_per_event_max(None);
     rebuild(&copy, &all, AsOf::Now, Some(&theirs));
     let got = rebuild(&fx.app, &all, AsOf::Now, Some(&theirs));
     assert_eq!(
@@ -1175,7 +1259,9 @@ fn a_projection_ahead_of_the_replay_is_not_checkpointed_under_an_earlier_positio
     // `a` has checkpoints; `b` stands for a projection just added (or with a new VERSION).
     let (a, b) = (registry[1].as_ref(), registry[2].as_ref());
     let interval = 7;
-    let checkpoints = Checkpoints::for_store(&fx.scratch("gap")).with_interval(interval);
+    let checkpoints = Checkpoints::for_store(&fx.scratch("gap"))
+        .with_interval(interval)
+        .with_bytes_per_event_max(None);
     rebuild(&fx.app, &[a], AsOf::Now, Some(&checkpoints));
     let before = checkpoints.positions(a.name(), a.version());
     assert!(before.len() <= 64, "pruned to at most 64");
@@ -1218,7 +1304,9 @@ fn a_book_checkpoint_older_than_the_projections_gives_a_from_scratch_rebuild() {
     let head = fx.head();
     let interval = 89;
     let store = fx.scratch("book");
-    let checkpoints = Checkpoints::for_store(&store).with_interval(interval);
+    let checkpoints = Checkpoints::for_store(&store)
+        .with_interval(interval)
+        .with_bytes_per_event_max(None);
     rebuild(&fx.app, &all, AsOf::Now, Some(&checkpoints));
     let written: Vec<u64> = (1..=head / interval).map(|k| k * interval).collect();
     assert_eq!(checkpoints.positions(BOOK_NAME, BOOK_VERSION), written);

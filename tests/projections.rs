@@ -1921,8 +1921,9 @@ fn the_readme_example_projection_counts_contacts_by_channel() {
     let registry = registry();
     let mut all: Vec<&dyn AnyProjection> = registry.iter().map(|p| p.as_ref()).collect();
     all.push(channels.as_ref());
-    let checkpoints =
-        carelog::projection::checkpoint::Checkpoints::for_store(st.dir.path()).with_interval(5);
+    let checkpoints = carelog::projection::checkpoint::Checkpoints::for_store(st.dir.path())
+        .with_interval(5)
+        .with_bytes_per_event_max(None);
     let log = st.app.log();
     replay(log, &all, AsOf::Now, Some(&checkpoints), &mut |_, _| {}).expect("a replay");
     let again = replay(log, &all, AsOf::Now, Some(&checkpoints), &mut |_, _| {}).expect("a replay");

@@ -11,7 +11,7 @@ use std::any::Any;
 use uuid::Uuid;
 
 use super::book::PairingBook;
-use super::checkpoint::Checkpoints;
+use super::checkpoint::{Checkpoints, Loaded};
 use super::{AnyProjection, EventView, Source};
 use crate::domain::{Date, DomainEvent};
 use crate::log::{Log, LogError};
@@ -133,8 +133,8 @@ fn load_checkpoints(
         .collect()
 }
 
-/// A projection's state loaded from its checkpoint, with the checkpoint's position.
-type LoadedState = (u64, Box<dyn Any + Send>);
+/// A projection's state loaded from its checkpoint.
+type LoadedState = Loaded<Box<dyn Any + Send>>;
 
 /// At most this many threads decode checkpoints at once.
 const CHECKPOINT_LOAD_THREADS_MAX: usize = 4;
@@ -152,15 +152,17 @@ pub fn replay(
     let target = resolve(log, as_of)?;
     let mut states: Vec<Box<dyn Any + Send>> = Vec::with_capacity(projections.len());
     let mut starts: Vec<u64> = Vec::with_capacity(projections.len());
+    let mut loaded_bytes = 0u64;
     for (p, loaded) in
         projections
             .iter()
             .zip(load_checkpoints(log, projections, checkpoints, target))
     {
         match loaded {
-            Some((position, state)) => {
-                states.push(state);
-                starts.push(position);
+            Some(loaded) => {
+                states.push(loaded.state);
+                starts.push(loaded.position);
+                loaded_bytes = loaded_bytes.saturating_add(loaded.bytes);
             }
             None => {
                 states.push(p.new_state());
@@ -171,10 +173,17 @@ pub fn replay(
     // The book must have applied every event before any projection sees the next one: it starts
     // at or before the earliest projection start.
     let earliest = starts.iter().copied().min().unwrap_or(target);
-    let (book_start, mut book) = checkpoints
-        .and_then(|c| c.load_best_book(log, earliest))
-        .unwrap_or_default();
-    let from = book_start;
+    let (from, mut book) = match checkpoints.and_then(|c| c.load_best_book(log, earliest)) {
+        Some(loaded) => {
+            loaded_bytes = loaded_bytes.saturating_add(loaded.bytes);
+            (loaded.position, loaded.state)
+        }
+        None => (0, PairingBook::default()),
+    };
+    // The next checkpoints are spaced from the replay's start by what was loaded there: a
+    // replay from scratch saves at the first multiple of the interval, then by the bytes it
+    // wrote.
+    let mut plan = checkpoints.map(|c| c.plan(from, if from == 0 { 0 } else { loaded_bytes }));
     let mut last_day = None;
     let mut events_read = 0u64;
     let total = target.saturating_sub(from);
@@ -216,17 +225,23 @@ pub fn replay(
         if events_read.is_multiple_of(65_536) {
             progress(events_read, total);
         }
-        if let Some(c) = checkpoints
-            && c.is_due(stored.position)
+        if let (Some(c), Some(plan)) = (checkpoints, plan.as_mut())
+            && plan.is_due(stored.position)
         {
             // Only a state that is exactly at this position may be saved under it: one that
             // started from a later checkpoint is already past it. The book always is.
-            c.save_book(stored.position, &stored.chain_hash, &book);
+            let mut bytes = c.save_book(stored.position, &stored.chain_hash, &book);
             for ((p, state), start) in projections.iter().zip(&states).zip(&starts) {
                 if stored.position > *start {
-                    c.save(*p, stored.position, &stored.chain_hash, state.as_ref());
+                    bytes = bytes.saturating_add(c.save(
+                        *p,
+                        stored.position,
+                        &stored.chain_hash,
+                        state.as_ref(),
+                    ));
                 }
             }
+            plan.saved(stored.position, bytes);
         }
         Ok(())
     })?;
