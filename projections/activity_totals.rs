@@ -39,6 +39,7 @@ pub struct Activity {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// difficulty → pairing
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub difficulties: BTreeMap<Uuid, Uuid>,
     pub facts: Facts<Activity>,
 }

@@ -54,9 +54,12 @@ impl Plan {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub plans: BTreeMap<Uuid, Plan>,
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub opened_by: BTreeMap<Uuid, Uuid>,
     /// pupil → (from, school) enrollments, in order.
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub schools: BTreeMap<Uuid, Vec<(Date, Option<Uuid>)>>,
     pub last_day: Option<Date>,
 }

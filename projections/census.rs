@@ -40,6 +40,7 @@ impl Pupil {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// Every registered person (pupils once enrolled).
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub pupils: BTreeMap<Uuid, Pupil>,
     pub dropouts: Facts<DropoutCause>,
     pub last_day: Option<Date>,

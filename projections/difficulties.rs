@@ -23,7 +23,9 @@ pub struct Difficulty {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub difficulties: BTreeMap<Uuid, Difficulty>,
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub raised_by: BTreeMap<Uuid, Uuid>,
 }
 

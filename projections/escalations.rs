@@ -40,8 +40,10 @@ impl Escalation {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub escalations: BTreeMap<Uuid, Escalation>,
     /// raising event → escalation, for voids
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub raised_by: BTreeMap<Uuid, Uuid>,
     pub last_day: Option<Date>,
 }

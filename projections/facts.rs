@@ -29,6 +29,7 @@ pub struct DatedAdjustment<V> {
 /// The counted events of a projection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts<V> {
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub live: BTreeMap<Uuid, Fact<V>>,
     pub adjustments: Vec<DatedAdjustment<V>>,
 }

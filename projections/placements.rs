@@ -36,7 +36,9 @@ impl Placement {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub placements: BTreeMap<Uuid, Placement>,
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub decided_by: BTreeMap<Uuid, Uuid>,
     pub last_day: Option<Date>,
 }

@@ -68,10 +68,10 @@ pub fn encode_state<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u
         .map_err(|source| CodecError::Encode { what, source })
 }
 
-/// Decodes derived state; never panics on bad bytes.
-pub fn decode_state<T: DeserializeOwned>(
+/// Decodes derived state (it may borrow from `bytes`); never panics on bad bytes.
+pub fn decode_state<'a, T: Deserialize<'a>>(
     what: &'static str,
-    bytes: &[u8],
+    bytes: &'a [u8],
 ) -> Result<T, CodecError> {
     options_with_limit(STATE_LIMIT_BYTES)
         .deserialize(bytes)

@@ -87,11 +87,15 @@ impl PairingEntry {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairingBook {
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub pairings: BTreeMap<Uuid, PairingEntry>,
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub recipients: BTreeMap<Uuid, RecipientEntry>,
     /// cadre or teacher → (name, (from, unit) in order)
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     pub staff: BTreeMap<Uuid, (String, Vec<(Date, Uuid)>)>,
     /// creating event → the entity it created, so a void of the creation removes it
+    #[serde(deserialize_with = "crate::projection::bulk::map")]
     created_by: BTreeMap<Uuid, Uuid>,
 }
 

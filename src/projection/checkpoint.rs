@@ -44,14 +44,16 @@ pub struct Loaded<T> {
     pub bytes: u64,
 }
 
-/// A checkpoint file's content. Frozen layout, version 1.
+/// A checkpoint file's content. Frozen layout, version 1. Borrowed both ways: the state (tens
+/// of MB on a long log) is written and read as one slice (serde's `Vec<u8>` would go a byte at
+/// a time; the bytes are the same: a length, then the bytes).
 #[derive(Debug, Serialize, Deserialize)]
-struct CheckpointFileV1 {
-    name: String,
+struct CheckpointFileV1<'a> {
+    name: &'a str,
     version: u32,
     position: u64,
     chain_hash: [u8; 32],
-    state: Vec<u8>,
+    state: &'a [u8],
 }
 
 /// The checkpoints of one store.
@@ -155,6 +157,19 @@ impl Checkpoints {
         out
     }
 
+    /// The size of the file of the latest checkpoint at or before `position` (0 when none): how
+    /// long loading it will take, roughly.
+    pub fn best_size(&self, name: &str, version: u32, position: u64) -> u64 {
+        self.positions(name, version)
+            .into_iter()
+            .rev()
+            .find(|at| *at <= position)
+            .and_then(|at| {
+                std::fs::metadata(self.dir.join(Self::file_name(name, version, at))).ok()
+            })
+            .map_or(0, |m| m.len())
+    }
+
     /// The state at the latest usable checkpoint at or before `position`, with the position and
     /// the state's encoded size.
     pub fn load_best(
@@ -185,8 +200,9 @@ impl Checkpoints {
     ) -> Option<Loaded<T>> {
         let candidates = self.positions(name, version);
         for at in candidates.into_iter().rev().filter(|at| *at <= position) {
-            if let Some(bytes) = self.load(log, name, version, at)
-                && let Some(state) = decode(&bytes)
+            if let Some((file, range)) = self.load(log, name, version, at)
+                && let Some(bytes) = file.get(range)
+                && let Some(state) = decode(bytes)
             {
                 return Some(Loaded {
                     position: at,
@@ -198,11 +214,17 @@ impl Checkpoints {
         None
     }
 
-    /// The state bytes of a checkpoint, if its file is whole and its log still holds its
-    /// chain hash.
-    fn load(&self, log: &Log, name: &str, version: u32, at: u64) -> Option<Vec<u8>> {
+    /// A checkpoint file's bytes and where its state lies in them, if the file is whole and its
+    /// log still holds its chain hash.
+    fn load(
+        &self,
+        log: &Log,
+        name: &str,
+        version: u32,
+        at: u64,
+    ) -> Option<(Vec<u8>, std::ops::Range<usize>)> {
         let bytes = std::fs::read(self.dir.join(Self::file_name(name, version, at))).ok()?;
-        let file: CheckpointFileV1 = codec::decode_state("checkpoint", &bytes).ok()?;
+        let file: CheckpointFileV1<'_> = codec::decode_state("checkpoint", &bytes).ok()?;
         if file.name != name || file.version != version || file.position != at {
             return None;
         }
@@ -210,7 +232,9 @@ impl Checkpoints {
         if event.chain_hash != file.chain_hash {
             return None;
         }
-        Some(file.state)
+        // The state ends the file: its place in the file's bytes, which are not copied.
+        let state = bytes.len().checked_sub(file.state.len())?..bytes.len();
+        Some((bytes, state))
     }
 
     /// Saves a state; failures are ignored (a checkpoint only saves time). Returns the bytes
@@ -251,11 +275,11 @@ impl Checkpoints {
         };
         let state_bytes = bytes.len() as u64;
         let file = CheckpointFileV1 {
-            name: name.to_string(),
+            name,
             version,
             position,
             chain_hash: *chain_hash,
-            state: bytes,
+            state: &bytes,
         };
         let Ok(encoded) = codec::encode_state("checkpoint", &file) else {
             return 0;
@@ -287,5 +311,58 @@ impl Checkpoints {
         {
             let _ = std::fs::remove_file(self.dir.join(Self::file_name(name, version, *at)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layout as version 1 wrote it, with the state as serde's `Vec<u8>`.
+    #[derive(Serialize)]
+    struct OwnedV1 {
+        name: String,
+        version: u32,
+        position: u64,
+        chain_hash: [u8; 32],
+        state: Vec<u8>,
+    }
+
+    #[test]
+    fn the_file_layout_is_frozen() {
+        let state: Vec<u8> = (0..300u16).map(|i| (i % 251) as u8).collect();
+        let file = CheckpointFileV1 {
+            name: "funds",
+            version: 7,
+            position: 50_000,
+            chain_hash: [0xAB; 32],
+            state: &state,
+        };
+        let bytes = codec::encode_state("checkpoint", &file).unwrap();
+        let owned = OwnedV1 {
+            name: "funds".into(),
+            version: 7,
+            position: 50_000,
+            chain_hash: [0xAB; 32],
+            state: state.clone(),
+        };
+        assert_eq!(bytes, codec::encode_state("checkpoint", &owned).unwrap());
+        // name (length 5, bytes), version 7, position 50,000 (0xFB + u16 LE), the hash, then
+        // the state's length (0xFB + 300 as u16 LE) and its bytes: the state ends the file.
+        let mut want = vec![5, b'f', b'u', b'n', b'd', b's', 7, 0xFB, 0x50, 0xC3];
+        want.extend_from_slice(&[0xAB; 32]);
+        want.extend_from_slice(&[0xFB, 0x2C, 0x01]);
+        want.extend_from_slice(&state);
+        assert_eq!(bytes, want);
+        let back: CheckpointFileV1<'_> = codec::decode_state("checkpoint", &bytes).unwrap();
+        assert_eq!(
+            (back.name, back.version, back.position),
+            ("funds", 7, 50_000)
+        );
+        assert_eq!(back.state, &state[..]);
+        assert!(std::ptr::eq(
+            back.state.as_ptr(),
+            bytes[bytes.len() - 300..].as_ptr()
+        ));
     }
 }

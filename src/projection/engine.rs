@@ -10,8 +10,9 @@ use std::any::Any;
 
 use uuid::Uuid;
 
+use super::book::BOOK_VERSION;
 use super::book::PairingBook;
-use super::checkpoint::{Checkpoints, Loaded};
+use super::checkpoint::{BOOK_NAME, Checkpoints, Loaded};
 use super::{AnyProjection, EventView, Source};
 use crate::domain::{Date, DomainEvent};
 use crate::log::{Log, LogError};
@@ -89,48 +90,70 @@ pub fn resolve(log: &Log, as_of: AsOf) -> Result<u64, EngineError> {
     })
 }
 
-/// Each projection's best checkpoint at or before `target` (None: none usable), decoded on a
-/// few threads at once: loading the states is most of an as-of query's time, and they are
-/// independent.
+/// Each projection's best checkpoint at or before `target` (None: none usable), and the book's,
+/// decoded on a few threads at once: loading the states is most of an as-of query's time, and
+/// they are independent. The largest go first, so that no thread is left with one big state
+/// after the others are done.
 fn load_checkpoints(
     log: &Log,
     projections: &[&dyn AnyProjection],
     checkpoints: Option<&Checkpoints>,
     target: u64,
-) -> Vec<Option<LoadedState>> {
+) -> (Vec<Option<LoadedState>>, Option<Loaded<PairingBook>>) {
     let Some(c) = checkpoints else {
-        return projections.iter().map(|_| None).collect();
+        return (projections.iter().map(|_| None).collect(), None);
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, CHECKPOINT_LOAD_THREADS_MAX);
+    // Jobs 0..n are the projections, job n is the book.
+    let book_job = projections.len();
+    let mut jobs: Vec<(u64, usize)> = projections
+        .iter()
+        .map(|p| c.best_size(p.name(), p.version(), target))
+        .chain(std::iter::once(c.best_size(
+            BOOK_NAME,
+            BOOK_VERSION,
+            target,
+        )))
+        .enumerate()
+        .map(|(job, size)| (size, job))
+        .collect();
+    jobs.sort_unstable_by(|a, b| b.cmp(a));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let loaded: Vec<std::sync::Mutex<Option<LoadedState>>> = projections
         .iter()
         .map(|_| std::sync::Mutex::new(None))
         .collect();
+    let book = std::sync::Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                // Each thread takes the next projection not yet taken.
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let (Some(p), Some(slot)) = (projections.get(i), loaded.get(i)) else {
-                        break;
-                    };
-                    let state = c.load_best(log, *p, target);
-                    if let Ok(mut slot) = slot.lock() {
-                        *slot = state;
+                // Each thread takes the next job not yet taken.
+                while let Some(&(_, job)) =
+                    jobs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    if job == book_job {
+                        let state = c.load_best_book(log, target);
+                        if let Ok(mut slot) = book.lock() {
+                            *slot = state;
+                        }
+                    } else if let (Some(p), Some(slot)) = (projections.get(job), loaded.get(job)) {
+                        let state = c.load_best(log, *p, target);
+                        if let Ok(mut slot) = slot.lock() {
+                            *slot = state;
+                        }
                     }
                 }
             });
         }
     });
     // (A panic in a thread would have ended the scope with it: no lock is poisoned here.)
-    loaded
+    let states = loaded
         .into_iter()
         .map(|slot| slot.into_inner().ok().flatten())
-        .collect()
+        .collect();
+    (states, book.into_inner().ok().flatten())
 }
 
 /// A projection's state loaded from its checkpoint.
@@ -153,11 +176,8 @@ pub fn replay(
     let mut states: Vec<Box<dyn Any + Send>> = Vec::with_capacity(projections.len());
     let mut starts: Vec<u64> = Vec::with_capacity(projections.len());
     let mut loaded_bytes = 0u64;
-    for (p, loaded) in
-        projections
-            .iter()
-            .zip(load_checkpoints(log, projections, checkpoints, target))
-    {
+    let (loaded_states, loaded_book) = load_checkpoints(log, projections, checkpoints, target);
+    for (p, loaded) in projections.iter().zip(loaded_states) {
         match loaded {
             Some(loaded) => {
                 states.push(loaded.state);
@@ -173,7 +193,13 @@ pub fn replay(
     // The book must have applied every event before any projection sees the next one: it starts
     // at or before the earliest projection start.
     let earliest = starts.iter().copied().min().unwrap_or(target);
-    let (from, mut book) = match checkpoints.and_then(|c| c.load_best_book(log, earliest)) {
+    // The book loaded beside the states is at the target's best checkpoint: when a projection
+    // starts further back (one without a checkpoint, say), the book is loaded again from there.
+    let book_at_earliest = match loaded_book {
+        Some(loaded) if loaded.position <= earliest => Some(loaded),
+        _ => checkpoints.and_then(|c| c.load_best_book(log, earliest)),
+    };
+    let (from, mut book) = match book_at_earliest {
         Some(loaded) => {
             loaded_bytes = loaded_bytes.saturating_add(loaded.bytes);
             (loaded.position, loaded.state)

@@ -17,6 +17,7 @@
 //! listed in `projections/mod.rs`'s registry.
 
 pub mod book;
+pub mod bulk;
 pub mod checkpoint;
 pub mod engine;
 
