@@ -982,8 +982,36 @@ fn a_journal_that_does_not_continue_the_log_is_kept_and_fails_verify() {
         },
     )
     .unwrap();
+    // One event at 99 whose chain hash is the head's: a record whole in itself, of another log.
+    let time = carelog::codec::StoredTime {
+        unix_seconds: 1_700_000_000,
+        nanos: 0,
+        offset_seconds: 0,
+    };
+    let segment = carelog::codec::encode(
+        "segment",
+        &carelog::codec::SegmentV1 {
+            events: vec![carelog::codec::StoredEventV1 {
+                position: 99,
+                event_id: [7; 16],
+                stream: "elsewhere".into(),
+                stream_version: 1,
+                event_type: "test.other".into(),
+                schema_version: 1,
+                occurred_at: time,
+                recorded_at: time,
+                recorded_by: "someone".into(),
+                correlation_id: None,
+                causation_id: None,
+                payload: Vec::new(),
+                leaf_hash: [8; 32],
+                chain_hash: [9; 32],
+            }],
+        },
+    )
+    .unwrap();
     let segment_key = carelog::log::keys::segment(99);
-    let writes: [(&[u8], &[u8]); 2] = [(&segment_key, b"a segment"), (b"M", &head_99)];
+    let writes: [(&[u8], &[u8]); 2] = [(&segment_key, &segment), (b"M", &head_99)];
     let generation = carelog::log::journal::parse_header(&bytes).unwrap();
     let mut record = Vec::new();
     carelog::log::journal::encode_record(

@@ -522,3 +522,79 @@ fn a_record_that_does_not_chain_onto_the_one_before_stops_the_replay() {
 
     assert_nothing_written_back(&image, "does not follow the record before it", 1);
 }
+
+/// A crash image of a store whose only commit (1..=5) is in the journal, on a sled that holds no
+/// event, with that record replaced by `forge(entries of the first commit, head of the second)`.
+fn image_with_a_forged_first_record(
+    root: &Path,
+    forge: impl Fn(&mut Vec<journal::JournalEntry>, Vec<u8>),
+) -> PathBuf {
+    let a = root.join("a");
+    let image = root.join("image");
+    let both = root.join("image-both");
+    {
+        let log = Log::open(&a, options()).unwrap();
+        append(&log, 1, 5);
+        crash_image(&a, &image);
+        append(&log, 1, 5);
+        crash_image(&a, &both);
+    }
+    let empty = root.join("empty");
+    drop(Log::open(&empty, options()).unwrap());
+    copy_log_tree(&empty, &image);
+    let records = journal_records(&both);
+    assert_eq!(records.len(), 2);
+    let (key, second_head) = journal::decode_payload(&records[1]).unwrap().pop().unwrap();
+    assert_eq!(key.as_slice(), keys::HEAD);
+    let mut entries = journal::decode_payload(&records[0]).unwrap();
+    forge(&mut entries, second_head);
+    let borrowed: Vec<(&[u8], &[u8])> = entries
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
+    let forged = journal::encode_payload(&borrowed);
+    let path = image.join(journal::JOURNAL_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let generation = journal::parse_header(&bytes).unwrap();
+    let mut record = Vec::new();
+    journal::encode_record(&mut record, generation, &forged);
+    let at = journal::HEADER_BYTES as usize;
+    bytes.resize(bytes.len().max(at + record.len()), 0);
+    bytes[at..at + record.len()].copy_from_slice(&record);
+    std::fs::write(&path, &bytes).unwrap();
+    image
+}
+
+/// A record whose head claims more than its events hold (a valid checksum over bytes the writer
+/// never makes: forged, or damaged before the checksum was taken) is not replayed: applying it
+/// would put a head in sled with no events under it. Here: the first commit's segments (1..=5)
+/// under the second commit's head (10).
+#[test]
+fn a_record_whose_head_is_not_its_last_event_is_not_replayed() {
+    let root = tempfile::tempdir().unwrap();
+    let image = image_with_a_forged_first_record(root.path(), |entries, second_head| {
+        let last = entries.len() - 1;
+        entries[last].1 = second_head;
+    });
+    assert_nothing_written_back(&image, "do not run, chained, up to its own head", 1);
+    assert_eq!(sled_head_position(&image), 0, "no head was written");
+}
+
+/// Nor is a record whose events do not chain inside it, even when its first event continues the
+/// log and its last is its head: here event 3's leaf hash is changed.
+#[test]
+fn a_record_whose_events_do_not_chain_is_not_replayed() {
+    let root = tempfile::tempdir().unwrap();
+    let image = image_with_a_forged_first_record(root.path(), |entries, _| {
+        let segment = entries
+            .iter_mut()
+            .find(|(k, _)| keys::segment_position(k) == Some(1))
+            .unwrap();
+        let mut decoded: codec::SegmentV1 = codec::decode("segment", &segment.1).unwrap();
+        assert_eq!(decoded.events.len(), 5);
+        decoded.events[2].leaf_hash[0] ^= 1;
+        segment.1 = codec::encode("segment", &decoded).unwrap();
+    });
+    assert_nothing_written_back(&image, "do not run, chained, up to its own head", 1);
+    assert_eq!(sled_head_position(&image), 0, "no head was written");
+}

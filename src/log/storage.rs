@@ -360,9 +360,12 @@ impl SledStorage {
         // The records as commits, chained one onto the next.
         let mut commits: Vec<(u64, StoredHeadV1, Vec<journal::JournalEntry>)> = Vec::new();
         for payload in payloads {
-            let Some((first, record_head, entries)) = journal_commit(payload) else {
-                plan.problem = Some("a record that is not a commit".into());
-                break;
+            let (first, record_head, entries) = match journal_commit(payload) {
+                Ok(commit) => commit,
+                Err(what) => {
+                    plan.problem = Some(what.into());
+                    break;
+                }
             };
             if let Some((_, previous, _)) = commits.last() {
                 let chained = previous.position.checked_add(1) == Some(first)
@@ -755,19 +758,58 @@ fn segment_continues(segment_bytes: &[u8], head: Option<&StoredHeadV1>) -> bool 
 }
 
 /// A journal record read as a commit: its first segment's position, its head and its writes.
-/// None when it is not one (no head, or no segment).
-fn journal_commit(payload: &[u8]) -> Option<(u64, StoredHeadV1, Vec<journal::JournalEntry>)> {
-    let entries = journal::decode_payload(payload)?;
-    let (last_key, head_bytes) = entries.last()?;
+/// An error names what it is instead: not a commit (no head, or no segment), or one whose
+/// events do not run, each chained onto the one before, up to its head (the writer never makes
+/// such a record: its bytes were forged or damaged under a valid checksum).
+fn journal_commit(
+    payload: &[u8],
+) -> Result<(u64, StoredHeadV1, Vec<journal::JournalEntry>), &'static str> {
+    const NOT_A_COMMIT: &str = "a record that is not a commit";
+    let entries = journal::decode_payload(payload).ok_or(NOT_A_COMMIT)?;
+    let (last_key, head_bytes) = entries.last().ok_or(NOT_A_COMMIT)?;
     if last_key.as_slice() != keys::HEAD {
-        return None;
+        return Err(NOT_A_COMMIT);
     }
-    let head: StoredHeadV1 = codec::decode("durable head", head_bytes).ok()?;
+    let head: StoredHeadV1 = codec::decode("durable head", head_bytes).map_err(|_| NOT_A_COMMIT)?;
     let first = entries
         .iter()
         .filter_map(|(k, _)| keys::segment_position(k))
-        .min()?;
-    Some((first, head, entries))
+        .min()
+        .ok_or(NOT_A_COMMIT)?;
+    if !events_run_up_to_head(&entries, &head) {
+        return Err("a record whose events do not run, chained, up to its own head");
+    }
+    Ok((first, head, entries))
+}
+
+/// Whether a record's segments, in position order, hold events at dense positions, each chained
+/// onto the one before (the first segment's first event is checked against the log by the
+/// replay), the last one's position and chain hash being the record's head.
+fn events_run_up_to_head(entries: &[journal::JournalEntry], head: &StoredHeadV1) -> bool {
+    let mut segments: Vec<(u64, &[u8])> = entries
+        .iter()
+        .filter_map(|(k, v)| keys::segment_position(k).map(|at| (at, v.as_slice())))
+        .collect();
+    segments.sort_unstable_by_key(|(at, _)| *at);
+    let mut last: Option<(u64, [u8; 32])> = None;
+    for (at, bytes) in segments {
+        let Ok(segment) = codec::decode::<codec::SegmentV1>("segment", bytes) else {
+            return false;
+        };
+        if segment.events.first().map(|e| e.position) != Some(at) {
+            return false;
+        }
+        for e in &segment.events {
+            if let Some((position, chain)) = last
+                && (position.checked_add(1) != Some(e.position)
+                    || crate::log::hash::chain(&chain, &e.leaf_hash) != e.chain_hash)
+            {
+                return false;
+            }
+            last = Some((e.position, e.chain_hash));
+        }
+    }
+    last == Some((head.position, head.chain_hash))
 }
 
 fn open_with_retry(
