@@ -964,7 +964,8 @@ fn checkpoints_are_spaced_by_the_write_budget() {
     let interval = 7;
     // Small enough that the gaps grow within the fixture's log.
     let budget = 48;
-    let checkpoints = Checkpoints::for_store(&fx.scratch("budget"))
+    let store = fx.scratch("budget");
+    let checkpoints = Checkpoints::for_store(&store)
         .with_interval(interval)
         .with_bytes_per_event_max(Some(budget));
     rebuild(&fx.app, &all, AsOf::Now, Some(&checkpoints));
@@ -983,15 +984,15 @@ fn checkpoints_are_spaced_by_the_write_budget() {
         "a replay from scratch saves at the first multiple"
     );
     // The bytes of every state and the book as of a position, as a rebuild encodes them.
+    // The bytes of every checkpoint file (the states and the book) at a position.
+    let suffix = |pos: u64| format!("-{pos:020}.ckpt");
     let bytes_at = |pos: u64| -> u64 {
-        let r = rebuild(&fx.app, &all, AsOf::Position(pos), None);
-        let states: u64 = all
-            .iter()
-            .zip(&r.states)
-            .map(|(p, s)| bytes(*p, s.as_ref()).len() as u64)
-            .sum();
-        let book = carelog::codec::encode_state("the pairing book", &r.book).expect("encodes");
-        states + book.len() as u64
+        std::fs::read_dir(store.join("checkpoints"))
+            .expect("the checkpoints")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(&suffix(pos)))
+            .map(|e| e.metadata().expect("a file").len())
+            .sum()
     };
     let mut within_budget = 0u64;
     for pair in at.windows(2) {
@@ -1012,6 +1013,20 @@ fn checkpoints_are_spaced_by_the_write_budget() {
         head < last + gap_after_last,
         "no checkpoint was due after {last}"
     );
+    // Each position's files hold whole states and the book.
+    for pos in [first, last] {
+        let r = rebuild(&fx.app, &all, AsOf::Position(pos), None);
+        let states: u64 = all
+            .iter()
+            .zip(&r.states)
+            .map(|(p, s)| bytes(*p, s.as_ref()).len() as u64)
+            .sum();
+        let book = carelog::codec::encode_state("the pairing book", &r.book).expect("encodes");
+        assert!(
+            bytes_at(pos) > states + book.len() as u64,
+            "whole states at {pos}"
+        );
+    }
     // As of positions after each checkpoint: the nearest checkpoint plus the tail.
     for pos in [first + 3, at[at.len() / 2] + 1, last - 1, head] {
         let got = rebuild(&fx.app, &all, AsOf::Position(pos), Some(&checkpoints));
@@ -1022,6 +1037,84 @@ fn checkpoints_are_spaced_by_the_write_budget() {
             let what = format!("budgeted checkpoint + tail as of {pos}");
             assert_same_state(*p, nth(&got, i), want.at(), &what);
         }
+    }
+    assert_eq!(
+        checkpoints.positions(BOOK_NAME, BOOK_VERSION),
+        at,
+        "as-of replays from the checkpoints wrote none of their own"
+    );
+    // Replays that resume from a checkpoint space the next ones as one pass does: first as of
+    // a middle position, then to the head, in another store.
+    let resumed = Checkpoints::for_store(&fx.scratch("budget-resumed"))
+        .with_interval(interval)
+        .with_bytes_per_event_max(Some(budget));
+    let middle = at[at.len() / 2] + interval + 1;
+    rebuild(&fx.app, &all, AsOf::Position(middle), Some(&resumed));
+    let now = rebuild(&fx.app, &all, AsOf::Now, Some(&resumed));
+    assert!(now.events_read < head, "the second replay resumed");
+    assert_eq!(resumed.positions(BOOK_NAME, BOOK_VERSION), at);
+}
+
+/// (b3) A checkpoint file that is damaged (a flipped bit in its state, cut short, emptied, not
+/// of the layout) is not used: the replay starts from the one before, removes the damaged one,
+/// and answers as a rebuild does; passing its position, it writes it again.
+#[test]
+fn a_damaged_checkpoint_is_removed_not_used() {
+    use carelog::projection::book::BOOK_VERSION;
+    use carelog::projection::checkpoint::BOOK_NAME;
+    let fx = Fixture::build(SEED);
+    let registry = registry();
+    let all: Vec<&dyn AnyProjection> = registry.iter().map(|p| p.as_ref()).collect();
+    let interval = 97;
+    let store = fx.scratch("damaged");
+    let checkpoints = Checkpoints::for_store(&store)
+        .with_interval(interval)
+        .with_bytes_per_event_max(None);
+    rebuild(&fx.app, &all, AsOf::Now, Some(&checkpoints));
+    let at = checkpoints.positions(BOOK_NAME, BOOK_VERSION);
+    let (before, newest) = (at[at.len() - 2], at[at.len() - 1]);
+    let mut names: Vec<(&str, u32)> = all.iter().map(|p| (p.name(), p.version())).collect();
+    names.push((BOOK_NAME, BOOK_VERSION));
+    let file = |name: &str, version: u32| {
+        store
+            .join("checkpoints")
+            .join(format!("{name}-v{version}-{newest:020}.ckpt"))
+    };
+    for (i, (name, version)) in names.iter().enumerate() {
+        let path = file(name, *version);
+        let mut bytes = std::fs::read(&path).expect("a checkpoint");
+        match i % 4 {
+            0 => {
+                let last = bytes.len() - 1;
+                bytes[last] ^= 1;
+            }
+            1 => bytes.truncate(bytes.len() - 1),
+            2 => bytes.clear(),
+            _ => bytes[0] ^= 0xFF,
+        }
+        std::fs::write(&path, bytes).expect("written");
+    }
+    let pos = newest + 3;
+    let got = rebuild(&fx.app, &all, AsOf::Position(pos), Some(&checkpoints));
+    assert_eq!(
+        got.events_read,
+        pos - before,
+        "started from the checkpoint before"
+    );
+    for (i, p) in all.iter().enumerate() {
+        let want = alone(&fx.app, *p, AsOf::Position(pos));
+        assert_same_state(*p, nth(&got, i), want.at(), "beside damaged checkpoints");
+    }
+    let again = rebuild(&fx.app, &all, AsOf::Position(pos), Some(&checkpoints));
+    assert_eq!(again.events_read, 3, "written again, whole, at {newest}");
+    for (i, p) in all.iter().enumerate() {
+        let want = alone(&fx.app, *p, AsOf::Position(pos));
+        assert_same_state(
+            *p,
+            nth(&again, i),
+            want.at(),
+            "from the rewritten checkpoints",
+        );
     }
 }
 
@@ -1195,10 +1288,16 @@ fn a_checkpoint_from_another_log_is_ignored() {
             .flatten()
             .map(|e| e.chain_hash),
     );
-    for when in [AsOf::Now, AsOf::Position(head / 2)] {
+    // The first replay finds only foreign checkpoints: it replays from scratch, removes them,
+    // and writes its own in their place, which the second one then uses.
+    for (when, from) in [
+        (AsOf::Now, 0),
+        (AsOf::Position(head / 2), head / 2 - head / 2 % interval),
+    ] {
         let got = rebuild(&fx.app, &all, when, Some(&checkpoints));
         assert_eq!(
-            got.events_read, got.position,
+            got.events_read,
+            got.position - from,
             "{when:?}: no foreign checkpoint used"
         );
         for (i, p) in all.iter().enumerate() {

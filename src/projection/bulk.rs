@@ -4,9 +4,10 @@
 //! serde's own `BTreeMap` decoding inserts one entry at a time (a search and often a node split
 //! each). These maps are written from `BTreeMap`s, so their entries arrive sorted: collected
 //! into a `Vec` first, `BTreeMap::from_iter` builds the tree in one pass (it sorts, which costs
-//! one comparison per entry on sorted input, and keeps the last of equal keys, as inserting one
-//! by one would). The bytes are the same either way: only decoding changes, so checkpoints
-//! written before stay valid. Measured on a 1 M-event log: every state and the book decoded in
+//! one comparison per entry on sorted input, and keeps the last of equal keys with its value;
+//! inserting one by one keeps the last value under the first key, the same map for keys that
+//! are equal only when identical, as ids are). The bytes are the same either way: only decoding
+//! changes. Measured on a 1 M-event log: every state and the book decoded in
 //! 197 ms instead of 355 (the largest, 550 k entries, 124 → 73 ms).
 
 use std::collections::BTreeMap;

@@ -1,8 +1,10 @@
 //! Checkpoints: projection states, and the engine's shared pairing book, saved as the log grows,
 //! keyed by name, version and position, in files under `<store>/checkpoints/` (the book as
 //! `book-vN-POSITION.ckpt`). Derived data: deleting them changes no answer, only
-//! its speed. A checkpoint is used only if its projection version matches the code's and the
-//! log still holds the chain hash it was taken at (so a checkpoint never outlives its log).
+//! its speed. A checkpoint is used only if its projection version matches the code's, its state
+//! has the checksum it was written with, and the log still holds the chain hash it was taken at
+//! (so a checkpoint never outlives its log). A file that fails any of these is removed, so that
+//! the next replay past its position writes it again.
 //!
 //! How often: at multiples of the interval (50,000 events), but no closer together than the
 //! write budget allows ([`CHECKPOINT_BYTES_PER_EVENT_MAX`]): every checkpoint holds whole states,
@@ -24,15 +26,15 @@ use crate::log::Log;
 /// it: the registry test checks).
 pub const BOOK_NAME: &str = "book";
 
-/// A checkpoint is saved every this many events.
+/// Checkpoints are saved at multiples of this many events (how far apart: [`SavePlan`]).
 pub const CHECKPOINT_INTERVAL_EVENTS: u64 = 50_000;
 /// At most this many checkpoints are kept per projection version; older ones are pruned.
 pub const MAX_CHECKPOINTS_PER_PROJECTION: usize = 64;
 /// Checkpoint bytes (all projections and the book together) a replay may write per event it
 /// replays. Why this much: loading a checkpoint decodes its bytes at ~0.6 GB/s on two threads
 /// here, and a replay folds ~1 M events/s, so at this spacing the events replayed after the
-/// checkpoint (at most one spacing) take no longer than about half the load itself. Closer
-/// checkpoints would make an as-of query little faster and cost disk in proportion.
+/// checkpoint (at most one spacing) take less time than the load itself. Closer checkpoints
+/// would make an as-of query little faster and cost disk in proportion.
 pub const CHECKPOINT_BYTES_PER_EVENT_MAX: u64 = 1024;
 
 /// A state loaded from a checkpoint.
@@ -40,20 +42,37 @@ pub struct Loaded<T> {
     /// The checkpoint's position: the state has applied every event up to it.
     pub position: u64,
     pub state: T,
-    /// The state's encoded size (what the write budget counts).
+    /// The checkpoint file's size (what the write budget counts).
     pub bytes: u64,
 }
 
-/// A checkpoint file's content. Frozen layout, version 1. Borrowed both ways: the state (tens
-/// of MB on a long log) is written and read as one slice (serde's `Vec<u8>` would go a byte at
-/// a time; the bytes are the same: a length, then the bytes).
+/// The first bytes of a checkpoint file of layout 2.
+const FILE_MAGIC: [u8; 4] = *b"CLC2";
+
+/// A checkpoint file's content. Frozen layout, version 2 (version 1 had neither the magic nor
+/// the checksum: one flipped bit gave a wrong state and no error; its files fail the magic and
+/// are removed). The state is borrowed from the file's bytes when read (serde's `Vec<u8>`
+/// would go a byte at a time; the bytes are the same: a length, then the bytes).
 #[derive(Debug, Serialize, Deserialize)]
-struct CheckpointFileV1<'a> {
+struct CheckpointFileV2<'a> {
+    magic: [u8; 4],
     name: &'a str,
     version: u32,
     position: u64,
     chain_hash: [u8; 32],
+    /// CRC-32 of `state`.
+    state_crc32: u32,
     state: &'a [u8],
+}
+
+/// Whether a checkpoint file can be used.
+enum Usable<'a> {
+    /// Its state's bytes, within the file's.
+    Yes(&'a [u8]),
+    /// Never: damaged, of another layout, projection, version or log.
+    No,
+    /// Not known now (the log could not be read).
+    Unknown,
 }
 
 /// The checkpoints of one store.
@@ -72,8 +91,9 @@ pub struct SavePlan {
     bytes_per_event_max: Option<u64>,
     /// The position of the last checkpoint saved (or the replay's start).
     last_at: u64,
-    /// The bytes of the states saved there (or loaded there): the next checkpoint is spaced by
-    /// them, since states only grow a little from one checkpoint to the next.
+    /// The bytes of the checkpoint files (states and book) saved there, or loaded there: the
+    /// next checkpoint is spaced by them, since states only grow a little from one checkpoint
+    /// to the next.
     last_bytes: u64,
 }
 
@@ -96,7 +116,8 @@ impl SavePlan {
             && position >= self.last_at.saturating_add(self.spacing_events())
     }
 
-    /// Notes that checkpoints of `bytes` in all were saved (or found) at `position`.
+    /// Notes that checkpoints of `bytes` in all were saved (or found, or encoded but not
+    /// written) at `position`.
     pub fn saved(&mut self, position: u64, bytes: u64) {
         self.last_at = position;
         self.last_bytes = bytes;
@@ -200,45 +221,63 @@ impl Checkpoints {
     ) -> Option<Loaded<T>> {
         let candidates = self.positions(name, version);
         for at in candidates.into_iter().rev().filter(|at| *at <= position) {
-            if let Some((file, range)) = self.load(log, name, version, at)
-                && let Some(bytes) = file.get(range)
-                && let Some(state) = decode(bytes)
-            {
-                return Some(Loaded {
-                    position: at,
-                    state,
-                    bytes: bytes.len() as u64,
-                });
+            let path = self.dir.join(Self::file_name(name, version, at));
+            let Ok(file) = std::fs::read(&path) else {
+                continue;
+            };
+            match Self::usable_state(log, &file, name, version, at) {
+                Usable::Yes(bytes) => {
+                    if let Some(state) = decode(bytes) {
+                        return Some(Loaded {
+                            position: at,
+                            state,
+                            bytes: file.len() as u64,
+                        });
+                    }
+                    // Whole and checked, yet not a state of this version: remove it too.
+                    let _ = std::fs::remove_file(&path);
+                }
+                Usable::No => {
+                    let _ = std::fs::remove_file(&path);
+                }
+                Usable::Unknown => {}
             }
         }
         None
     }
 
-    /// A checkpoint file's bytes and where its state lies in them, if the file is whole and its
-    /// log still holds its chain hash.
-    fn load(
-        &self,
+    /// A checkpoint file's state, if the file is whole (layout, checksum), is the one asked
+    /// for, and its log still holds its chain hash.
+    fn usable_state<'a>(
         log: &Log,
+        file_bytes: &'a [u8],
         name: &str,
         version: u32,
         at: u64,
-    ) -> Option<(Vec<u8>, std::ops::Range<usize>)> {
-        let bytes = std::fs::read(self.dir.join(Self::file_name(name, version, at))).ok()?;
-        let file: CheckpointFileV1<'_> = codec::decode_state("checkpoint", &bytes).ok()?;
-        if file.name != name || file.version != version || file.position != at {
-            return None;
+    ) -> Usable<'a> {
+        let Ok(file) = codec::decode_state::<CheckpointFileV2<'_>>("checkpoint", file_bytes) else {
+            return Usable::No;
+        };
+        if file.magic != FILE_MAGIC
+            || file.name != name
+            || file.version != version
+            || file.position != at
+            || crc32fast::hash(file.state) != file.state_crc32
+        {
+            return Usable::No;
         }
-        let event = log.event_at(at).ok()??;
-        if event.chain_hash != file.chain_hash {
-            return None;
+        match log.event_at(at) {
+            Ok(Some(event)) if event.chain_hash == file.chain_hash => Usable::Yes(file.state),
+            // Another log's, or one past this log's head.
+            Ok(_) => Usable::No,
+            // The log could not be read: say nothing of the file.
+            Err(_) => Usable::Unknown,
         }
-        // The state ends the file: its place in the file's bytes, which are not copied.
-        let state = bytes.len().checked_sub(file.state.len())?..bytes.len();
-        Some((bytes, state))
     }
 
     /// Saves a state; failures are ignored (a checkpoint only saves time). Returns the bytes
-    /// the checkpoint takes (0 when none could be written).
+    /// of the checkpoint file: written, found already there, or encoded but not written (what
+    /// the write budget counts either way; 0 when the state could not be encoded).
     pub fn save(
         &self,
         p: &dyn AnyProjection,
@@ -251,7 +290,7 @@ impl Checkpoints {
         })
     }
 
-    /// Saves the engine's shared book; failures are ignored. Returns the bytes it takes.
+    /// Saves the engine's shared book; failures are ignored. Returns the bytes as [`Self::save`].
     pub fn save_book(&self, position: u64, chain_hash: &[u8; 32], book: &PairingBook) -> u64 {
         self.save_with(BOOK_NAME, BOOK_VERSION, position, chain_hash, || {
             codec::encode_state("the pairing book", book).ok()
@@ -273,19 +312,21 @@ impl Checkpoints {
         let Some(bytes) = encode() else {
             return 0;
         };
-        let state_bytes = bytes.len() as u64;
-        let file = CheckpointFileV1 {
+        let file = CheckpointFileV2 {
+            magic: FILE_MAGIC,
             name,
             version,
             position,
             chain_hash: *chain_hash,
+            state_crc32: crc32fast::hash(&bytes),
             state: &bytes,
         };
         let Ok(encoded) = codec::encode_state("checkpoint", &file) else {
             return 0;
         };
+        let file_bytes = encoded.len() as u64;
         if std::fs::create_dir_all(&self.dir).is_err() {
-            return 0;
+            return file_bytes;
         }
         let tmp = self.dir.join(format!("{file_name}.tmp"));
         // Write then rename, so a reader never sees half a checkpoint.
@@ -295,7 +336,7 @@ impl Checkpoints {
             let _ = std::fs::remove_file(&tmp);
         }
         self.prune(name, version);
-        if written { state_bytes } else { 0 }
+        file_bytes
     }
 
     fn prune(&self, name: &str, version: u32) {
@@ -318,43 +359,54 @@ impl Checkpoints {
 mod tests {
     use super::*;
 
-    /// The layout as version 1 wrote it, with the state as serde's `Vec<u8>`.
+    /// The layout with the state as serde's `Vec<u8>`: the same bytes as the borrowed one.
     #[derive(Serialize)]
-    struct OwnedV1 {
+    struct OwnedV2 {
+        magic: [u8; 4],
         name: String,
         version: u32,
         position: u64,
         chain_hash: [u8; 32],
+        state_crc32: u32,
         state: Vec<u8>,
     }
 
     #[test]
     fn the_file_layout_is_frozen() {
         let state: Vec<u8> = (0..300u16).map(|i| (i % 251) as u8).collect();
-        let file = CheckpointFileV1 {
+        let crc = crc32fast::hash(&state);
+        let file = CheckpointFileV2 {
+            magic: FILE_MAGIC,
             name: "funds",
             version: 7,
             position: 50_000,
             chain_hash: [0xAB; 32],
+            state_crc32: crc,
             state: &state,
         };
         let bytes = codec::encode_state("checkpoint", &file).unwrap();
-        let owned = OwnedV1 {
+        let owned = OwnedV2 {
+            magic: FILE_MAGIC,
             name: "funds".into(),
             version: 7,
             position: 50_000,
             chain_hash: [0xAB; 32],
+            state_crc32: crc,
             state: state.clone(),
         };
         assert_eq!(bytes, codec::encode_state("checkpoint", &owned).unwrap());
-        // name (length 5, bytes), version 7, position 50,000 (0xFB + u16 LE), the hash, then
-        // the state's length (0xFB + 300 as u16 LE) and its bytes: the state ends the file.
-        let mut want = vec![5, b'f', b'u', b'n', b'd', b's', 7, 0xFB, 0x50, 0xC3];
+        // The magic, name (length 5, bytes), version 7, position 50,000 (0xFB + u16 LE), the
+        // hash, the CRC (a varint: 0xFC + u32 LE), then the state's length (0xFB + 300 as
+        // u16 LE) and its bytes: the state ends the file.
+        let mut want = b"CLC2".to_vec();
+        want.extend_from_slice(&[5, b'f', b'u', b'n', b'd', b's', 7, 0xFB, 0x50, 0xC3]);
         want.extend_from_slice(&[0xAB; 32]);
+        want.push(0xFC);
+        want.extend_from_slice(&crc.to_le_bytes());
         want.extend_from_slice(&[0xFB, 0x2C, 0x01]);
         want.extend_from_slice(&state);
         assert_eq!(bytes, want);
-        let back: CheckpointFileV1<'_> = codec::decode_state("checkpoint", &bytes).unwrap();
+        let back: CheckpointFileV2<'_> = codec::decode_state("checkpoint", &bytes).unwrap();
         assert_eq!(
             (back.name, back.version, back.position),
             ("funds", 7, 50_000)
@@ -364,5 +416,38 @@ mod tests {
             back.state.as_ptr(),
             bytes[bytes.len() - 300..].as_ptr()
         ));
+    }
+
+    #[test]
+    fn the_spacing_covers_the_last_bytes_at_the_budget() {
+        let checkpoints = Checkpoints::for_store(Path::new("/nonexistent")).with_interval(10);
+        let mut plan = checkpoints.plan(0, 0);
+        assert_eq!(plan.spacing_events(), 10, "nothing saved yet: the interval");
+        assert!(!plan.is_due(5) && plan.is_due(10));
+        plan.saved(10, 10 * CHECKPOINT_BYTES_PER_EVENT_MAX + 1);
+        assert_eq!(
+            plan.spacing_events(),
+            20,
+            "rounded up to a multiple of the interval"
+        );
+        assert!(!plan.is_due(20) && plan.is_due(30) && !plan.is_due(35) && plan.is_due(40));
+        plan.saved(u64::MAX - 15, u64::MAX);
+        assert!(
+            !plan.is_due(u64::MAX - 5),
+            "no overflow past the last position"
+        );
+        let every = checkpoints
+            .with_bytes_per_event_max(None)
+            .plan(30, u64::MAX);
+        assert!(every.is_due(40), "without a budget: every multiple");
+        let zero = Checkpoints::for_store(Path::new("/nonexistent"))
+            .with_interval(10)
+            .with_bytes_per_event_max(Some(0))
+            .plan(0, 100);
+        assert_eq!(
+            zero.spacing_events(),
+            100,
+            "a budget of 0 counts as 1 byte per event"
+        );
     }
 }

@@ -195,10 +195,10 @@ pub fn replay(
     let earliest = starts.iter().copied().min().unwrap_or(target);
     // The book loaded beside the states is at the target's best checkpoint: when a projection
     // starts further back (one without a checkpoint, say), the book is loaded again from there.
-    let book_at_earliest = match loaded_book {
-        Some(loaded) if loaded.position <= earliest => Some(loaded),
-        _ => checkpoints.and_then(|c| c.load_best_book(log, earliest)),
-    };
+    // (A book loaded past that start is dropped here, not held through the replay.)
+    let book_at_earliest = loaded_book
+        .filter(|loaded| loaded.position <= earliest)
+        .or_else(|| checkpoints.and_then(|c| c.load_best_book(log, earliest)));
     let (from, mut book) = match book_at_earliest {
         Some(loaded) => {
             loaded_bytes = loaded_bytes.saturating_add(loaded.bytes);
