@@ -192,7 +192,7 @@ impl Checkpoints {
     }
 
     /// The state at the latest usable checkpoint at or before `position`, with the position and
-    /// the state's encoded size.
+    /// the file's size. Unusable files met on the way are removed.
     pub fn load_best(
         &self,
         log: &Log,
