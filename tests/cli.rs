@@ -982,31 +982,34 @@ fn a_journal_that_does_not_continue_the_log_is_kept_and_fails_verify() {
         },
     )
     .unwrap();
-    // One event at 99 whose chain hash is the head's: a record whole in itself, of another log.
+    // One event at 99 (its leaf hash its bytes', its chain hash the head's): a record whole in
+    // itself, of another log.
     let time = carelog::codec::StoredTime {
         unix_seconds: 1_700_000_000,
         nanos: 0,
         offset_seconds: 0,
     };
+    let mut event = carelog::codec::StoredEventV1 {
+        position: 99,
+        event_id: [7; 16],
+        stream: "elsewhere".into(),
+        stream_version: 1,
+        event_type: "test.other".into(),
+        schema_version: 1,
+        occurred_at: time,
+        recorded_at: time,
+        recorded_by: "someone".into(),
+        correlation_id: None,
+        causation_id: None,
+        payload: Vec::new(),
+        leaf_hash: [0; 32],
+        chain_hash: [9; 32],
+    };
+    event.leaf_hash = carelog::log::hash::leaf(&event.canonical_bytes().unwrap());
     let segment = carelog::codec::encode(
         "segment",
         &carelog::codec::SegmentV1 {
-            events: vec![carelog::codec::StoredEventV1 {
-                position: 99,
-                event_id: [7; 16],
-                stream: "elsewhere".into(),
-                stream_version: 1,
-                event_type: "test.other".into(),
-                schema_version: 1,
-                occurred_at: time,
-                recorded_at: time,
-                recorded_by: "someone".into(),
-                correlation_id: None,
-                causation_id: None,
-                payload: Vec::new(),
-                leaf_hash: [8; 32],
-                chain_hash: [9; 32],
-            }],
+            events: vec![event],
         },
     )
     .unwrap();

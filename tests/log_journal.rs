@@ -598,3 +598,21 @@ fn a_record_whose_events_do_not_chain_is_not_replayed() {
     assert_nothing_written_back(&image, "do not run, chained, up to its own head", 1);
     assert_eq!(sled_head_position(&image), 0, "no head was written");
 }
+
+/// Nor is a record with an event's content changed and its hashes left as they were: the event's
+/// bytes are checked against its leaf hash (here event 3's payload gains a byte).
+#[test]
+fn a_record_with_an_event_changed_under_its_hashes_is_not_replayed() {
+    let root = tempfile::tempdir().unwrap();
+    let image = image_with_a_forged_first_record(root.path(), |entries, _| {
+        let segment = entries
+            .iter_mut()
+            .find(|(k, _)| keys::segment_position(k) == Some(1))
+            .unwrap();
+        let mut decoded: codec::SegmentV1 = codec::decode("segment", &segment.1).unwrap();
+        decoded.events[2].payload.push(0);
+        segment.1 = codec::encode("segment", &decoded).unwrap();
+    });
+    assert_nothing_written_back(&image, "do not run, chained, up to its own head", 1);
+    assert_eq!(sled_head_position(&image), 0, "no head was written");
+}

@@ -782,9 +782,11 @@ fn journal_commit(
     Ok((first, head, entries))
 }
 
-/// Whether a record's segments, in position order, hold events at dense positions, each chained
-/// onto the one before (the first segment's first event is checked against the log by the
-/// replay), the last one's position and chain hash being the record's head.
+/// Whether a record's segments, in position order, hold events at dense positions, each one's
+/// bytes hashing to its leaf hash and each chained onto the one before (the first segment's
+/// first event is chained to the log by the replay), the last one's position and chain hash
+/// being the record's head. With the chain back from a head the log holds, this pins every
+/// event's content, the first one's too.
 fn events_run_up_to_head(entries: &[journal::JournalEntry], head: &StoredHeadV1) -> bool {
     let mut segments: Vec<(u64, &[u8])> = entries
         .iter()
@@ -792,14 +794,17 @@ fn events_run_up_to_head(entries: &[journal::JournalEntry], head: &StoredHeadV1)
         .collect();
     segments.sort_unstable_by_key(|(at, _)| *at);
     let mut last: Option<(u64, [u8; 32])> = None;
+    let mut events = Vec::new();
     for (at, bytes) in segments {
-        let Ok(segment) = codec::decode::<codec::SegmentV1>("segment", bytes) else {
-            return false;
-        };
-        if segment.events.first().map(|e| e.position) != Some(at) {
+        if codec::decode_segment_refs(bytes, &mut events).is_err()
+            || events.first().map(|e| e.position) != Some(at)
+        {
             return false;
         }
-        for e in &segment.events {
+        for e in &events {
+            if super::verify::computed_leaf(e).ok() != Some(e.leaf_hash) {
+                return false;
+            }
             if let Some((position, chain)) = last
                 && (position.checked_add(1) != Some(e.position)
                     || crate::log::hash::chain(&chain, &e.leaf_hash) != e.chain_hash)

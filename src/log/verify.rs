@@ -357,7 +357,7 @@ fn check_segments(
 /// that decode to the same fields but are not what the encoder writes (a varint in a wider
 /// form) are encoded again, so the leaf is always the hash of the canonical encoding, as it
 /// always was.
-fn computed_leaf(e: &StoredEventRefV1<'_>) -> Result<[u8; 32], String> {
+pub(crate) fn computed_leaf(e: &StoredEventRefV1<'_>) -> Result<[u8; 32], String> {
     if e.canonical_is_exact() {
         Ok(hash::leaf(e.canonical))
     } else {
