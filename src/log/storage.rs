@@ -759,8 +759,9 @@ fn segment_continues(segment_bytes: &[u8], head: Option<&StoredHeadV1>) -> bool 
 
 /// A journal record read as a commit: its first segment's position, its head and its writes.
 /// An error names what it is instead: not a commit (no head, or no segment), or one whose
-/// events do not run, each chained onto the one before, up to its head (the writer never makes
-/// such a record: its bytes were forged or damaged under a valid checksum).
+/// events do not hash to their leaf hashes and run, each chained onto the one before, up to
+/// its head (the writer never makes such a record: its bytes were forged or damaged under a
+/// valid checksum).
 fn journal_commit(
     payload: &[u8],
 ) -> Result<(u64, StoredHeadV1, Vec<journal::JournalEntry>), &'static str> {
