@@ -565,54 +565,57 @@ fn image_with_a_forged_first_record(
     image
 }
 
+/// Opens an image whose first record `forge` changed (see [`image_with_a_forged_first_record`]):
+/// the record is refused as not self-consistent, nothing is written back, no head is written.
+fn assert_forged_first_record_refused(forge: impl Fn(&mut Vec<journal::JournalEntry>, Vec<u8>)) {
+    let root = tempfile::tempdir().unwrap();
+    let image = image_with_a_forged_first_record(root.path(), forge);
+    assert_nothing_written_back(&image, "do not run, chained, up to its own head", 1);
+    assert_eq!(sled_head_position(&image), 0, "no head was written");
+}
+
+/// Changes the third of the five events in a record's segment at position 1.
+fn change_third_event(
+    entries: &mut [journal::JournalEntry],
+    change: impl FnOnce(&mut codec::StoredEventV1),
+) {
+    let segment = entries
+        .iter_mut()
+        .find(|(k, _)| keys::segment_position(k) == Some(1))
+        .unwrap();
+    let mut decoded: codec::SegmentV1 = codec::decode("segment", &segment.1).unwrap();
+    assert_eq!(decoded.events.len(), 5);
+    change(&mut decoded.events[2]);
+    segment.1 = codec::encode("segment", &decoded).unwrap();
+}
+
 /// A record whose head claims more than its events hold (a valid checksum over bytes the writer
 /// never makes: forged, or damaged before the checksum was taken) is not replayed: applying it
 /// would put a head in sled with no events under it. Here: the first commit's segments (1..=5)
 /// under the second commit's head (10).
 #[test]
 fn a_record_whose_head_is_not_its_last_event_is_not_replayed() {
-    let root = tempfile::tempdir().unwrap();
-    let image = image_with_a_forged_first_record(root.path(), |entries, second_head| {
+    assert_forged_first_record_refused(|entries, second_head| {
         let last = entries.len() - 1;
         entries[last].1 = second_head;
     });
-    assert_nothing_written_back(&image, "do not run, chained, up to its own head", 1);
-    assert_eq!(sled_head_position(&image), 0, "no head was written");
 }
 
 /// Nor is a record whose events do not chain inside it, even when its first event continues the
-/// log and its last is its head: here event 3's leaf hash is changed.
+/// log, every event's bytes match its leaf hash and its last is its head: here event 3's chain
+/// hash is changed (so neither it nor event 4 follows the event before).
 #[test]
 fn a_record_whose_events_do_not_chain_is_not_replayed() {
-    let root = tempfile::tempdir().unwrap();
-    let image = image_with_a_forged_first_record(root.path(), |entries, _| {
-        let segment = entries
-            .iter_mut()
-            .find(|(k, _)| keys::segment_position(k) == Some(1))
-            .unwrap();
-        let mut decoded: codec::SegmentV1 = codec::decode("segment", &segment.1).unwrap();
-        assert_eq!(decoded.events.len(), 5);
-        decoded.events[2].leaf_hash[0] ^= 1;
-        segment.1 = codec::encode("segment", &decoded).unwrap();
+    assert_forged_first_record_refused(|entries, _| {
+        change_third_event(entries, |e| e.chain_hash[0] ^= 1);
     });
-    assert_nothing_written_back(&image, "do not run, chained, up to its own head", 1);
-    assert_eq!(sled_head_position(&image), 0, "no head was written");
 }
 
 /// Nor is a record with an event's content changed and its hashes left as they were: the event's
 /// bytes are checked against its leaf hash (here event 3's payload gains a byte).
 #[test]
 fn a_record_with_an_event_changed_under_its_hashes_is_not_replayed() {
-    let root = tempfile::tempdir().unwrap();
-    let image = image_with_a_forged_first_record(root.path(), |entries, _| {
-        let segment = entries
-            .iter_mut()
-            .find(|(k, _)| keys::segment_position(k) == Some(1))
-            .unwrap();
-        let mut decoded: codec::SegmentV1 = codec::decode("segment", &segment.1).unwrap();
-        decoded.events[2].payload.push(0);
-        segment.1 = codec::encode("segment", &decoded).unwrap();
+    assert_forged_first_record_refused(|entries, _| {
+        change_third_event(entries, |e| e.payload.push(0));
     });
-    assert_nothing_written_back(&image, "do not run, chained, up to its own head", 1);
-    assert_eq!(sled_head_position(&image), 0, "no head was written");
 }

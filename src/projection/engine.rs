@@ -10,8 +10,7 @@ use std::any::Any;
 
 use uuid::Uuid;
 
-use super::book::BOOK_VERSION;
-use super::book::PairingBook;
+use super::book::{BOOK_VERSION, PairingBook};
 use super::checkpoint::{BOOK_NAME, Checkpoints, Loaded};
 use super::{AnyProjection, EventView, Source};
 use crate::domain::{Date, DomainEvent};
