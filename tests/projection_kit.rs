@@ -1118,6 +1118,61 @@ fn a_damaged_checkpoint_is_removed_not_used() {
     }
 }
 
+/// A save writes under a temporary name of its own and renames it into place. What a killed
+/// process left half written is removed by the next process that saves; a temporary file of a
+/// save still going on in this process is not.
+#[test]
+fn temporary_files_of_dead_processes_are_removed_and_saves_leave_none() {
+    let fx = Fixture::build(SEED);
+    let registry = registry();
+    let all: Vec<&dyn AnyProjection> = registry.iter().map(|p| p.as_ref()).collect();
+    let store = fx.scratch("temporaries");
+    let dir = store.join("checkpoints");
+    std::fs::create_dir_all(&dir).expect("the checkpoints dir");
+    // No process has this id (Linux ids stay below 2^22).
+    let dead = |name: &str, version: u32| {
+        dir.join(format!("{name}-v{version}-{:020}.ckpt.999999999.0.tmp", 97))
+    };
+    let ours = dir.join(format!(
+        "{}-v{}-{:020}.ckpt.{}.999999.tmp",
+        all[0].name(),
+        all[0].version(),
+        97,
+        std::process::id()
+    ));
+    for p in &all {
+        std::fs::write(dead(p.name(), p.version()), b"half a checkpoint").expect("written");
+    }
+    std::fs::write(&ours, b"being written").expect("written");
+    let checkpoints = Checkpoints::for_store(&store)
+        .with_interval(97)
+        .with_bytes_per_event_max(None);
+    rebuild(&fx.app, &all, AsOf::Now, Some(&checkpoints));
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .expect("the checkpoints")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|f| f.ends_with(".tmp"))
+        .collect();
+    let ours_name = ours
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert_eq!(
+        left,
+        vec![ours_name],
+        "only this process's own save in progress is left"
+    );
+    assert!(
+        checkpoints.positions(all[0].name(), all[0].version()).len() >= 2,
+        "the replay saved checkpoints"
+    );
+}
+
 /// (c) Two rebuilds give byte-identical states, alone or in company, in any order.
 #[test]
 fn two_rebuilds_are_byte_identical() {

@@ -328,7 +328,13 @@ impl Checkpoints {
         if std::fs::create_dir_all(&self.dir).is_err() {
             return file_bytes;
         }
-        let tmp = self.dir.join(format!("{file_name}.tmp"));
+        // A name of its own (process, save): two replays of one process (HTTP) saving the same
+        // position would otherwise write one file at once and rename a mix of both.
+        let save_number = SAVE_NUMBER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self.dir.join(format!(
+            "{file_name}.{}.{save_number}{TMP_SUFFIX}",
+            std::process::id()
+        ));
         // Write then rename, so a reader never sees half a checkpoint.
         let written = std::fs::write(&tmp, encoded).is_ok()
             && std::fs::rename(&tmp, self.dir.join(&file_name)).is_ok();
@@ -340,6 +346,7 @@ impl Checkpoints {
     }
 
     fn prune(&self, name: &str, version: u32) {
+        self.remove_stale_temporaries(name, version);
         let positions = self.positions(name, version);
         if positions.len() <= MAX_CHECKPOINTS_PER_PROJECTION {
             return;
@@ -353,7 +360,29 @@ impl Checkpoints {
             let _ = std::fs::remove_file(self.dir.join(Self::file_name(name, version, *at)));
         }
     }
+
+    /// Removes the temporary files of saves by other processes: a process killed between the
+    /// write and the rename leaves one behind, and no other process can still be writing it
+    /// (one process at a time opens a store).
+    fn remove_stale_temporaries(&self, name: &str, version: u32) {
+        let prefix = format!("{name}-v{version}-");
+        let own = format!(".{}.", std::process::id());
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let Ok(file) = entry.file_name().into_string() else {
+                continue;
+            };
+            if file.starts_with(&prefix) && file.ends_with(TMP_SUFFIX) && !file.contains(&own) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
 }
+
+/// Numbers the saves of this process, for their temporary files' names.
+static SAVE_NUMBER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How a checkpoint file being written ends, before it is renamed into place.
+const TMP_SUFFIX: &str = ".tmp";
 
 #[cfg(test)]
 mod tests {
