@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::projection::append_map::AppendMap;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -39,12 +41,11 @@ pub struct Activity {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// difficulty → pairing
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub difficulties: BTreeMap<Uuid, Uuid>,
+    pub difficulties: AppendMap<Uuid, Uuid>,
     pub facts: Facts<Activity>,
 }
 
-fn classify(difficulties: &BTreeMap<Uuid, Uuid>, event: &DomainEvent) -> Option<(u8, Uuid, i64)> {
+fn classify(difficulties: &AppendMap<Uuid, Uuid>, event: &DomainEvent) -> Option<(u8, Uuid, i64)> {
     use DomainEvent as E;
     Some(match event {
         E::ContactRecorded(e) => (0, e.pairing_id, 1),
@@ -58,7 +59,7 @@ fn classify(difficulties: &BTreeMap<Uuid, Uuid>, event: &DomainEvent) -> Option<
     })
 }
 
-fn activity(difficulties: &BTreeMap<Uuid, Uuid>, event: &DomainEvent) -> Option<Activity> {
+fn activity(difficulties: &AppendMap<Uuid, Uuid>, event: &DomainEvent) -> Option<Activity> {
     let (metric, pairing, amount) = classify(difficulties, event)?;
     Some(Activity {
         metric,

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+
+use crate::projection::append_map::AppendMap;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -54,13 +56,10 @@ impl Plan {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub plans: BTreeMap<Uuid, Plan>,
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub opened_by: BTreeMap<Uuid, Uuid>,
+    pub plans: AppendMap<Uuid, Plan>,
+    pub opened_by: AppendMap<Uuid, Uuid>,
     /// pupil → (from, school) enrollments, in order.
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub schools: BTreeMap<Uuid, Vec<(Date, Option<Uuid>)>>,
+    pub schools: AppendMap<Uuid, Vec<(Date, Option<Uuid>)>>,
     pub last_day: Option<Date>,
 }
 
@@ -89,19 +88,13 @@ impl Projection for CarePlans {
         match ev.event {
             E::PupilEnrolled(e) => state
                 .schools
-                .entry(e.pupil_id)
-                .or_default()
+                .get_or_default(e.pupil_id)
                 .push((e.on, Some(e.school_id))),
             E::PupilMoved(e) => state
                 .schools
-                .entry(e.pupil_id)
-                .or_default()
+                .get_or_default(e.pupil_id)
                 .push((e.on, Some(e.school_id))),
-            E::PupilLeft(e) => state
-                .schools
-                .entry(e.pupil_id)
-                .or_default()
-                .push((e.on, None)),
+            E::PupilLeft(e) => state.schools.get_or_default(e.pupil_id).push((e.on, None)),
             E::CarePlanOpened(e) => {
                 state.plans.insert(
                     e.plan_id,

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::projection::append_map::AppendMap;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -40,8 +42,7 @@ impl Pupil {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// Every registered person (pupils once enrolled).
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub pupils: BTreeMap<Uuid, Pupil>,
+    pub pupils: AppendMap<Uuid, Pupil>,
     pub dropouts: Facts<DropoutCause>,
     pub last_day: Option<Date>,
 }
@@ -72,8 +73,7 @@ impl Projection for Census {
         match ev.event {
             E::PupilEnrolled(e) => state
                 .pupils
-                .entry(e.pupil_id)
-                .or_default()
+                .get_or_default(e.pupil_id)
                 .enrolled
                 .push((e.on, None)),
             E::PupilLeft(e) => {
@@ -87,8 +87,7 @@ impl Projection for Census {
                 // Only persons who are or become pupils are counted, but categories come first.
                 state
                     .pupils
-                    .entry(e.recipient_id)
-                    .or_default()
+                    .get_or_default(e.recipient_id)
                     .categories
                     .push((e.category, e.from, e.to, ev.source()));
             }

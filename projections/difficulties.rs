@@ -1,8 +1,8 @@
 //! `difficulties`: practical difficulties raised, resolved, dropped and still open.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use crate::projection::append_map::AppendMap;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -23,10 +23,8 @@ pub struct Difficulty {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub difficulties: BTreeMap<Uuid, Difficulty>,
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub raised_by: BTreeMap<Uuid, Uuid>,
+    pub difficulties: AppendMap<Uuid, Difficulty>,
+    pub raised_by: AppendMap<Uuid, Uuid>,
 }
 
 impl Projection for Difficulties {

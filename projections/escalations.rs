@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::projection::append_map::AppendMap;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -40,11 +42,9 @@ impl Escalation {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub escalations: BTreeMap<Uuid, Escalation>,
+    pub escalations: AppendMap<Uuid, Escalation>,
     /// raising event → escalation, for voids
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub raised_by: BTreeMap<Uuid, Uuid>,
+    pub raised_by: AppendMap<Uuid, Uuid>,
     pub last_day: Option<Date>,
 }
 

@@ -2,9 +2,9 @@
 //! applied. Totals are computed from the live facts at query time, so a void arriving long after
 //! its target takes the target out of every total, and every total can list its events.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use crate::projection::append_map::AppendMap;
 use uuid::Uuid;
 
 use crate::domain::{Date, DomainEvent};
@@ -29,15 +29,14 @@ pub struct DatedAdjustment<V> {
 /// The counted events of a projection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts<V> {
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub live: BTreeMap<Uuid, Fact<V>>,
+    pub live: AppendMap<Uuid, Fact<V>>,
     pub adjustments: Vec<DatedAdjustment<V>>,
 }
 
 impl<V> Default for Facts<V> {
     fn default() -> Self {
         Self {
-            live: BTreeMap::new(),
+            live: AppendMap::new(),
             adjustments: Vec::new(),
         }
     }

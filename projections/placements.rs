@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::projection::append_map::AppendMap;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -36,10 +38,8 @@ impl Placement {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub placements: BTreeMap<Uuid, Placement>,
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub decided_by: BTreeMap<Uuid, Uuid>,
+    pub placements: AppendMap<Uuid, Placement>,
+    pub decided_by: AppendMap<Uuid, Uuid>,
     pub last_day: Option<Date>,
 }
 

@@ -6,9 +6,9 @@
 //! So the projections that need "the cadre holding this pairing on that day" (activity totals,
 //! coverage, funds, pairings) share one copy of it, and the rule is written once.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use crate::projection::append_map::AppendMap;
 use uuid::Uuid;
 
 use crate::domain::events::{Category, RecipientKind};
@@ -87,16 +87,12 @@ impl PairingEntry {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairingBook {
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub pairings: BTreeMap<Uuid, PairingEntry>,
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub recipients: BTreeMap<Uuid, RecipientEntry>,
+    pub pairings: AppendMap<Uuid, PairingEntry>,
+    pub recipients: AppendMap<Uuid, RecipientEntry>,
     /// cadre or teacher → (name, (from, unit) in order)
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    pub staff: BTreeMap<Uuid, (String, Vec<(Date, Uuid)>)>,
+    pub staff: AppendMap<Uuid, (String, Vec<(Date, Uuid)>)>,
     /// creating event → the entity it created, so a void of the creation removes it
-    #[serde(deserialize_with = "crate::projection::bulk::map")]
-    created_by: BTreeMap<Uuid, Uuid>,
+    created_by: AppendMap<Uuid, Uuid>,
 }
 
 impl PairingBook {

@@ -16,8 +16,8 @@
 //! The projections themselves live in `projections/` at the top of the repository, one file each,
 //! listed in `projections/mod.rs`'s registry.
 
+pub mod append_map;
 pub mod book;
-pub mod bulk;
 pub mod checkpoint;
 pub mod engine;
 

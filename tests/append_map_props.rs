@@ -1,0 +1,174 @@
+//! `AppendMap` against the `BTreeMap` it replaces in projection states: random operations on
+//! keys that mostly ascend (as ids do) and sometimes do not, then every answer compared with
+//! the model's, and the serialized bytes compared with the model's bytes (checkpoints written
+//! by either must decode into either). Keys are spread evenly, in clusters, and exponentially,
+//! since the run's search starts from a guess by rank.
+
+use std::collections::BTreeMap;
+
+use carelog::codec;
+use carelog::projection::append_map::AppendMap;
+use proptest::prelude::*;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(u64, u32),
+    Remove(u64),
+    /// `get_or_default`, then add one.
+    Bump(u64),
+    /// `get_mut`, then set.
+    Set(u64, u32),
+}
+
+/// A key: the next above every key so far (most of the time), or any key in the range seen.
+fn key(next: &mut u64, spread: u8, ascending: bool, pick: u64) -> u64 {
+    if ascending || *next == 0 {
+        *next += match spread % 3 {
+            // Evenly.
+            0 => 1 + pick % 4,
+            // Clusters: runs of neighbours, then a jump.
+            1 => {
+                if pick.is_multiple_of(7) {
+                    1 << 40
+                } else {
+                    1
+                }
+            }
+            // Exponentially: each gap larger than the last.
+            _ => (*next / 2).max(1),
+        };
+        *next
+    } else {
+        pick % (*next + 2)
+    }
+}
+
+fn op() -> impl Strategy<Value = (u8, bool, u64, u32)> {
+    (
+        0u8..4,
+        prop::bool::weighted(0.7),
+        any::<u64>(),
+        any::<u32>(),
+    )
+}
+
+fn run(spread: u8, steps: Vec<(u8, bool, u64, u32)>) {
+    let mut map: AppendMap<u64, u32> = AppendMap::new();
+    let mut model: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut seen = Vec::new();
+    for (kind, ascending, pick, value) in steps {
+        let k = key(&mut next, spread, ascending, pick);
+        seen.push(k);
+        let op = match kind {
+            0 => Op::Insert(k, value),
+            1 => Op::Remove(k),
+            2 => Op::Bump(k),
+            _ => Op::Set(k, value),
+        };
+        match op {
+            Op::Insert(k, v) => assert_eq!(map.insert(k, v), model.insert(k, v), "{op:?}"),
+            Op::Remove(k) => assert_eq!(map.remove(&k), model.remove(&k), "{op:?}"),
+            Op::Bump(k) => {
+                let got = map.get_or_default(k);
+                *got = got.wrapping_add(1);
+                let want = model.entry(k).or_default();
+                *want = want.wrapping_add(1);
+                assert_eq!(*got, *want, "{op:?}");
+            }
+            Op::Set(k, v) => {
+                let got = map.get_mut(&k).map(|x| {
+                    *x = v;
+                    *x
+                });
+                let want = model.get_mut(&k).map(|x| {
+                    *x = v;
+                    *x
+                });
+                assert_eq!(got, want, "{op:?}");
+            }
+        }
+        assert_eq!(map.len(), model.len());
+    }
+    let got: Vec<_> = map.iter().map(|(k, v)| (*k, *v)).collect();
+    let want: Vec<_> = model.iter().map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(got, want, "entries in key order");
+    assert_eq!(map.iter().len(), model.len(), "the iterator's exact size");
+    for k in seen
+        .iter()
+        .flat_map(|k| [k.saturating_sub(1), *k, k.saturating_add(1)])
+    {
+        assert_eq!(map.get(&k), model.get(&k), "get({k})");
+        assert_eq!(map.contains_key(&k), model.contains_key(&k));
+    }
+    let bytes = codec::encode_state("map", &map).expect("encodes");
+    assert_eq!(
+        bytes,
+        codec::encode_state("model", &model).expect("encodes"),
+        "the bytes of the BTreeMap it replaces"
+    );
+    let back: AppendMap<u64, u32> = codec::decode_state("map", &bytes).expect("decodes");
+    assert_eq!(back, map);
+    let back_got: Vec<_> = back.iter().map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(back_got, want, "decoded in key order");
+    for k in &seen {
+        assert_eq!(back.get(k), model.get(k), "get({k}) after a decode");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn behaves_as_the_btreemap_it_replaces(spread in 0u8..3, steps in prop::collection::vec(op(), 0..300)) {
+        run(spread, steps);
+    }
+
+    /// Every key of a sorted set, and every key between, is found or not found as a binary
+    /// search finds it, however the keys are spread.
+    #[test]
+    fn lookups_in_the_run_find_what_a_binary_search_finds(
+        keys in prop::collection::btree_set(prop_oneof![any::<u64>(), 0u64..64, (0u32..64).prop_map(|e| 1u64 << e)], 0..400),
+        probes in prop::collection::vec(any::<u64>(), 0..50),
+    ) {
+        let sorted: Vec<u64> = keys.iter().copied().collect();
+        let map: AppendMap<u64, usize> = sorted.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+        let neighbours = sorted.iter().flat_map(|k| [k.wrapping_sub(1), *k, k.wrapping_add(1)]);
+        for k in neighbours.chain(probes) {
+            prop_assert_eq!(map.get(&k).copied(), sorted.binary_search(&k).ok(), "get({})", k);
+        }
+    }
+}
+
+/// v7 ids (as carelog makes them) ascend and are found; v4-like ids (random, as a client may
+/// send) are found too, in key order either way.
+#[test]
+fn ids_of_either_kind_are_kept_in_key_order() {
+    let mut rng = carelog::rng::SplitMix64(5);
+    let mut map = AppendMap::new();
+    let mut model = BTreeMap::new();
+    for n in 0..20_000u64 {
+        let mut random = [0u8; 16];
+        random[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        random[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+        let id = if n % 5 == 0 {
+            uuid::Builder::from_random_bytes(random).into_uuid()
+        } else {
+            uuid::Builder::from_unix_timestamp_millis(1_700_000_000_000 + n * 37, &[7; 10])
+                .into_uuid()
+        };
+        map.insert(id, n);
+        model.insert(id, n);
+    }
+    assert!(
+        map.iter()
+            .map(|(k, v)| (*k, *v))
+            .eq(model.iter().map(|(k, v)| (*k, *v)))
+    );
+    for id in model.keys() {
+        assert_eq!(map.get(id), model.get(id));
+    }
+    assert_eq!(map.get(&Uuid::nil()), None);
+    assert_eq!(map.get(&Uuid::max()), None);
+}
