@@ -35,8 +35,8 @@ fn key(next: &mut u64, spread: u8, ascending: bool, pick: u64) -> u64 {
                     1
                 }
             }
-            // Exponentially: each gap larger than the last.
-            _ => (*next / 2).max(1),
+            // Exponentially: each gap larger than the last (up to 2^32: 300 steps stay in u64).
+            _ => (*next / 2).clamp(1, 1 << 32),
         };
         *next
     } else {
@@ -94,7 +94,11 @@ fn run(spread: u8, steps: Vec<(u8, bool, u64, u32)>) {
     let got: Vec<_> = map.iter().map(|(k, v)| (*k, *v)).collect();
     let want: Vec<_> = model.iter().map(|(k, v)| (*k, *v)).collect();
     assert_eq!(got, want, "entries in key order");
-    assert_eq!(map.iter().len(), model.len(), "the iterator's exact size");
+    let mut iter = map.iter();
+    for left in (0..model.len()).rev() {
+        assert!(iter.next().is_some());
+        assert_eq!(iter.len(), left, "the iterator's exact size as it goes");
+    }
     for k in seen
         .iter()
         .flat_map(|k| [k.saturating_sub(1), *k, k.saturating_add(1)])
@@ -171,4 +175,72 @@ fn ids_of_either_kind_are_kept_in_key_order() {
     }
     assert_eq!(map.get(&Uuid::nil()), None);
     assert_eq!(map.get(&Uuid::max()), None);
+}
+
+/// One id far above the rest (a client's random v4 id among v7 ids) does not send every later
+/// id to the others: the run heals at the next ordinary id. So does a burst of them.
+#[test]
+fn ids_far_above_the_rest_leave_the_run_at_the_next_ordinary_id() {
+    let v7 = |n: u64| {
+        uuid::Builder::from_unix_timestamp_millis(1_700_000_000_000 + n, &[7; 10]).into_uuid()
+    };
+    let far = |n: u8| uuid::Builder::from_random_bytes([0xF0 | (n & 0x0F); 16]).into_uuid();
+    let mut map = AppendMap::new();
+    let mut model = BTreeMap::new();
+    for n in 0..10_000u64 {
+        let id = match n {
+            100 => far(1),
+            // A burst, descending: each takes the place of the one before.
+            5_000..=5_009 => far(15 - (n - 5_000) as u8),
+            _ => v7(n),
+        };
+        map.insert(id, n);
+        model.insert(id, n);
+    }
+    assert!(
+        map.iter()
+            .map(|(k, v)| (*k, *v))
+            .eq(model.iter().map(|(k, v)| (*k, *v)))
+    );
+    assert_eq!(map.len(), model.len());
+    assert!(
+        map.len_in_run() >= 10_000 - 11,
+        "the ordinary ids stay in the run: {} of {}",
+        map.len_in_run(),
+        map.len()
+    );
+    for (id, n) in &model {
+        assert_eq!(map.get(id), Some(n));
+    }
+}
+
+/// A map written by hand, out of order and with a repeated key, decodes as inserting its
+/// entries one by one would (as serde's `BTreeMap` does): checkpoints are checked, but a decode
+/// must not trust their order.
+#[test]
+fn unsorted_or_repeated_keys_decode_as_inserting_one_by_one_would() {
+    let entries: Vec<(u64, String)> = vec![
+        (5, "a".into()),
+        (1, "b".into()),
+        (5, "c".into()),
+        (9, "d".into()),
+        (3, "e".into()),
+    ];
+    let bytes = codec::encode_state("test", &entries).expect("encodes");
+    let plain: BTreeMap<u64, String> = codec::decode_state("test", &bytes).expect("decodes");
+    let map: AppendMap<u64, String> = codec::decode_state("test", &bytes).expect("decodes");
+    assert!(map.iter().eq(plain.iter()));
+    assert_eq!(map.get(&5).map(String::as_str), Some("c"));
+    for k in 0..12 {
+        assert_eq!(map.get(&k), plain.get(&k), "get({k})");
+    }
+}
+
+/// A length prefix far beyond the bytes that follow is an error, not an allocation of that
+/// many entries.
+#[test]
+fn a_corrupt_length_is_an_error_not_an_allocation() {
+    let mut bytes = vec![0xFD];
+    bytes.extend_from_slice(&(u64::MAX - 1).to_le_bytes());
+    assert!(codec::decode_state::<AppendMap<u64, String>>("test", &bytes).is_err());
 }

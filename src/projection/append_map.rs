@@ -8,17 +8,21 @@
 //! stays ~55% full, and every node is an allocation. On a 10 M-event rebuild those inserts
 //! were ~15% of the time and the half-empty nodes much of the 2.4 GiB held.
 //!
-//! Here a key above every key so far is pushed onto sorted vectors (the *run*: keys, values): no search, no
-//! node, no slack beyond the vector's own. A key below the run's last goes into a `BTreeMap`
-//! beside it (the *others*): ids a client chose freely (v4, random) cost what they cost before.
-//! A removed run entry stays as a tombstone (`None`): removing from the middle of a vector of
-//! millions would move them all, and a void or a correction removes far fewer than are added.
+//! Here a key above every key so far is pushed onto sorted vectors (the *run*: keys apart from
+//! values): no node, no slack beyond the vectors' own. Other keys go into a `BTreeMap` beside
+//! it (the *others*), except that a key with at most [`MOVE_TO_OTHERS_MAX`] run keys above it
+//! takes their place: they move to the others and it is pushed. So the run heals: a client's
+//! id far above the rest (a random v4 id among v7 ids, say) leaves the run at the next ordinary
+//! id, instead of sending every later id to the others. Ids that are all random cost about what
+//! they cost in a `BTreeMap` (each key moves at most once). A removed run entry stays as a
+//! tombstone (`None`): removing from the middle of a vector of millions would move them all, and
+//! voids and corrections remove far fewer than are added.
 //!
 //! It behaves as the `BTreeMap` it replaces: iteration in key order (the run and the others
 //! merged), and the same serialized bytes (a map, in key order), so checkpoints written by
-//! either decode into either. A decode pushes each entry onto the run as it comes (they are
-//! sorted), with no tree to build. Invariants: a key is in the run or in the others, never both;
-//! every key in the others is below the run's last key; the run's keys are strictly ascending.
+//! either decode into either. A decode inserts the entries as they come: sorted (as saves write
+//! them), each is pushed onto the run, with no tree to build. Invariants: the run's keys are
+//! strictly ascending; a key is in the run or in the others, never both.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map;
@@ -29,6 +33,11 @@ use std::marker::PhantomData;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+/// At most this many keys at the end of the run move to the others to let a key below them
+/// be pushed: enough for a burst of out-of-order ids, few enough that a key far below the end
+/// (an old id) goes to the others rather than emptying the run.
+pub const MOVE_TO_OTHERS_MAX: usize = 64;
+
 /// An ordered map optimised for ascending keys; see the module documentation.
 #[derive(Clone)]
 pub struct AppendMap<K, V> {
@@ -37,20 +46,18 @@ pub struct AppendMap<K, V> {
     run_keys: Vec<K>,
     /// The run's values, at their keys' indexes, or `None` once removed.
     run_values: Vec<Option<V>>,
-    /// Keys that arrived below the run's last key and were not in the run.
+    /// Every other key.
     others: BTreeMap<K, V>,
     /// Live entries in both.
     len: usize,
 }
 
-/// Where a key is, or would go.
+/// Where a key is in the run.
 enum Place {
-    /// At this index of the run (live or a tombstone).
+    /// At this index (live or a tombstone).
     Run(usize),
-    /// Above every key of the run: it would be pushed.
-    After,
-    /// Below the run's last key and not in the run: in the others, if anywhere.
-    Others,
+    /// Not in the run: it would go at this index (the run's length: after its last key).
+    NotInRun(usize),
 }
 
 impl<K, V> Default for AppendMap<K, V> {
@@ -78,21 +85,26 @@ impl<K: Ranked, V> AppendMap<K, V> {
         self.len == 0
     }
 
+    /// Live entries kept in the run (the rest are in the others): how well the keys ascend.
+    pub fn len_in_run(&self) -> usize {
+        self.len - self.others.len()
+    }
+
     fn place(&self, key: &K) -> Place {
         match self.run_keys.last() {
             Some(last) if key <= last => match search(&self.run_keys, key) {
                 Ok(i) => Place::Run(i),
-                Err(_) => Place::Others,
+                Err(i) => Place::NotInRun(i),
             },
-            _ => Place::After,
+            _ => Place::NotInRun(self.run_keys.len()),
         }
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {
         match self.place(key) {
             Place::Run(i) => self.run_values.get(i).and_then(Option::as_ref),
-            Place::Others => self.others.get(key),
-            Place::After => None,
+            Place::NotInRun(_) if self.others.is_empty() => None,
+            Place::NotInRun(_) => self.others.get(key),
         }
     }
 
@@ -103,21 +115,51 @@ impl<K: Ranked, V> AppendMap<K, V> {
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         match self.place(key) {
             Place::Run(i) => self.run_values.get_mut(i).and_then(Option::as_mut),
-            Place::Others => self.others.get_mut(key),
-            Place::After => None,
+            Place::NotInRun(_) if self.others.is_empty() => None,
+            Place::NotInRun(_) => self.others.get_mut(key),
         }
+    }
+
+    /// For a key in neither the run nor the others, that would go at `index` of the run: moves
+    /// the run's keys from `index` on to the others when there are at most
+    /// [`MOVE_TO_OTHERS_MAX`] of them, and says whether the key can now be pushed.
+    fn make_room_in_run(&mut self, index: usize) -> bool {
+        if self.run_keys.len().saturating_sub(index) > MOVE_TO_OTHERS_MAX {
+            return false;
+        }
+        let moved = self
+            .run_keys
+            .drain(index..)
+            .zip(self.run_values.drain(index..));
+        for (key, value) in moved {
+            if let Some(value) = value {
+                self.others.insert(key, value);
+            }
+        }
+        true
+    }
+
+    fn push_run(&mut self, key: K, value: Option<V>) {
+        grow_for_one_more(&mut self.run_keys);
+        grow_for_one_more(&mut self.run_values);
+        self.run_keys.push(key);
+        self.run_values.push(value);
     }
 
     /// Inserts, returning the value the key had.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let old = match self.place(&key) {
-            Place::After => {
-                self.run_keys.push(key);
-                self.run_values.push(Some(value));
-                None
-            }
             Place::Run(i) => self.run_values.get_mut(i).and_then(|v| v.replace(value)),
-            Place::Others => self.others.insert(key, value),
+            Place::NotInRun(i) => {
+                if let Some(slot) = self.others.get_mut(&key) {
+                    Some(std::mem::replace(slot, value))
+                } else if self.make_room_in_run(i) {
+                    self.push_run(key, Some(value));
+                    None
+                } else {
+                    self.others.insert(key, value)
+                }
+            }
         };
         if old.is_none() {
             self.len += 1;
@@ -129,8 +171,8 @@ impl<K: Ranked, V> AppendMap<K, V> {
     pub fn remove(&mut self, key: &K) -> Option<V> {
         let old = match self.place(key) {
             Place::Run(i) => self.run_values.get_mut(i).and_then(Option::take),
-            Place::Others => self.others.remove(key),
-            Place::After => None,
+            Place::NotInRun(_) if self.others.is_empty() => None,
+            Place::NotInRun(_) => self.others.remove(key),
         };
         if old.is_some() {
             self.len -= 1;
@@ -143,24 +185,26 @@ impl<K: Ranked, V> AppendMap<K, V> {
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
         let i = match self.place(&key) {
             Place::Run(i) => i,
-            Place::After => {
-                self.run_keys.push(key);
-                self.run_values.push(None);
+            Place::NotInRun(i) => {
+                if self.others.contains_key(&key) || !self.make_room_in_run(i) {
+                    let mut made = false;
+                    let value = self.others.entry(key).or_insert_with(|| {
+                        made = true;
+                        make()
+                    });
+                    self.len += usize::from(made);
+                    return value;
+                }
+                self.push_run(key, None);
                 self.run_values.len() - 1
-            }
-            Place::Others => {
-                let mut made = false;
-                let value = self.others.entry(key).or_insert_with(|| {
-                    made = true;
-                    make()
-                });
-                self.len += usize::from(made);
-                return value;
             }
         };
         let slot = &mut self.run_values[i];
-        self.len += usize::from(slot.is_none());
-        slot.get_or_insert_with(make)
+        let made = slot.is_none();
+        let value = slot.get_or_insert_with(make);
+        // Counted once the value exists (a panicking `make` leaves a tombstone, not a count).
+        self.len += usize::from(made);
+        value
     }
 
     /// The value under `key`, the default inserted first when there is none.
@@ -194,13 +238,37 @@ impl<K: Ranked, V> AppendMap<K, V> {
     }
 }
 
+/// Makes room for one more entry in a run vector. A full vector of at least
+/// [`GROW_STRAIGHT_FROM_BYTES`] grows straight to [`GROW_STRAIGHT_TO_BYTES`], then doubles as
+/// usual. Why: glibc places an allocation under its mmap threshold (which rises to 32 MiB as
+/// mapped blocks are freed) in the heap, and a heap block that grows is copied to a new one,
+/// leaving the old as a hole only later allocations fill; a block over it is mapped, and grows
+/// by remapping its pages (no copy, no hole). Doubling every run vector through the heap left
+/// holes of ~100 MiB at the peak of a 10 M-event rebuild. The capacity above the length is
+/// address space, not memory, until written.
+fn grow_for_one_more<T>(v: &mut Vec<T>) {
+    if v.len() < v.capacity() {
+        return;
+    }
+    let size = std::mem::size_of::<T>().max(1);
+    let bytes = v.capacity().saturating_mul(size);
+    if (GROW_STRAIGHT_FROM_BYTES..GROW_STRAIGHT_TO_BYTES).contains(&bytes) {
+        v.reserve_exact((GROW_STRAIGHT_TO_BYTES / size).saturating_sub(v.len()));
+    }
+}
+
+/// See [`grow_for_one_more`]: small maps (most of the registry's) never reach it.
+const GROW_STRAIGHT_FROM_BYTES: usize = 1 << 20;
+/// Over glibc's largest mmap threshold (32 MiB on 64-bit), with room for its header.
+const GROW_STRAIGHT_TO_BYTES: usize = 33 << 20;
+
 /// A key with a rank: a number that never decreases as keys ascend, and spreads them about
 /// evenly for the keys actually met, so that a search of the run can guess where a key lies.
 pub trait Ranked: Ord {
     fn rank(&self) -> u64;
 }
 
-/// A UUID's first 8 bytes: a v7 id's millisecond time and 16 random bits.
+/// A UUID's first 8 bytes: a v7 id's millisecond time (48 bits), its version and 12 bits more.
 impl Ranked for uuid::Uuid {
     fn rank(&self) -> u64 {
         let b = self.as_bytes();
