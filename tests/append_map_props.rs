@@ -145,6 +145,15 @@ proptest! {
     }
 }
 
+/// The same entries, in the same order, each found by `get`.
+fn assert_same_entries(map: &AppendMap<Uuid, u64>, model: &BTreeMap<Uuid, u64>) {
+    assert_eq!(map.len(), model.len());
+    assert!(map.iter().eq(model.iter()), "entries in key order");
+    for (id, n) in model {
+        assert_eq!(map.get(id), Some(n), "get({id})");
+    }
+}
+
 /// v7 ids (as carelog makes them) ascend and are found; v4-like ids (random, as a client may
 /// send) are found too, in key order either way.
 #[test]
@@ -165,14 +174,7 @@ fn ids_of_either_kind_are_kept_in_key_order() {
         map.insert(id, n);
         model.insert(id, n);
     }
-    assert!(
-        map.iter()
-            .map(|(k, v)| (*k, *v))
-            .eq(model.iter().map(|(k, v)| (*k, *v)))
-    );
-    for id in model.keys() {
-        assert_eq!(map.get(id), model.get(id));
-    }
+    assert_same_entries(&map, &model);
     assert_eq!(map.get(&Uuid::nil()), None);
     assert_eq!(map.get(&Uuid::max()), None);
 }
@@ -197,21 +199,13 @@ fn ids_far_above_the_rest_leave_the_run_at_the_next_ordinary_id() {
         map.insert(id, n);
         model.insert(id, n);
     }
-    assert!(
-        map.iter()
-            .map(|(k, v)| (*k, *v))
-            .eq(model.iter().map(|(k, v)| (*k, *v)))
-    );
-    assert_eq!(map.len(), model.len());
+    assert_same_entries(&map, &model);
     assert!(
         map.len_in_run() >= 10_000 - 11,
         "the ordinary ids stay in the run: {} of {}",
         map.len_in_run(),
         map.len()
     );
-    for (id, n) in &model {
-        assert_eq!(map.get(id), Some(n));
-    }
 }
 
 /// A map written by hand, out of order and with a repeated key, decodes as inserting its
