@@ -238,3 +238,78 @@ fn a_corrupt_length_is_an_error_not_an_allocation() {
     bytes.extend_from_slice(&(u64::MAX - 1).to_le_bytes());
     assert!(codec::decode_state::<AppendMap<u64, String>>("test", &bytes).is_err());
 }
+
+/// A map decoded from a checkpoint holds every key in its run, a client's random ids (above
+/// and below carelog's own) included. Lookups stay right, and the first new id after the load
+/// moves the random ids above it out, so that new ids go onto the run again.
+#[test]
+fn after_a_decode_random_ids_do_not_keep_new_ids_out_of_the_run() {
+    let mut rng = carelog::rng::SplitMix64(11);
+    let mut model = BTreeMap::new();
+    let v7 = |n: u64| {
+        uuid::Builder::from_unix_timestamp_millis(1_700_000_000_000 + n, &[3; 10]).into_uuid()
+    };
+    for n in 0..100_000u64 {
+        let id = if n % 50 == 0 {
+            let mut random = [0u8; 16];
+            random[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+            random[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+            uuid::Builder::from_random_bytes(random).into_uuid()
+        } else {
+            v7(n)
+        };
+        model.insert(id, n);
+    }
+    let bytes = codec::encode_state("model", &model).expect("encodes");
+    let mut map: AppendMap<Uuid, u64> = codec::decode_state("map", &bytes).expect("decodes");
+    assert_same_entries(&map, &model);
+    for n in 100_000..110_000u64 {
+        map.insert(v7(n), n);
+        model.insert(v7(n), n);
+    }
+    assert_same_entries(&map, &model);
+    let random_ids = 100_000 / 50;
+    assert!(
+        map.len() - map.len_in_run() <= random_ids,
+        "only random ids are kept out of the run: {} of {} are",
+        map.len() - map.len_in_run(),
+        map.len()
+    );
+}
+
+/// An id older than the run's last few (an old entity's, say) goes to the others: it does not
+/// empty the run.
+#[test]
+fn an_old_id_goes_to_the_others_and_leaves_the_run_whole() {
+    let v7 = |n: u64| {
+        uuid::Builder::from_unix_timestamp_millis(1_700_000_000_000 + 2 * n, &[3; 10]).into_uuid()
+    };
+    let mut map = AppendMap::new();
+    let mut model = BTreeMap::new();
+    for n in 1..=10_000u64 {
+        map.insert(v7(n), n);
+        model.insert(v7(n), n);
+    }
+    let old = uuid::Builder::from_unix_timestamp_millis(1_700_000_000_001, &[3; 10]).into_uuid();
+    map.insert(old, 0);
+    model.insert(old, 0);
+    assert_same_entries(&map, &model);
+    assert_eq!(map.len_in_run(), 10_000, "the run kept every key");
+}
+
+/// A value maker that panics leaves the map as it was: its length counts what iterates, and it
+/// still encodes to bytes that decode.
+#[test]
+fn a_panicking_value_maker_leaves_the_map_whole() {
+    let mut map: AppendMap<u64, String> = (0..1_000u64).map(|k| (k * 2, k.to_string())).collect();
+    for key in [5_000u64, 1_995, 999, 0] {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            map.get_or_insert_with(key, || panic!("no value"));
+        }));
+        assert_eq!(result.is_err(), key != 0, "key {key}");
+        assert_eq!(map.len(), map.iter().count(), "after key {key}");
+    }
+    let bytes = codec::encode_state("map", &map).expect("encodes");
+    let back: AppendMap<u64, String> = codec::decode_state("map", &bytes).expect("decodes");
+    assert_eq!(back, map);
+}

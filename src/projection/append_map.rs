@@ -11,12 +11,15 @@
 //! Here a key above every key so far is pushed onto sorted vectors (the *run*: keys apart from
 //! values): no node, no slack beyond the vectors' own. Other keys go into a `BTreeMap` beside
 //! it (the *others*), except that a key with at most [`MOVE_TO_OTHERS_MAX`] run keys above it
-//! takes their place: they move to the others and it is pushed. So the run heals: a client's
+//! (or an eighth of the run) takes their place: they move to the others and it is pushed. So the run heals: a client's
 //! id far above the rest (a random v4 id among v7 ids, say) leaves the run at the next ordinary
 //! id, instead of sending every later id to the others. Ids that are all random cost about what
 //! they cost in a `BTreeMap` (each key moves at most once). A removed run entry stays as a
 //! tombstone (`None`): removing from the middle of a vector of millions would move them all, and
-//! voids and corrections remove far fewer than are added.
+//! voids and corrections remove far fewer than are added (a map whose entries are mostly
+//! removed would keep its tombstones: no state here is such a map). A lookup finds its block of
+//! 256 run keys from a fence of every 256th key, then guesses within the block from the key's
+//! rank (for ids, their time).
 //!
 //! It behaves as the `BTreeMap` it replaces: iteration in key order (the run and the others
 //! merged), and the same serialized bytes (a map, in key order), so checkpoints written by
@@ -38,6 +41,16 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 /// (an old id) goes to the others rather than emptying the run.
 pub const MOVE_TO_OTHERS_MAX: usize = 64;
 
+/// ... or this share of the run (one in 8), when that is more: a map decoded from a checkpoint
+/// has every key in its run, a client's random ids included, and most of those sort above
+/// carelog's own (v7); the first new id after the load moves them out, once. Each key moves
+/// at most once, so a move of many keys is paid for by the pushes that put them there.
+const MOVE_TO_OTHERS_SHARE: usize = 8;
+
+/// One run key in this many is kept in the fence (see [`AppendMap`]'s `fence`): a block of
+/// 256 ids is 4 KiB of keys.
+const FENCE_EVERY: usize = 256;
+
 /// An ordered map optimised for ascending keys; see the module documentation.
 #[derive(Clone)]
 pub struct AppendMap<K, V> {
@@ -46,6 +59,10 @@ pub struct AppendMap<K, V> {
     run_keys: Vec<K>,
     /// The run's values, at their keys' indexes, or `None` once removed.
     run_values: Vec<Option<V>>,
+    /// Every [`FENCE_EVERY`]th run key (`run_keys[j * FENCE_EVERY]`): a search first finds its
+    /// block among these few (cached) keys, so that keys far from the rest (a client's random
+    /// ids, say) slow down only the lookups in their own block.
+    fence: Vec<K>,
     /// Every other key.
     others: BTreeMap<K, V>,
     /// Live entries in both.
@@ -65,6 +82,7 @@ impl<K, V> Default for AppendMap<K, V> {
         Self {
             run_keys: Vec::new(),
             run_values: Vec::new(),
+            fence: Vec::new(),
             others: BTreeMap::new(),
             len: 0,
         }
@@ -92,10 +110,19 @@ impl<K: Ranked, V> AppendMap<K, V> {
 
     fn place(&self, key: &K) -> Place {
         match self.run_keys.last() {
-            Some(last) if key <= last => match search(&self.run_keys, key) {
-                Ok(i) => Place::Run(i),
-                Err(i) => Place::NotInRun(i),
-            },
+            Some(last) if key <= last => {
+                // The block whose first key is the last at or below `key` (none: below the run).
+                let blocks_at_or_below = self.fence.partition_point(|f| f <= key);
+                let Some(block) = blocks_at_or_below.checked_sub(1) else {
+                    return Place::NotInRun(0);
+                };
+                let start = block * FENCE_EVERY;
+                let end = (start + FENCE_EVERY).min(self.run_keys.len());
+                match search(self.run_keys.get(start..end).unwrap_or_default(), key) {
+                    Ok(i) => Place::Run(start + i),
+                    Err(i) => Place::NotInRun(start + i),
+                }
+            }
             _ => Place::NotInRun(self.run_keys.len()),
         }
     }
@@ -122,9 +149,11 @@ impl<K: Ranked, V> AppendMap<K, V> {
 
     /// For a key in neither the run nor the others, that would go at `index` of the run: moves
     /// the run's keys from `index` on to the others when there are at most
-    /// [`MOVE_TO_OTHERS_MAX`] of them, and says whether the key can now be pushed.
+    /// [`MOVE_TO_OTHERS_MAX`] of them (or an eighth of the run, when that is more), and says
+    /// whether the key can now be pushed.
     fn make_room_in_run(&mut self, index: usize) -> bool {
-        if self.run_keys.len().saturating_sub(index) > MOVE_TO_OTHERS_MAX {
+        let limit = MOVE_TO_OTHERS_MAX.max(self.run_keys.len() / MOVE_TO_OTHERS_SHARE);
+        if self.run_keys.len().saturating_sub(index) > limit {
             return false;
         }
         let moved = self
@@ -136,12 +165,17 @@ impl<K: Ranked, V> AppendMap<K, V> {
                 self.others.insert(key, value);
             }
         }
+        self.fence
+            .truncate(self.run_keys.len().div_ceil(FENCE_EVERY));
         true
     }
 
     fn push_run(&mut self, key: K, value: Option<V>) {
         grow_for_one_more(&mut self.run_keys);
         grow_for_one_more(&mut self.run_values);
+        if self.run_keys.len().is_multiple_of(FENCE_EVERY) {
+            self.fence.push(key.clone());
+        }
         self.run_keys.push(key);
         self.run_values.push(value);
     }
@@ -264,7 +298,7 @@ const GROW_STRAIGHT_TO_BYTES: usize = 33 << 20;
 
 /// A key with a rank: a number that never decreases as keys ascend, and spreads them about
 /// evenly for the keys actually met, so that a search of the run can guess where a key lies.
-pub trait Ranked: Ord {
+pub trait Ranked: Ord + Clone {
     fn rank(&self) -> u64;
 }
 
@@ -282,9 +316,9 @@ impl Ranked for u64 {
     }
 }
 
-/// `keys.binary_search(key)`, for strictly ascending keys, starting where the key's rank says
-/// it lies between the first and last keys, then widening from there by doubling steps until
-/// the key is bracketed. Keys spread as ids are (by time) are found within a few neighbouring
+/// `keys.binary_search(key)` within one block of the run (found from the fence), for strictly
+/// ascending keys, starting where the key's rank says it lies between the block's first and
+/// last keys, then widening from there by doubling steps until the key is bracketed. Keys spread as ids are (by time) are found within a few neighbouring
 /// probes; keys spread otherwise cost at most about twice a binary search. (A binary search of
 /// millions of ids touched ~20 cache lines far apart per lookup: the lookups of entities were
 /// the largest cost of a 10 M-event rebuild.)
