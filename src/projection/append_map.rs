@@ -171,6 +171,11 @@ impl<K: Ranked, V> AppendMap<K, V> {
     }
 
     fn push_run(&mut self, key: K, value: Option<V>) {
+        // Every caller found the key's place above every key left in the run.
+        assert!(
+            self.run_keys.last().is_none_or(|last| *last < key),
+            "AppendMap: a key pushed onto the run must be above its last"
+        );
         grow_for_one_more(&mut self.run_keys);
         grow_for_one_more(&mut self.run_values);
         if self.run_keys.len().is_multiple_of(FENCE_EVERY) {
