@@ -268,10 +268,6 @@ impl<K: Ranked, V> AppendMap<K, V> {
         }
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.iter().map(|(k, _)| k)
-    }
-
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.iter().map(|(_, v)| v)
     }
@@ -323,10 +319,11 @@ impl Ranked for u64 {
 
 /// `keys.binary_search(key)` within one block of the run (found from the fence), for strictly
 /// ascending keys, starting where the key's rank says it lies between the block's first and
-/// last keys, then widening from there by doubling steps until the key is bracketed. Keys spread as ids are (by time) are found within a few neighbouring
-/// probes; keys spread otherwise cost at most about twice a binary search. (A binary search of
-/// millions of ids touched ~20 cache lines far apart per lookup: the lookups of entities were
-/// the largest cost of a 10 M-event rebuild.)
+/// last keys, then widening from there by doubling steps until the key is bracketed. Keys
+/// spread as ids are (by time) are found within a few neighbouring probes; keys spread
+/// otherwise cost at most about twice a binary search of the block. (A binary search of the
+/// whole run touched ~20 cache lines far apart per lookup: with it, the lookups of entities
+/// were the largest cost of a 10 M-event rebuild.)
 fn search<K: Ranked>(keys: &[K], key: &K) -> Result<usize, usize> {
     let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
         return Err(0);
