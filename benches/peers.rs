@@ -40,7 +40,8 @@ use carelog::log::{Pending, hash};
 use carelog::projection::book::BOOK_VERSION;
 use carelog::projection::checkpoint::{BOOK_NAME, Checkpoints};
 use carelog::projection::{
-    AnyProjection, AsOf, EventView, PairingBook, Projection, Query, Registered, Source, replay,
+    AnyProjection, AsOf, EventView, PairingBook, Projection, Query, Registered, Source, Timeline,
+    replay,
 };
 use carelog::time::{self, Clock, SystemClock};
 
@@ -739,6 +740,73 @@ fn child(args: &[String]) {
     println!("{}", serde_json::to_string(&report).expect("json"));
 }
 
+/// As-of queries answered from a held [`Timeline`] (as `carelog serve` answers them), in a
+/// process of its own so that what the timeline holds is read from its RSS.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct TimelineReport {
+    events: u64,
+    build_seconds: f64,
+    snapshots: usize,
+    every_events: u64,
+    /// RSS with the timeline held, less the RSS once it is dropped (freed memory handed back
+    /// both times; sled's cache is in both).
+    held_kib: u64,
+    peak_rss_kib: u64,
+    asof_ms: Vec<f64>,
+    tail_events: Vec<f64>,
+}
+
+fn timeline_child(args: &[String]) {
+    let (path, samples) = (
+        PathBuf::from(&args[0]),
+        args[1].parse::<usize>().expect("samples"),
+    );
+    let log = Log::open(&path, OpenOptions::existing()).expect("open");
+    let mut timeline = match std::env::var("CARELOG_BENCH_TIMELINE_EVERY") {
+        Ok(every) => Timeline::with_spacing(
+            carelog::projections::registry(),
+            every.parse().expect("CARELOG_BENCH_TIMELINE_EVERY: events"),
+        ),
+        Err(_) => Timeline::new(carelog::projections::registry()),
+    };
+    let started = WallClock::now();
+    timeline.catch_up(&log, &mut |_, _| {}).expect("timeline");
+    let build_seconds = started.elapsed().as_secs_f64();
+    let head = log.head_position();
+    let mut rng = Rng(7);
+    let mut asof_ms = Vec::new();
+    let mut tail_events = Vec::new();
+    for _ in 0..samples {
+        let p = 1 + rng.below(head);
+        let t = WallClock::now();
+        let rebuilt = timeline
+            .as_of(&log, AsOf::Position(p), &mut |_, _| {})
+            .expect("as-of");
+        asof_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        tail_events.push(rebuilt.events_read as f64);
+        assert_eq!(
+            rebuilt.position, p,
+            "the timeline answered another position"
+        );
+    }
+    let (snapshots, every_events) = timeline.snapshots();
+    let peak_rss_kib = proc_status_kib("VmHWM").unwrap_or(0);
+    let with_timeline_kib = rss_after_freeing_kib();
+    drop(timeline);
+    let held_kib = with_timeline_kib.saturating_sub(rss_after_freeing_kib());
+    let report = TimelineReport {
+        events: head,
+        build_seconds,
+        snapshots,
+        every_events,
+        held_kib,
+        peak_rss_kib,
+        asof_ms,
+        tail_events,
+    };
+    println!("{}", serde_json::to_string(&report).expect("json"));
+}
+
 unsafe extern "C" {
     /// glibc: hands freed heap memory back to the system.
     fn malloc_trim(pad: usize) -> i32;
@@ -786,6 +854,8 @@ struct Plan {
     /// The as-of log's size: the long log's, or less (see the as-of section).
     asof_events: u64,
     asof_samples: usize,
+    /// As-of queries on the held timeline.
+    timeline_samples: usize,
     sqlite_asof_samples: usize,
 }
 
@@ -818,6 +888,10 @@ fn over_held(r: &RebuildReport) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--timeline-child") {
+        timeline_child(&args[i + 1..]);
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--child") {
         child(&args[i + 1..]);
         return;
@@ -846,6 +920,7 @@ fn main() {
             rebuild_rounds: 2,
             asof_events: asof_events.min(events),
             asof_samples: 40,
+            timeline_samples: 300,
             sqlite_asof_samples: 3,
         }
     } else {
@@ -857,6 +932,7 @@ fn main() {
             rebuild_rounds: 3,
             asof_events: asof_events.min(events),
             asof_samples: 100,
+            timeline_samples: 500,
             sqlite_asof_samples: 5,
         }
     };
@@ -1037,6 +1113,27 @@ fn main() {
     let c_asof_p50 = percentile(&mut c_asof_ms, 50.0);
     let tail_p99 = percentile(&mut tail_events, 99.0);
     drop(log);
+    step("as-of at random positions (carelog: a held timeline, in a child process)");
+    let timeline = {
+        let exe = std::env::current_exe().expect("current exe");
+        let out = Command::new(exe)
+            .arg("--timeline-child")
+            .arg(&asof_dir)
+            .arg(plan.timeline_samples.to_string())
+            .output()
+            .expect("run the timeline child");
+        assert!(
+            out.status.success(),
+            "the timeline child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().last().unwrap_or_default();
+        serde_json::from_str::<TimelineReport>(line).expect("the timeline child's report")
+    };
+    let t_asof_p99 = percentile(&mut timeline.asof_ms.clone(), 99.0);
+    let t_asof_p50 = percentile(&mut timeline.asof_ms.clone(), 50.0);
+    let t_tail_p99 = percentile(&mut timeline.tail_events.clone(), 99.0);
     step("as-of at random positions (sqlite: a scan up to the position)");
     let mut s_asof_ms = Vec::new();
     {
@@ -1227,20 +1324,53 @@ fn main() {
         ),
         (
             format!(
-                "as-of at a random position of {asof_head} events, p99 (ms; p50 {c_asof_p50:.0} / {s_asof_p50:.0})"
+                "as-of at a random position of {asof_head} events, p99 (ms; p50 {t_asof_p50:.1} / {s_asof_p50:.0})"
             ),
-            format!("{c_asof_p99:.1}"),
+            format!("{t_asof_p99:.1}"),
             format!("{s_asof_p99:.0}"),
-            format!("{:.1}", s_asof_p99 / c_asof_p99),
+            format!("{:.1}", s_asof_p99 / t_asof_p99),
             "<= 50 ms",
         ),
         (
             format!(
-                "  carelog: {} samples, tail p99 {tail_p99:.0} events; a checkpoint load alone (no tail) up to {load_max_ms:.0} ms",
-                plan.asof_samples
+                "  carelog: held timeline (`serve`), {} samples, tail p99 {t_tail_p99:.0} events",
+                timeline.asof_ms.len()
             ),
             String::new(),
             format!("{} samples", plan.sqlite_asof_samples),
+            String::new(),
+            "",
+        ),
+        (
+            format!(
+                "  carelog: the timeline built in {:.1} s, {} snapshots {} events apart; RSS held / peak (MiB)",
+                timeline.build_seconds, timeline.snapshots, timeline.every_events
+            ),
+            format!(
+                "{:.0} / {:.0}",
+                mib(timeline.held_kib),
+                mib(timeline.peak_rss_kib)
+            ),
+            String::new(),
+            String::new(),
+            "",
+        ),
+        (
+            format!(
+                "  carelog one-shot (CLI: checkpoints, then the tail), p99 (ms; p50 {c_asof_p50:.0}; {} samples)",
+                plan.asof_samples
+            ),
+            format!("{c_asof_p99:.1}"),
+            String::new(),
+            format!("{:.1}", s_asof_p99 / c_asof_p99),
+            "",
+        ),
+        (
+            format!(
+                "  carelog one-shot: tail p99 {tail_p99:.0} events; a checkpoint load alone (no tail) up to {load_max_ms:.0} ms"
+            ),
+            String::new(),
+            String::new(),
             String::new(),
             "",
         ),
@@ -1312,7 +1442,8 @@ fn main() {
         "append_single_vs_sqlite": round(c_single.events_per_s / s_single.events_per_s, 3),
         "rebuild_events_per_s": c_rebuild_eps.round(),
         "rebuild_vs_sqlite": round(c_rebuild_eps / s_rebuild_eps, 3),
-        "asof_p99_ms": round(c_asof_p99, 2),
+        "asof_p99_ms": round(t_asof_p99, 2),
+        "asof_one_shot_p99_ms": round(c_asof_p99, 2),
         "verify_events_per_s": c_verify.round(),
         "rebuild_peak_rss_mib": mib(c_rebuild.peak_rss_kib).round(),
         "disk_bytes_per_event": disk_per_event.round(),

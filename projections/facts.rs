@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::projection::append_map::AppendMap;
+use crate::projection::append_map::{AppendMap, AppendVec};
 use uuid::Uuid;
 
 use crate::domain::{Date, DomainEvent};
@@ -26,18 +26,19 @@ pub struct DatedAdjustment<V> {
     pub adjustment: Adjustment,
 }
 
-/// The counted events of a projection.
+/// The counted events of a projection. Both lists share with clones (snapshots of the state).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "V: Clone + Deserialize<'de>"))]
 pub struct Facts<V> {
     pub live: AppendMap<Uuid, Fact<V>>,
-    pub adjustments: Vec<DatedAdjustment<V>>,
+    pub adjustments: AppendVec<DatedAdjustment<V>>,
 }
 
 impl<V> Default for Facts<V> {
     fn default() -> Self {
         Self {
             live: AppendMap::new(),
-            adjustments: Vec::new(),
+            adjustments: AppendVec::new(),
         }
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use carelog::codec;
-use carelog::projection::append_map::AppendMap;
+use carelog::projection::append_map::{AppendMap, AppendVec};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -44,13 +44,113 @@ fn key(next: &mut u64, spread: u8, ascending: bool, pick: u64) -> u64 {
     }
 }
 
-fn op() -> impl Strategy<Value = (u8, bool, u64, u32)> {
+fn steps() -> impl Strategy<Value = (u8, bool, u64, u32)> {
     (
         0u8..4,
         prop::bool::weighted(0.7),
         any::<u64>(),
         any::<u32>(),
     )
+}
+
+fn op(kind: u8, k: u64, value: u32) -> Op {
+    match kind {
+        0 => Op::Insert(k, value),
+        1 => Op::Remove(k),
+        2 => Op::Bump(k),
+        _ => Op::Set(k, value),
+    }
+}
+
+/// Applies an operation to the map and to its model, and checks that they answer alike.
+fn apply(map: &mut AppendMap<u64, u32>, model: &mut BTreeMap<u64, u32>, op: Op) {
+    match op {
+        Op::Insert(k, v) => assert_eq!(map.insert(k, v), model.insert(k, v), "{op:?}"),
+        Op::Remove(k) => assert_eq!(map.remove(&k), model.remove(&k), "{op:?}"),
+        Op::Bump(k) => {
+            let got = map.get_or_default(k);
+            *got = got.wrapping_add(1);
+            let want = model.entry(k).or_default();
+            *want = want.wrapping_add(1);
+            assert_eq!(*got, *want, "{op:?}");
+        }
+        Op::Set(k, v) => {
+            let got = map.get_mut(&k).map(|x| {
+                *x = v;
+                *x
+            });
+            let want = model.get_mut(&k).map(|x| {
+                *x = v;
+                *x
+            });
+            assert_eq!(got, want, "{op:?}");
+        }
+    }
+}
+
+/// Clones taken along the way keep the entries they had, while the map and a fork of it (the
+/// same operations with other values) go on being written: a write must never reach a page,
+/// leaf or the others that a clone still shares.
+fn run_with_clones(spread: u8, steps: Vec<(u8, bool, u64, u32)>) {
+    let mut map: AppendMap<u64, u32> = AppendMap::new();
+    let mut model: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut kept: Vec<(AppendMap<u64, u32>, BTreeMap<u64, u32>)> = Vec::new();
+    let mut fork: Option<(AppendMap<u64, u32>, BTreeMap<u64, u32>)> = None;
+    let mut next = 0u64;
+    let half = steps.len() / 2;
+    for (i, (kind, ascending, pick, value)) in steps.into_iter().enumerate() {
+        let k = key(&mut next, spread, ascending, pick);
+        apply(&mut map, &mut model, op(kind, k, value));
+        if let Some((f, fm)) = fork.as_mut() {
+            apply(f, fm, op(kind, k, !value));
+        }
+        if pick % 5 == 0 {
+            kept.push((map.clone(), model.clone()));
+        }
+        if i == half {
+            fork = Some((map.clone(), model.clone()));
+        }
+    }
+    kept.extend(fork);
+    kept.push((map, model));
+    for (n, (clone, model)) in kept.iter().enumerate() {
+        let got: Vec<_> = clone.iter().map(|(k, v)| (*k, *v)).collect();
+        let want: Vec<_> = model.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(got, want, "clone {n}: its entries");
+        assert_eq!(clone.len(), model.len(), "clone {n}: its length");
+        for k in model.keys() {
+            assert_eq!(clone.get(k), model.get(k), "clone {n}: get({k})");
+        }
+    }
+}
+
+/// The same for the append-only list: clones keep their items while the original and a fork
+/// go on.
+fn run_list_with_clones(pushes: Vec<(u32, bool)>) {
+    let mut list = AppendVec::new();
+    let mut model = Vec::new();
+    let mut kept = Vec::new();
+    for (item, keep) in pushes {
+        list.push(item);
+        model.push(item);
+        if keep {
+            let mut fork = list.clone();
+            let mut fork_model = model.clone();
+            fork.push(!item);
+            fork_model.push(!item);
+            kept.push((list.clone(), model.clone()));
+            kept.push((fork, fork_model));
+        }
+    }
+    kept.push((list, model));
+    for (n, (list, model)) in kept.iter().enumerate() {
+        assert_eq!(list.len(), model.len(), "list {n}: its length");
+        assert!(list.iter().eq(model.iter()), "list {n}: its items");
+        let bytes = codec::encode_state("list", list).expect("encodes");
+        assert_eq!(bytes, codec::encode_state("model", model).expect("encodes"));
+        let back: AppendVec<u32> = codec::decode_state("list", &bytes).expect("decodes");
+        assert!(back == *list, "list {n}: decoded");
+    }
 }
 
 fn run(spread: u8, steps: Vec<(u8, bool, u64, u32)>) {
@@ -61,34 +161,7 @@ fn run(spread: u8, steps: Vec<(u8, bool, u64, u32)>) {
     for (kind, ascending, pick, value) in steps {
         let k = key(&mut next, spread, ascending, pick);
         seen.push(k);
-        let op = match kind {
-            0 => Op::Insert(k, value),
-            1 => Op::Remove(k),
-            2 => Op::Bump(k),
-            _ => Op::Set(k, value),
-        };
-        match op {
-            Op::Insert(k, v) => assert_eq!(map.insert(k, v), model.insert(k, v), "{op:?}"),
-            Op::Remove(k) => assert_eq!(map.remove(&k), model.remove(&k), "{op:?}"),
-            Op::Bump(k) => {
-                let got = map.get_or_default(k);
-                *got = got.wrapping_add(1);
-                let want = model.entry(k).or_default();
-                *want = want.wrapping_add(1);
-                assert_eq!(*got, *want, "{op:?}");
-            }
-            Op::Set(k, v) => {
-                let got = map.get_mut(&k).map(|x| {
-                    *x = v;
-                    *x
-                });
-                let want = model.get_mut(&k).map(|x| {
-                    *x = v;
-                    *x
-                });
-                assert_eq!(got, want, "{op:?}");
-            }
-        }
+        apply(&mut map, &mut model, op(kind, k, value));
         assert_eq!(map.len(), model.len());
     }
     let got: Vec<_> = map.iter().map(|(k, v)| (*k, *v)).collect();
@@ -125,8 +198,19 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn behaves_as_the_btreemap_it_replaces(spread in 0u8..3, steps in prop::collection::vec(op(), 0..300)) {
+    fn behaves_as_the_btreemap_it_replaces(spread in 0u8..3, steps in prop::collection::vec(steps(), 0..300)) {
         run(spread, steps);
+    }
+
+    /// Clones share pages and leaves: writes to the map or a fork never reach a clone.
+    #[test]
+    fn clones_keep_their_entries_while_the_map_goes_on(spread in 0u8..3, steps in prop::collection::vec(steps(), 0..1200)) {
+        run_with_clones(spread, steps);
+    }
+
+    #[test]
+    fn list_clones_keep_their_items_while_the_list_goes_on(pushes in prop::collection::vec((any::<u32>(), prop::bool::weighted(0.05)), 0..600)) {
+        run_list_with_clones(pushes);
     }
 
     /// Every key of a sorted set, and every key between, is found or not found as a binary

@@ -15,7 +15,10 @@
 //! - (d) deleting all checkpoints changes no answer (query JSON and figures);
 //! - (e) as of a position equals a rebuild over only the events up to that position (in memory,
 //!   and in a second store holding only that prefix);
-//! - (f) a checkpoint from another log is ignored; one from a log sharing the prefix is used.
+//! - (f) a checkpoint from another log is ignored; one from a log sharing the prefix is used;
+//! - (g) a held timeline (snapshots that share with each other and with the head) gives, as of
+//!   any position, the bytes and answers of a replay, and so do the app's report, explain and
+//!   claims check with the timeline on and off.
 //!
 //! A new projection needs nothing here: once it is in `projections::registry()`, it is covered.
 
@@ -25,8 +28,10 @@ use carelog::app::{App, Keep, LoggedEvent};
 use carelog::domain::Date;
 use carelog::domain::cloudevent::{IncomingEvent, parse_value, to_cloudevent};
 use carelog::projection::checkpoint::Checkpoints;
+use carelog::projection::timeline::SNAPSHOTS_MAX;
 use carelog::projection::{
-    AnyProjection, AsOf, EventView, Figure, PairingBook, Period, Query, Rebuilt, Source, replay,
+    AnyProjection, AsOf, EventView, Figure, PairingBook, Period, Query, Rebuilt, Source, Timeline,
+    replay,
 };
 use carelog::projections::registry;
 use carelog::rng::SplitMix64;
@@ -1550,5 +1555,130 @@ fn a_book_checkpoint_older_than_the_projections_gives_a_from_scratch_rebuild() {
         nth(&got, 1),
         nth(&want, 1),
         "a from its checkpoint, b from 0",
+    );
+}
+
+/// (g) A timeline answers as of any position what a replay from the events answers: every
+/// snapshot was shared with the head while the head went on being written (so a write that
+/// reached a shared page, leaf or list would show here), and the tail after a snapshot is short.
+#[test]
+fn a_timeline_as_of_any_position_equals_a_replay() {
+    let fx = Fixture::build(SEED);
+    let projections = registry();
+    let all: Vec<&dyn AnyProjection> = projections.iter().map(|p| p.as_ref()).collect();
+    let head = fx.head();
+    let spacing = 7;
+    let mut timeline = Timeline::with_spacing(registry(), spacing);
+    assert_eq!(timeline.position(), 0);
+    // Caught up in two steps: as of a middle position first (the head goes no further than
+    // the log), then the rest.
+    let mid = head / 2 + 3;
+    let early = timeline
+        .as_of(fx.app.log(), AsOf::Position(mid), &mut |_, _| {})
+        .expect("as of the middle");
+    assert_eq!(
+        timeline.position(),
+        head,
+        "a question past the head catches up"
+    );
+    assert_eq!(
+        timeline
+            .catch_up(fx.app.log(), &mut |_, _| {})
+            .expect("no-op"),
+        0
+    );
+    let (snapshots, every) = timeline.snapshots();
+    assert_eq!(every, spacing);
+    assert_eq!(
+        snapshots as u64,
+        head / spacing + 1,
+        "one at 0, one per spacing"
+    );
+
+    let mut rng = SplitMix64(SEED ^ 0x7157);
+    let mut positions = vec![0, 1, spacing - 1, spacing, spacing + 1, mid, head - 1, head];
+    positions.extend((0..24).map(|_| rng.below(head + 1)));
+    for pos in positions {
+        let got = timeline
+            .as_of(fx.app.log(), AsOf::Position(pos), &mut |_, _| {})
+            .expect("as of");
+        let want = rebuild(&fx.app, &all, AsOf::Position(pos), None);
+        assert_eq!(got.position, pos);
+        assert_eq!(got.last_day, want.last_day, "the last day as of {pos}");
+        assert!(
+            got.events_read < spacing,
+            "as of {pos}: {} events replayed after the snapshot",
+            got.events_read
+        );
+        for (i, p) in all.iter().enumerate() {
+            let what = format!("timeline as of {pos}");
+            assert_same_state(*p, nth(&got, i), nth(&want, i), &what);
+        }
+    }
+    // The state asked for first is still what it was (it shares with the timeline too).
+    let want = rebuild(&fx.app, &all, AsOf::Position(mid), None);
+    for (i, p) in all.iter().enumerate() {
+        assert_same_state(*p, nth(&early, i), nth(&want, i), "the first answer, kept");
+    }
+
+    // With a snapshot per event, the timeline thins itself out to at most SNAPSHOTS_MAX.
+    let mut dense = Timeline::with_spacing(registry(), 1);
+    dense.catch_up(fx.app.log(), &mut |_, _| {}).expect("built");
+    let (snapshots, every) = dense.snapshots();
+    assert!(snapshots <= SNAPSHOTS_MAX, "{snapshots} snapshots held");
+    if head as usize > SNAPSHOTS_MAX {
+        assert!(every > 1, "the spacing doubled");
+    }
+    let pos = head - head / 5;
+    let got = dense
+        .as_of(fx.app.log(), AsOf::Position(pos), &mut |_, _| {})
+        .expect("as of");
+    assert!(got.events_read < every);
+    let want = rebuild(&fx.app, &all, AsOf::Position(pos), None);
+    for (i, p) in all.iter().enumerate() {
+        assert_same_state(*p, nth(&got, i), nth(&want, i), "a thinned timeline");
+    }
+}
+
+/// (g) The app gives the same report, explanation and claims check with a held timeline as
+/// without one, now and as of past positions.
+#[test]
+fn the_app_answers_the_same_with_a_timeline() {
+    let fx = Fixture::build(SEED);
+    let head = fx.head();
+    let answers = |app: &App| {
+        let mut out = Vec::new();
+        for at in [
+            AsOf::Now,
+            AsOf::Position(head / 3),
+            AsOf::Position(head - 11),
+        ] {
+            let report = app.report(at, None, false, &mut |_, _| {}).expect("report");
+            out.push(serde_json::to_value(&report).expect("json"));
+            let explained = app
+                .explain("home_visits", at, None, &mut |_, _| {})
+                .expect("explain");
+            out.push(serde_json::to_value(&explained).expect("json"));
+            let view = app
+                .project("census", at, Query::default(), &mut |_, _| {})
+                .expect("project");
+            out.push(view);
+        }
+        let claims = app.claims_check(&mut |_, _| {}).expect("claims");
+        out.push(serde_json::to_value(&claims).expect("json"));
+        out
+    };
+    fx.app.set_use_checkpoints(false);
+    let without = answers(&fx.app);
+    fx.app.set_hold_timeline(true);
+    let with = answers(&fx.app);
+    assert_eq!(with.len(), without.len());
+    for (i, (w, wo)) in with.iter().zip(&without).enumerate() {
+        assert_eq!(w, wo, "answer {i} differs with the timeline");
+    }
+    // The claims check needs claims, and the figures something to count.
+    assert!(
+        with.last()
+            .is_some_and(|c| c.as_array().is_some_and(|a| !a.is_empty()))
     );
 }

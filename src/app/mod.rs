@@ -23,6 +23,7 @@ use crate::domain::cloudevent::{FormatError, IncomingEvent};
 use crate::domain::events::EventDecodeError;
 use crate::domain::{DomainError, DomainEvent, Records, stream_of};
 use crate::log::{Ack, AppendBatch, Log, LogError, NewEvent, OpenOptions, RecordedEvent};
+use crate::projection::Timeline;
 use crate::time::{self, Clock, SystemClock};
 
 /// Batches up to this many events are folded in with an undo journal, so a refusal half way is
@@ -113,6 +114,11 @@ pub struct App {
     /// Whether replays may start from checkpoints (off: every figure from the events alone,
     /// what an auditor who trusts only the hash-chained log asks for).
     use_checkpoints: std::sync::atomic::AtomicBool,
+    /// Whether figures "as of" any position come from a [`Timeline`] held by this process
+    /// (`serve`, the claims check) rather than from checkpoints and a replay each time.
+    hold_timeline: std::sync::atomic::AtomicBool,
+    /// Built on first use when held (one pass over the log), then kept up with the log.
+    timeline: Mutex<Option<Timeline>>,
 }
 
 /// An event read back: the envelope and the decoded domain event.
@@ -147,6 +153,8 @@ impl App {
             }),
             clock,
             use_checkpoints: std::sync::atomic::AtomicBool::new(true),
+            hold_timeline: std::sync::atomic::AtomicBool::new(false),
+            timeline: Mutex::new(None),
         };
         // The records are folded on first use (an append), not here: reading commands
         // (report, verify, export) never need them.
@@ -157,6 +165,43 @@ impl App {
     pub fn set_use_checkpoints(&self, on: bool) {
         self.use_checkpoints
             .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Holds a timeline of the projections' states for the figures "as of" a point: one pass
+    /// over the log when first needed, then each question is a clone and a replay of at most
+    /// `SNAPSHOT_EVERY_EVENTS` events (see `projection::timeline`; it costs memory: the states
+    /// and what changed between snapshots). Off: each question loads checkpoints and replays.
+    pub fn set_hold_timeline(&self, on: bool) {
+        self.hold_timeline
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+        if !on {
+            *self.lock_timeline() = None;
+        }
+    }
+
+    /// Builds the timeline (or catches it up with the log) now; returns the events folded.
+    pub fn warm_timeline(&self) -> Result<u64, AppError> {
+        if !self.holds_timeline() {
+            return Ok(0);
+        }
+        let mut guard = self.lock_timeline();
+        let timeline = guard.get_or_insert_with(|| Timeline::new(crate::projections::registry()));
+        Ok(timeline.catch_up(self.log(), &mut |_, _| {})?)
+    }
+
+    pub(crate) fn holds_timeline(&self) -> bool {
+        self.hold_timeline
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The timeline, whatever a panic elsewhere left in its lock: a catch-up that panicked
+    /// may have folded part of an event in, so the timeline is dropped and built again.
+    pub(crate) fn lock_timeline(&self) -> MutexGuard<'_, Option<Timeline>> {
+        self.timeline.lock().unwrap_or_else(|poisoned| {
+            let mut timeline = poisoned.into_inner();
+            *timeline = None;
+            timeline
+        })
     }
 
     pub fn log(&self) -> &Log {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{App, AppError};
 use crate::domain::Date;
 use crate::domain::events::Comparison;
+use crate::projection::Timeline;
 use crate::projection::checkpoint::Checkpoints;
 use crate::projection::engine::{self, EngineError};
 use crate::projection::{AnyProjection, AsOf, Figure, Period, Query, Source};
@@ -503,7 +504,8 @@ impl App {
         Checkpoints::for_store(self.log().path())
     }
 
-    /// Replays the named projections (all when empty) as of a point, in one pass.
+    /// Replays the named projections (all when empty) as of a point, in one pass; from the
+    /// timeline when this process holds one (all projections, then).
     fn replay(
         &self,
         names: &[&str],
@@ -511,22 +513,38 @@ impl App {
         progress: ProgressFn<'_>,
     ) -> Result<Replayed, AppError> {
         let registry = crate::projections::registry();
+        let from_timeline = self.holds_timeline();
         let chosen: Vec<&dyn AnyProjection> = registry
             .iter()
-            .filter(|p| names.is_empty() || names.contains(&p.name()))
+            .filter(|p| from_timeline || names.is_empty() || names.contains(&p.name()))
             .map(|p| p.as_ref())
             .collect();
-        let checkpoints = self.checkpoints();
-        let use_checkpoints = self
-            .use_checkpoints
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let rebuilt = engine::replay(
-            self.log(),
-            &chosen,
-            as_of,
-            use_checkpoints.then_some(&checkpoints),
-            progress,
-        )?;
+        let rebuilt = if from_timeline {
+            let target = engine::resolve(self.log(), as_of)?;
+            let start = {
+                let mut guard = self.lock_timeline();
+                let timeline =
+                    guard.get_or_insert_with(|| Timeline::new(crate::projections::registry()));
+                if target > timeline.position() {
+                    timeline.catch_up(self.log(), progress)?;
+                }
+                timeline.start_at(target)
+            };
+            // The tail is replayed outside the lock: other questions need not wait for it.
+            start.replay_to(self.log(), &chosen, target, progress)?
+        } else {
+            let checkpoints = self.checkpoints();
+            let use_checkpoints = self
+                .use_checkpoints
+                .load(std::sync::atomic::Ordering::Relaxed);
+            engine::replay(
+                self.log(),
+                &chosen,
+                as_of,
+                use_checkpoints.then_some(&checkpoints),
+                progress,
+            )?
+        };
         let names: Vec<&'static str> = chosen.iter().map(|p| p.name()).collect();
         let recorded_at = if rebuilt.position == 0 {
             None
@@ -647,7 +665,13 @@ impl App {
             .iter()
             .find(|p| p.name() == name)
             .ok_or_else(|| AppError::Usage(format!("unknown projection {name:?}")))?;
-        let mut view = p.query(replayed.states[0].as_ref(), &replayed.book, &query);
+        let state = replayed
+            .names
+            .iter()
+            .position(|n| *n == name)
+            .and_then(|i| replayed.states.get(i))
+            .ok_or_else(|| AppError::Usage(format!("unknown projection {name:?}")))?;
+        let mut view = p.query(state.as_ref(), &replayed.book, &query);
         view["as_of"] = json!(replayed.info);
         Ok(view)
     }

@@ -207,6 +207,8 @@ pub fn project(app: &App, name: &str, args: &AsOfArgs, params: &[String]) -> Res
 }
 
 pub fn claims_check(app: &App, json_out: bool) -> Result<u8, Failure> {
+    // Each claim is checked as of its own recording: many points, one pass with a timeline.
+    app.set_hold_timeline(true);
     let checks = app.claims_check(&mut progress())?;
     let all_hold = checks.iter().all(|c| c.verdict == "holds");
     if json_out {

@@ -155,6 +155,12 @@ pub enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
+        /// Answer figures "as of" a point by loading checkpoints and replaying each time,
+        /// instead of holding a timeline of the states in memory (less memory: on a long log
+        /// the timeline holds the states and what changed between its snapshots; slower: each
+        /// such question then loads whole states).
+        #[arg(long)]
+        no_timeline: bool,
     },
     /// Grant or revoke an HTTP API token (both are events).
     Token {
@@ -393,7 +399,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         Command::Claims {
             command: ClaimsCommand::Check { json },
         } => figures::claims_check(&open_existing(&cli.data)?, *json),
-        Command::Serve { addr } => serve::serve(&cli.data, addr),
+        Command::Serve { addr, no_timeline } => serve::serve(&cli.data, addr, !no_timeline),
         Command::Token { command } => serve::token(&cli.data, command, &actor(cli)),
     }
 }

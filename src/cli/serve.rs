@@ -115,7 +115,7 @@ async fn shutdown_signal() {
 }
 
 /// `carelog serve --addr HOST:PORT`.
-pub fn serve(dir: &Path, addr: &str) -> Result<u8, Failure> {
+pub fn serve(dir: &Path, addr: &str, hold_timeline: bool) -> Result<u8, Failure> {
     init_tracing();
     let addr: SocketAddr = addr.parse().map_err(|e| {
         usage(format!(
@@ -135,6 +135,31 @@ pub fn serve(dir: &Path, addr: &str) -> Result<u8, Failure> {
         tracing::warn!(
             "the store holds no live token: stop the server and run `carelog token create --role admin`"
         );
+    }
+    if hold_timeline {
+        app.set_hold_timeline(true);
+        // Built in the background (one pass over the log): a question that comes first waits
+        // for it, the others find it ready.
+        let warming = Arc::clone(&app);
+        std::thread::Builder::new()
+            .name("carelog-timeline".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                match warming.warm_timeline() {
+                    Ok(events) => tracing::info!(
+                        events,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "timeline of the states ready for figures as of any point"
+                    ),
+                    Err(e) => {
+                        warming.set_hold_timeline(false);
+                        tracing::warn!(
+                            error = %e,
+                            "the timeline could not be built; figures as of a point will load checkpoints and replay instead"
+                        );
+                    }
+                }
+            })?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

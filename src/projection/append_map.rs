@@ -1,5 +1,5 @@
 //! [`AppendMap`]: the ordered map of projection states, for keys that mostly arrive in
-//! ascending order.
+//! ascending order, with clones that share what they have in common.
 //!
 //! States are keyed by ids: event ids (facts), entity ids (plans, escalations, pupils). Ids
 //! made by carelog are UUID v7 (time first), so along the log new keys are nearly always the
@@ -8,33 +8,44 @@
 //! stays ~55% full, and every node is an allocation. On a 10 M-event rebuild those inserts
 //! were ~15% of the time and the half-empty nodes much of the 2.4 GiB held.
 //!
-//! Here a key above every key so far is pushed onto sorted vectors (the *run*: keys apart from
-//! values): no node, no slack beyond the vectors' own. Other keys go into a `BTreeMap` beside
-//! it (the *others*), except that a key with at most [`MOVE_TO_OTHERS_MAX`] run keys above it
-//! (or an eighth of the run) takes their place: they move to the others and it is pushed. So the run heals: a client's
-//! id far above the rest (a random v4 id among v7 ids, say) leaves the run at the next ordinary
-//! id, instead of sending every later id to the others. Ids that are all random cost about what
-//! they cost in a `BTreeMap` (each key moves at most once). A removed run entry stays as a
-//! tombstone (`None`): removing from the middle of a vector of millions would move them all, and
-//! voids and corrections remove far fewer than are added (a map whose entries are mostly
-//! removed would keep its tombstones: no state here is such a map). A lookup finds its block of
-//! 256 run keys from a fence of every 256th key, then guesses within the block from the key's
-//! rank (for ids, their time).
+//! Here a key above every key so far is pushed onto the *run*: full leaves of
+//! [`LEAF_ENTRIES`] keys (apart from their values), [`PAGE_LEAVES`] leaves to a page, and a
+//! list of pages, each with the first key of what it holds. No slack but the last leaf's and
+//! page's, and a key's place in the run follows from its index. Other keys go into a `BTreeMap`
+//! beside it (the *others*), except that a key with at most [`MOVE_TO_OTHERS_MAX`] run keys
+//! above it (or an eighth of the run) takes their place: they move to the others and it is
+//! pushed. So the run heals: a client's id far above the rest (a random v4 id among v7 ids, say)
+//! leaves the run at the next ordinary id, instead of sending every later id to the others. Ids
+//! that are all random cost about what they cost in a `BTreeMap` (each key moves at most once).
+//! A removed run entry stays as a tombstone (`None`): voids and corrections remove far fewer
+//! than are added (a map whose entries are mostly removed would keep its tombstones: no state
+//! here is such a map). A lookup finds its page from the pages' first keys (guessing from the
+//! key's rank: for ids, their time), its leaf from the page's, then the key in the leaf.
+//!
+//! **Clones share.** Pages, leaves and the others are reference-counted and copied only when
+//! written while shared (`Arc::make_mut`). A clone costs a pointer and a key per page (~0.05
+//! bytes an entry), and a write after it copies one page's pointers and one leaf (the last
+//! ones, for a push). That is what lets the engine hold the states as of many positions at once
+//! (`Timeline`): snapshots a few tens of thousands of events apart share all but what changed
+//! between them. Keys that do not ascend go to the others, which are copied whole by the first
+//! write after a clone: cheap with carelog's own ids, not with all-random ones.
 //!
 //! It behaves as the `BTreeMap` it replaces: iteration in key order (the run and the others
 //! merged), and the same serialized bytes (a map, in key order), so checkpoints written by
 //! either decode into either. A decode inserts the entries as they come: sorted (as saves write
 //! them), each is pushed onto the run, with no tree to build. Invariants: the run's keys are
-//! strictly ascending; a key is in the run or in the others, never both.
+//! strictly ascending; every leaf but the last is full, and every page but the last; a key is in
+//! the run or in the others, never both.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map;
 use std::fmt;
-use std::iter::{FilterMap, Peekable};
+use std::iter::Peekable;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 /// At most this many keys at the end of the run move to the others to let a key below them
 /// be pushed: enough for a burst of out-of-order ids, few enough that a key far below the end
@@ -47,43 +58,61 @@ pub const MOVE_TO_OTHERS_MAX: usize = 64;
 /// at most once, so a move of many keys is paid for by the pushes that put them there.
 const MOVE_TO_OTHERS_SHARE: usize = 8;
 
-/// One run key in this many is kept in the fence (see [`AppendMap`]'s `fence`): a block of
-/// 256 ids is 4 KiB of keys.
-const FENCE_EVERY: usize = 256;
+/// Entries in a leaf: what a write to a shared leaf copies (for an entity, 16 values).
+pub const LEAF_ENTRIES: usize = 16;
 
-/// An ordered map optimised for ascending keys; see the module documentation.
+/// Leaves in a page: what a write to a shared page copies (32 pointers and keys), and what a
+/// clone of the map costs per entry (a pointer and a key per 512).
+pub const PAGE_LEAVES: usize = 32;
+
+const PAGE_ENTRIES: usize = LEAF_ENTRIES * PAGE_LEAVES;
+
+/// Up to [`LEAF_ENTRIES`] run entries: keys apart from values, so that a search reads only keys.
+#[derive(Clone)]
+struct Leaf<K, V> {
+    keys: Vec<K>,
+    /// At their keys' indexes, or `None` once removed.
+    values: Vec<Option<V>>,
+}
+
+/// Up to [`PAGE_LEAVES`] leaves, with each one's first key.
+#[derive(Clone)]
+struct Page<K, V> {
+    firsts: Vec<K>,
+    leaves: Vec<Arc<Leaf<K, V>>>,
+}
+
+/// An ordered map optimised for ascending keys, with clones that share; see the module
+/// documentation.
 #[derive(Clone)]
 pub struct AppendMap<K, V> {
-    /// The run's keys, strictly ascending: apart from the values, so that a search reads only
-    /// keys (16 bytes each for ids) and not a value per probe.
-    run_keys: Vec<K>,
-    /// The run's values, at their keys' indexes, or `None` once removed.
-    run_values: Vec<Option<V>>,
-    /// Every [`FENCE_EVERY`]th run key (`run_keys[j * FENCE_EVERY]`): a search first finds its
-    /// block among these few (cached) keys, so that keys far from the rest (a client's random
-    /// ids, say) slow down only the lookups in their own block.
-    fence: Vec<K>,
+    /// Each page's first key: a search finds its page among these first.
+    firsts: Vec<K>,
+    /// The run, in order: every page but the last full, every leaf but the last.
+    pages: Vec<Arc<Page<K, V>>>,
+    /// Entries in the run, tombstones included.
+    run_len: usize,
     /// Every other key.
-    others: BTreeMap<K, V>,
+    others: Arc<BTreeMap<K, V>>,
     /// Live entries in both.
     len: usize,
 }
 
 /// Where a key is in the run.
 enum Place {
-    /// At this index (live or a tombstone).
-    Run(usize),
-    /// Not in the run: it would go at this index (the run's length: after its last key).
+    /// At this page, leaf and slot (live or a tombstone).
+    Run(usize, usize, usize),
+    /// Not in the run: it would go at this index of the run (its length: after its last key).
     NotInRun(usize),
 }
 
 impl<K, V> Default for AppendMap<K, V> {
     fn default() -> Self {
         Self {
-            run_keys: Vec::new(),
-            run_values: Vec::new(),
-            fence: Vec::new(),
-            others: BTreeMap::new(),
+            firsts: Vec::new(),
+            pages: Vec::new(),
+            run_len: 0,
+            others: Arc::new(BTreeMap::new()),
             len: 0,
         }
     }
@@ -108,28 +137,51 @@ impl<K: Ranked, V> AppendMap<K, V> {
         self.len - self.others.len()
     }
 
+    fn last_key(&self) -> Option<&K> {
+        self.pages.last()?.leaves.last()?.keys.last()
+    }
+
     fn place(&self, key: &K) -> Place {
-        match self.run_keys.last() {
+        match self.last_key() {
             Some(last) if key <= last => {
-                // The block whose first key is the last at or below `key` (none: below the run).
-                let blocks_at_or_below = self.fence.partition_point(|f| f <= key);
-                let Some(block) = blocks_at_or_below.checked_sub(1) else {
-                    return Place::NotInRun(0);
+                // The page whose first key is the last at or below `key` (none: below the run).
+                let page_index = match search(&self.firsts, key) {
+                    Ok(i) => i,
+                    Err(0) => return Place::NotInRun(0),
+                    Err(i) => i - 1,
                 };
-                let start = block * FENCE_EVERY;
-                let end = (start + FENCE_EVERY).min(self.run_keys.len());
-                match search(self.run_keys.get(start..end).unwrap_or_default(), key) {
-                    Ok(i) => Place::Run(start + i),
-                    Err(i) => Place::NotInRun(start + i),
+                let Some(page) = self.pages.get(page_index) else {
+                    return Place::NotInRun(self.run_len);
+                };
+                // Its first leaf starts at the page's first key, which is at or below `key`.
+                let leaf_index = page.firsts.partition_point(|f| f <= key).saturating_sub(1);
+                let Some(leaf) = page.leaves.get(leaf_index) else {
+                    return Place::NotInRun(self.run_len);
+                };
+                match leaf.keys.binary_search(key) {
+                    Ok(slot) => Place::Run(page_index, leaf_index, slot),
+                    Err(slot) => Place::NotInRun(
+                        page_index * PAGE_ENTRIES + leaf_index * LEAF_ENTRIES + slot,
+                    ),
                 }
             }
-            _ => Place::NotInRun(self.run_keys.len()),
+            _ => Place::NotInRun(self.run_len),
         }
+    }
+
+    fn run_slot(&self, page: usize, leaf: usize, slot: usize) -> Option<&V> {
+        self.pages
+            .get(page)?
+            .leaves
+            .get(leaf)?
+            .values
+            .get(slot)?
+            .as_ref()
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {
         match self.place(key) {
-            Place::Run(i) => self.run_values.get(i).and_then(Option::as_ref),
+            Place::Run(page, leaf, slot) => self.run_slot(page, leaf, slot),
             Place::NotInRun(_) if self.others.is_empty() => None,
             Place::NotInRun(_) => self.others.get(key),
         }
@@ -139,11 +191,39 @@ impl<K: Ranked, V> AppendMap<K, V> {
         self.get(key).is_some()
     }
 
+    /// Entries in key order.
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        Iter {
+            run: RunIter {
+                pages: self.pages.iter(),
+                leaves: [].iter(),
+                keys: [].iter(),
+                values: [].iter(),
+            }
+            .peekable(),
+            others: self.others.iter().peekable(),
+            remaining: self.len,
+        }
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.iter().map(|(_, v)| v)
+    }
+}
+
+/// Writes: a page or leaf shared with a clone is copied first (`Arc::make_mut`), hence `Clone`.
+impl<K: Ranked, V: Clone> AppendMap<K, V> {
+    /// The slot at a run place, its page and leaf copied first if shared.
+    fn run_slot_mut(&mut self, page: usize, leaf: usize, slot: usize) -> Option<&mut Option<V>> {
+        slot_mut(&mut self.pages, page, leaf, slot)
+    }
+
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         match self.place(key) {
-            Place::Run(i) => self.run_values.get_mut(i).and_then(Option::as_mut),
+            Place::Run(page, leaf, slot) => self.run_slot_mut(page, leaf, slot)?.as_mut(),
             Place::NotInRun(_) if self.others.is_empty() => None,
-            Place::NotInRun(_) => self.others.get_mut(key),
+            Place::NotInRun(_) if !self.others.contains_key(key) => None,
+            Place::NotInRun(_) => Arc::make_mut(&mut self.others).get_mut(key),
         }
     }
 
@@ -152,51 +232,95 @@ impl<K: Ranked, V> AppendMap<K, V> {
     /// [`MOVE_TO_OTHERS_MAX`] of them (or an eighth of the run, when that is more), and says
     /// whether the key can now be pushed.
     fn make_room_in_run(&mut self, index: usize) -> bool {
-        let limit = MOVE_TO_OTHERS_MAX.max(self.run_keys.len() / MOVE_TO_OTHERS_SHARE);
-        if self.run_keys.len().saturating_sub(index) > limit {
+        let limit = MOVE_TO_OTHERS_MAX.max(self.run_len / MOVE_TO_OTHERS_SHARE);
+        if self.run_len.saturating_sub(index) > limit {
             return false;
         }
-        let moved = self
-            .run_keys
-            .drain(index..)
-            .zip(self.run_values.drain(index..));
-        for (key, value) in moved {
+        while self.run_len > index {
+            let Some((key, value)) = self.pop_run() else {
+                break;
+            };
             if let Some(value) = value {
-                self.others.insert(key, value);
+                Arc::make_mut(&mut self.others).insert(key, value);
             }
         }
-        self.fence
-            .truncate(self.run_keys.len().div_ceil(FENCE_EVERY));
         true
+    }
+
+    /// Takes the run's last entry off.
+    fn pop_run(&mut self) -> Option<(K, Option<V>)> {
+        let page = Arc::make_mut(self.pages.last_mut()?);
+        let leaf = Arc::make_mut(page.leaves.last_mut()?);
+        let entry = leaf.keys.pop().zip(leaf.values.pop())?;
+        if leaf.keys.is_empty() {
+            page.leaves.pop();
+            page.firsts.pop();
+            if page.leaves.is_empty() {
+                self.pages.pop();
+                self.firsts.pop();
+            }
+        }
+        self.run_len -= 1;
+        Some(entry)
     }
 
     fn push_run(&mut self, key: K, value: Option<V>) {
         // Every caller found the key's place above every key left in the run.
         assert!(
-            self.run_keys.last().is_none_or(|last| *last < key),
+            self.last_key().is_none_or(|last| *last < key),
             "AppendMap: a key pushed onto the run must be above its last"
         );
-        grow_for_one_more(&mut self.run_keys);
-        grow_for_one_more(&mut self.run_values);
-        if self.run_keys.len().is_multiple_of(FENCE_EVERY) {
-            self.fence.push(key.clone());
+        if self.run_len.is_multiple_of(PAGE_ENTRIES) {
+            self.firsts.push(key.clone());
+            self.pages.push(Arc::new(Page {
+                firsts: Vec::with_capacity(PAGE_LEAVES),
+                leaves: Vec::with_capacity(PAGE_LEAVES),
+            }));
         }
-        self.run_keys.push(key);
-        self.run_values.push(value);
+        let starts_leaf = self.run_len.is_multiple_of(LEAF_ENTRIES);
+        let Some(page) = self.pages.last_mut() else {
+            unreachable!("a page was just pushed if there was none")
+        };
+        let page = Arc::make_mut(page);
+        if starts_leaf {
+            page.firsts.push(key.clone());
+            page.leaves.push(Arc::new(Leaf {
+                keys: Vec::with_capacity(LEAF_ENTRIES),
+                values: Vec::with_capacity(LEAF_ENTRIES),
+            }));
+        }
+        // Every leaf but the last is full, and every page: a key's place follows from its index.
+        assert!(
+            page.leaves.len() <= PAGE_LEAVES,
+            "AppendMap: the run's last page has room"
+        );
+        let Some(leaf) = page.leaves.last_mut() else {
+            unreachable!("a leaf was just pushed if there was none")
+        };
+        let leaf = Arc::make_mut(leaf);
+        assert!(
+            leaf.keys.len() < LEAF_ENTRIES,
+            "AppendMap: the run's last leaf has room"
+        );
+        leaf.keys.push(key);
+        leaf.values.push(value);
+        self.run_len += 1;
     }
 
     /// Inserts, returning the value the key had.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let old = match self.place(&key) {
-            Place::Run(i) => self.run_values.get_mut(i).and_then(|v| v.replace(value)),
+            Place::Run(page, leaf, slot) => self
+                .run_slot_mut(page, leaf, slot)
+                .and_then(|v| v.replace(value)),
             Place::NotInRun(i) => {
-                if let Some(slot) = self.others.get_mut(&key) {
-                    Some(std::mem::replace(slot, value))
+                if self.others.contains_key(&key) {
+                    Arc::make_mut(&mut self.others).insert(key, value)
                 } else if self.make_room_in_run(i) {
                     self.push_run(key, Some(value));
                     None
                 } else {
-                    self.others.insert(key, value)
+                    Arc::make_mut(&mut self.others).insert(key, value)
                 }
             }
         };
@@ -209,9 +333,16 @@ impl<K: Ranked, V> AppendMap<K, V> {
     /// Removes, returning the value the key had.
     pub fn remove(&mut self, key: &K) -> Option<V> {
         let old = match self.place(key) {
-            Place::Run(i) => self.run_values.get_mut(i).and_then(Option::take),
-            Place::NotInRun(_) if self.others.is_empty() => None,
-            Place::NotInRun(_) => self.others.remove(key),
+            Place::Run(page, leaf, slot) => {
+                // A tombstone needs no copy of a shared leaf.
+                if self.run_slot(page, leaf, slot).is_none() {
+                    None
+                } else {
+                    self.run_slot_mut(page, leaf, slot).and_then(Option::take)
+                }
+            }
+            Place::NotInRun(_) if !self.others.contains_key(key) => None,
+            Place::NotInRun(_) => Arc::make_mut(&mut self.others).remove(key),
         };
         if old.is_some() {
             self.len -= 1;
@@ -222,23 +353,32 @@ impl<K: Ranked, V> AppendMap<K, V> {
     /// The value under `key`, inserted from `make` first when there is none (`BTreeMap`'s
     /// `entry(key).or_insert_with(make)`).
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        let i = match self.place(&key) {
-            Place::Run(i) => i,
+        let (page, leaf, slot) = match self.place(&key) {
+            Place::Run(page, leaf, slot) => (page, leaf, slot),
             Place::NotInRun(i) => {
                 if self.others.contains_key(&key) || !self.make_room_in_run(i) {
                     let mut made = false;
-                    let value = self.others.entry(key).or_insert_with(|| {
-                        made = true;
-                        make()
-                    });
+                    let value = Arc::make_mut(&mut self.others)
+                        .entry(key)
+                        .or_insert_with(|| {
+                            made = true;
+                            make()
+                        });
                     self.len += usize::from(made);
                     return value;
                 }
                 self.push_run(key, None);
-                self.run_values.len() - 1
+                let last = self.run_len - 1;
+                (
+                    last / PAGE_ENTRIES,
+                    last % PAGE_ENTRIES / LEAF_ENTRIES,
+                    last % LEAF_ENTRIES,
+                )
             }
         };
-        let slot = &mut self.run_values[i];
+        let Some(slot) = slot_mut(&mut self.pages, page, leaf, slot) else {
+            unreachable!("the place was just found or pushed")
+        };
         let made = slot.is_none();
         let value = slot.get_or_insert_with(make);
         // Counted once the value exists (a panicking `make` leaves a tombstone, not a count).
@@ -253,49 +393,20 @@ impl<K: Ranked, V> AppendMap<K, V> {
     {
         self.get_or_insert_with(key, V::default)
     }
-
-    /// Entries in key order.
-    pub fn iter(&self) -> Iter<'_, K, V> {
-        Iter {
-            run: self
-                .run_keys
-                .iter()
-                .zip(&self.run_values)
-                .filter_map(live_entry as LiveEntry<K, V>)
-                .peekable(),
-            others: self.others.iter().peekable(),
-            remaining: self.len,
-        }
-    }
-
-    pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.iter().map(|(_, v)| v)
-    }
 }
 
-/// Makes room for one more entry in a run vector. A full vector of at least
-/// [`GROW_STRAIGHT_FROM_BYTES`] grows straight to [`GROW_STRAIGHT_TO_BYTES`], then doubles as
-/// usual. Why: glibc places an allocation under its mmap threshold (which rises to 32 MiB as
-/// mapped blocks are freed) in the heap, and a heap block that grows is copied to a new one,
-/// leaving the old as a hole only later allocations fill; a block over it is mapped, and grows
-/// by remapping its pages (no copy, no hole). Doubling every run vector through the heap left
-/// holes of ~100 MiB at the peak of a 10 M-event rebuild. The capacity above the length is
-/// address space, not memory, until written.
-fn grow_for_one_more<T>(v: &mut Vec<T>) {
-    if v.len() < v.capacity() {
-        return;
-    }
-    let size = std::mem::size_of::<T>().max(1);
-    let bytes = v.capacity().saturating_mul(size);
-    if (GROW_STRAIGHT_FROM_BYTES..GROW_STRAIGHT_TO_BYTES).contains(&bytes) {
-        v.reserve_exact((GROW_STRAIGHT_TO_BYTES / size).saturating_sub(v.len()));
-    }
+/// The slot at a run place, its page and leaf copied first if shared (a function of the pages
+/// alone, so that the map's counts can change while the slot is borrowed).
+fn slot_mut<K: Clone, V: Clone>(
+    pages: &mut [Arc<Page<K, V>>],
+    page: usize,
+    leaf: usize,
+    slot: usize,
+) -> Option<&mut Option<V>> {
+    let page = Arc::make_mut(pages.get_mut(page)?);
+    let leaf = Arc::make_mut(page.leaves.get_mut(leaf)?);
+    leaf.values.get_mut(slot)
 }
-
-/// See [`grow_for_one_more`]: small maps (most of the registry's) never reach it.
-const GROW_STRAIGHT_FROM_BYTES: usize = 1 << 20;
-/// Over glibc's largest mmap threshold (32 MiB on 64-bit), with room for its header.
-const GROW_STRAIGHT_TO_BYTES: usize = 33 << 20;
 
 /// A key with a rank: a number that never decreases as keys ascend, and spreads them about
 /// evenly for the keys actually met, so that a search of the run can guess where a key lies.
@@ -317,13 +428,12 @@ impl Ranked for u64 {
     }
 }
 
-/// `keys.binary_search(key)` within one block of the run (found from the fence), for strictly
-/// ascending keys, starting where the key's rank says it lies between the block's first and
-/// last keys, then widening from there by doubling steps until the key is bracketed. Keys
-/// spread as ids are (by time) are found within a few neighbouring probes; keys spread
-/// otherwise cost at most about twice a binary search of the block. (A binary search of the
-/// whole run touched ~20 cache lines far apart per lookup: with it, the lookups of entities
-/// were the largest cost of a 10 M-event rebuild.)
+/// `keys.binary_search(key)` over the pages' first keys, for strictly ascending keys, starting
+/// where the key's rank says it lies between the first and last keys, then widening from there
+/// by doubling steps until the key is bracketed. Keys spread as ids are (by time) are found
+/// within a few neighbouring probes; keys spread otherwise cost at most about twice a binary
+/// search. (A binary search of the whole run touched ~20 cache lines far apart per lookup:
+/// with it, the lookups of entities were the largest cost of a 10 M-event rebuild.)
 fn search<K: Ranked>(keys: &[K], key: &K) -> Result<usize, usize> {
     let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
         return Err(0);
@@ -379,22 +489,39 @@ fn search<K: Ranked>(keys: &[K], key: &K) -> Result<usize, usize> {
     }
 }
 
-fn live_entry<'a, K, V>((k, v): (&'a K, &'a Option<V>)) -> Option<(&'a K, &'a V)> {
-    v.as_ref().map(|v| (k, v))
+/// The run's live entries in order: page by page, leaf by leaf.
+struct RunIter<'a, K, V> {
+    pages: std::slice::Iter<'a, Arc<Page<K, V>>>,
+    leaves: std::slice::Iter<'a, Arc<Leaf<K, V>>>,
+    keys: std::slice::Iter<'a, K>,
+    values: std::slice::Iter<'a, Option<V>>,
 }
 
-type LiveEntry<K, V> = for<'b> fn((&'b K, &'b Option<V>)) -> Option<(&'b K, &'b V)>;
+impl<'a, K, V> Iterator for RunIter<'a, K, V> {
+    type Item = (&'a K, &'a V);
 
-type RunIter<'a, K, V> = Peekable<
-    FilterMap<
-        std::iter::Zip<std::slice::Iter<'a, K>, std::slice::Iter<'a, Option<V>>>,
-        LiveEntry<K, V>,
-    >,
->;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match (self.keys.next(), self.values.next()) {
+                (Some(k), Some(Some(v))) => return Some((k, v)),
+                // A tombstone.
+                (Some(_), Some(None)) => continue,
+                _ => {}
+            }
+            match self.leaves.next() {
+                Some(leaf) => {
+                    self.keys = leaf.keys.iter();
+                    self.values = leaf.values.iter();
+                }
+                None => self.leaves = self.pages.next()?.leaves.iter(),
+            }
+        }
+    }
+}
 
 /// The entries of an [`AppendMap`] in key order: the run and the others merged.
 pub struct Iter<'a, K, V> {
-    run: RunIter<'a, K, V>,
+    run: Peekable<RunIter<'a, K, V>>,
     others: Peekable<btree_map::Iter<'a, K, V>>,
     remaining: usize,
 }
@@ -435,7 +562,7 @@ impl<'a, K: Ranked, V> IntoIterator for &'a AppendMap<K, V> {
     }
 }
 
-impl<K: Ranked, V> FromIterator<(K, V)> for AppendMap<K, V> {
+impl<K: Ranked, V: Clone> FromIterator<(K, V)> for AppendMap<K, V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
         let mut map = Self::new();
         for (k, v) in entries {
@@ -474,11 +601,15 @@ impl<K: Ranked + Serialize, V: Serialize> Serialize for AppendMap<K, V> {
 
 /// Entries are inserted as they come: sorted ones (all that a save writes) are pushed onto the
 /// run. A later equal key replaces the earlier value, as in serde's `BTreeMap`.
-impl<'de, K: Ranked + Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for AppendMap<K, V> {
+impl<'de, K: Ranked + Deserialize<'de>, V: Clone + Deserialize<'de>> Deserialize<'de>
+    for AppendMap<K, V>
+{
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Entries<K, V>(PhantomData<(K, V)>);
 
-        impl<'de, K: Ranked + Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for Entries<K, V> {
+        impl<'de, K: Ranked + Deserialize<'de>, V: Clone + Deserialize<'de>> Visitor<'de>
+            for Entries<K, V>
+        {
             type Value = AppendMap<K, V>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -487,9 +618,9 @@ impl<'de, K: Ranked + Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> fo
 
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
                 let mut map = AppendMap::new();
-                let reserve = access.size_hint().unwrap_or(0).min(RESERVE_ENTRIES_MAX);
-                map.run_keys.reserve(reserve);
-                map.run_values.reserve(reserve);
+                let pages = access.size_hint().unwrap_or(0).min(RESERVE_ENTRIES_MAX) / PAGE_ENTRIES;
+                map.firsts.reserve(pages);
+                map.pages.reserve(pages);
                 while let Some((k, v)) = access.next_entry()? {
                     map.insert(k, v);
                 }
@@ -503,4 +634,115 @@ impl<'de, K: Ranked + Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> fo
 
 /// At most this many entries are reserved up front, whatever a (possibly corrupt) length
 /// prefix says: the run grows past it as entries actually arrive.
-const RESERVE_ENTRIES_MAX: usize = 1 << 16;
+const RESERVE_ENTRIES_MAX: usize = 1 << 24;
+
+/// A list that is only ever appended to, with clones that share: full chunks of
+/// [`CHUNK_ITEMS`] are reference-counted, so a clone copies a pointer per chunk and the last
+/// chunk's items. It serializes as the `Vec` it replaces (a sequence): the adjustments of a
+/// state's facts, say, which every snapshot of the state holds.
+#[derive(Clone)]
+pub struct AppendVec<T> {
+    full: Vec<Arc<Vec<T>>>,
+    last: Vec<T>,
+}
+
+/// Items in a full chunk of an [`AppendVec`].
+pub const CHUNK_ITEMS: usize = 64;
+
+impl<T> Default for AppendVec<T> {
+    fn default() -> Self {
+        Self {
+            full: Vec::new(),
+            last: Vec::new(),
+        }
+    }
+}
+
+impl<T> AppendVec<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.full.len() * CHUNK_ITEMS + self.last.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.full.is_empty() && self.last.is_empty()
+    }
+
+    pub fn push(&mut self, item: T) {
+        self.last.push(item);
+        if self.last.len() == CHUNK_ITEMS {
+            let chunk = std::mem::replace(&mut self.last, Vec::with_capacity(CHUNK_ITEMS));
+            self.full.push(Arc::new(chunk));
+        }
+    }
+
+    /// Items in the order they were pushed.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.full
+            .iter()
+            .flat_map(|chunk| chunk.iter())
+            .chain(self.last.iter())
+    }
+}
+
+impl<T: PartialEq> PartialEq for AppendVec<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl<T: Eq> Eq for AppendVec<T> {}
+
+impl<T: fmt::Debug> fmt::Debug for AppendVec<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<T> FromIterator<T> for AppendVec<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        let mut list = Self::new();
+        for item in items {
+            list.push(item);
+        }
+        list
+    }
+}
+
+/// A sequence: the bytes a `Vec` of the same items serializes to.
+impl<T: Serialize> Serialize for AppendVec<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        for item in self.iter() {
+            seq.serialize_element(item)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for AppendVec<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Items<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Items<T> {
+            type Value = AppendVec<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+                let mut list = AppendVec::new();
+                while let Some(item) = access.next_element()? {
+                    list.push(item);
+                }
+                Ok(list)
+            }
+        }
+
+        deserializer.deserialize_seq(Items(PhantomData))
+    }
+}

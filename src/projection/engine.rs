@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::book::{BOOK_VERSION, PairingBook};
 use super::checkpoint::{BOOK_NAME, Checkpoints, Loaded};
 use super::{AnyProjection, EventView, Source};
+use crate::codec::StoredEventRefV1;
 use crate::domain::{Date, DomainEvent};
 use crate::log::{Log, LogError};
 use crate::time::{self, Instant};
@@ -209,6 +210,84 @@ pub fn replay(
     // replay from scratch saves at the first multiple of the interval, then by the bytes it
     // wrote.
     let mut plan = checkpoints.map(|c| c.plan(from, if from == 0 { 0 } else { loaded_bytes }));
+    let mut after =
+        |stored: &StoredEventRefV1<'_>, book: &PairingBook, states: &[Box<dyn Any + Send>]| {
+            if let (Some(c), Some(plan)) = (checkpoints, plan.as_mut())
+                && plan.is_due(stored.position)
+            {
+                // Only a state that is exactly at this position may be saved under it: one that
+                // started from a later checkpoint is already past it. The book always is.
+                let mut bytes = c.save_book(stored.position, &stored.chain_hash, book);
+                for ((p, state), start) in projections.iter().zip(states).zip(&starts) {
+                    if stored.position > *start {
+                        bytes = bytes.saturating_add(c.save(
+                            *p,
+                            stored.position,
+                            &stored.chain_hash,
+                            state.as_ref(),
+                        ));
+                    }
+                }
+                plan.saved(stored.position, bytes);
+            }
+        };
+    let (events_read, mut last_day) = fold(
+        log,
+        Folding {
+            projections,
+            states: &mut states,
+            starts: &starts,
+            book: &mut book,
+        },
+        from,
+        target,
+        progress,
+        &mut after,
+    )?;
+    if last_day.is_none() && target > 0 {
+        last_day = log
+            .event_at(target)?
+            .map(|e| Date(time::shanghai_date(&e.occurred_at)));
+    }
+    Ok(Rebuilt {
+        states,
+        book,
+        position: target,
+        last_day,
+        events_read,
+    })
+}
+
+/// What a fold writes into: the book and the states (each with the position it has applied
+/// every event up to), for the projections in the same order.
+pub(crate) struct Folding<'a> {
+    pub projections: &'a [&'a dyn AnyProjection],
+    pub states: &'a mut [Box<dyn Any + Send>],
+    pub starts: &'a [u64],
+    pub book: &'a mut PairingBook,
+}
+
+/// Called after each event is folded in, with the event, the book and the states.
+pub(crate) type AfterEach<'a> =
+    &'a mut dyn FnMut(&StoredEventRefV1<'_>, &PairingBook, &[Box<dyn Any + Send>]);
+
+/// Folds the events after `from` up to `target` into the book, then into each state past its
+/// start, in one pass: each event is read and decoded once. Returns how many were read and the
+/// last one's day.
+pub(crate) fn fold(
+    log: &Log,
+    into: Folding<'_>,
+    from: u64,
+    target: u64,
+    progress: Progress<'_>,
+    after: AfterEach<'_>,
+) -> Result<(u64, Option<Date>), EngineError> {
+    let Folding {
+        projections,
+        states,
+        starts,
+        book,
+    } = into;
     let mut last_day = None;
     let mut events_read = 0u64;
     let total = target.saturating_sub(from);
@@ -238,9 +317,9 @@ pub fn replay(
             recorded_at: &recorded_at,
             recorded_by: stored.recorded_by,
             event: &event,
-            book: &book,
+            book,
         };
-        for ((p, state), start) in projections.iter().zip(states.iter_mut()).zip(&starts) {
+        for ((p, state), start) in projections.iter().zip(states.iter_mut()).zip(starts) {
             if stored.position > *start {
                 p.apply(state.as_mut(), &view);
             }
@@ -250,37 +329,9 @@ pub fn replay(
         if events_read.is_multiple_of(65_536) {
             progress(events_read, total);
         }
-        if let (Some(c), Some(plan)) = (checkpoints, plan.as_mut())
-            && plan.is_due(stored.position)
-        {
-            // Only a state that is exactly at this position may be saved under it: one that
-            // started from a later checkpoint is already past it. The book always is.
-            let mut bytes = c.save_book(stored.position, &stored.chain_hash, &book);
-            for ((p, state), start) in projections.iter().zip(&states).zip(&starts) {
-                if stored.position > *start {
-                    bytes = bytes.saturating_add(c.save(
-                        *p,
-                        stored.position,
-                        &stored.chain_hash,
-                        state.as_ref(),
-                    ));
-                }
-            }
-            plan.saved(stored.position, bytes);
-        }
+        after(stored, book, states);
         Ok(())
     })?;
-    if last_day.is_none() && target > 0 {
-        last_day = log
-            .event_at(target)?
-            .map(|e| Date(time::shanghai_date(&e.occurred_at)));
-    }
     progress(events_read, total);
-    Ok(Rebuilt {
-        states,
-        book,
-        position: target,
-        last_day,
-        events_read,
-    })
+    Ok((events_read, last_day))
 }

@@ -20,6 +20,7 @@ pub mod append_map;
 pub mod book;
 pub mod checkpoint;
 pub mod engine;
+pub mod timeline;
 
 use std::any::Any;
 
@@ -31,6 +32,7 @@ use crate::time::Instant;
 
 pub use book::PairingBook;
 pub use engine::{AsOf, Progress, Rebuilt, position_as_of, replay};
+pub use timeline::Timeline;
 
 /// One event as a projection sees it: decoded once by the engine, shared by all projections.
 #[derive(Clone, Copy)]
@@ -196,6 +198,8 @@ pub trait AnyProjection: Send + Sync {
     fn version(&self) -> u32;
     fn about(&self) -> &'static str;
     fn new_state(&self) -> Box<dyn Any + Send>;
+    /// A copy of a state (cheap: the maps states are made of share with their clones).
+    fn clone_state(&self, state: &(dyn Any + Send)) -> Box<dyn Any + Send>;
     fn apply(&self, state: &mut (dyn Any + Send), event: &EventView<'_>);
     fn encode_state(&self, state: &(dyn Any + Send)) -> Result<Vec<u8>, crate::codec::CodecError>;
     fn decode_state(&self, bytes: &[u8]) -> Result<Box<dyn Any + Send>, crate::codec::CodecError>;
@@ -240,6 +244,9 @@ impl<P: Projection> AnyProjection for Registered<P> {
     }
     fn new_state(&self) -> Box<dyn Any + Send> {
         Box::new(P::State::default())
+    }
+    fn clone_state(&self, state: &(dyn Any + Send)) -> Box<dyn Any + Send> {
+        Box::new(state_of::<P>(state).clone())
     }
     fn apply(&self, state: &mut (dyn Any + Send), event: &EventView<'_>) {
         match state.downcast_mut::<P::State>() {

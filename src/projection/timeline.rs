@@ -1,0 +1,284 @@
+//! [`Timeline`]: every projection's state held in memory as of many positions at once, so
+//! that "as of" any position is a clone and a short replay, not a load of whole states.
+//!
+//! A replay from checkpoints must decode whole states (hundreds of MiB on a long log) before
+//! it can replay the tail, so a one-off "as of" costs about a second per GiB of state. A
+//! process that answers many (`carelog serve`, the claims check) keeps a timeline instead: one
+//! pass over the log that takes a snapshot of the book and every state each
+//! [`SNAPSHOT_EVERY_EVENTS`] events. A snapshot is a clone, and clones share
+//! ([`super::append_map`]: the maps and lists that states are made of copy only what is
+//! written after the clone), so each snapshot holds little beyond what changed since the last.
+//! "As of p" then clones the last snapshot at or before p and replays at most
+//! `SNAPSHOT_EVERY_EVENTS` events onto it.
+//!
+//! At most [`SNAPSHOTS_MAX`] snapshots are kept: past that, every other one is dropped and the
+//! spacing doubles, so what the timeline holds stays bounded as the log grows (and the tail of
+//! a query grows with it instead).
+
+use std::any::Any;
+
+use super::AnyProjection;
+use super::book::PairingBook;
+use super::engine::{self, AsOf, EngineError, Folding, Progress, Rebuilt};
+use crate::domain::Date;
+use crate::log::Log;
+
+/// A snapshot every this many events: an "as of" replays at most this many (~30 ms here).
+pub const SNAPSHOT_EVERY_EVENTS: u64 = 32_768;
+
+/// At most this many snapshots are held; past it, the spacing doubles.
+pub const SNAPSHOTS_MAX: usize = 1_024;
+
+/// The book and every state as of one position.
+struct Snapshot {
+    position: u64,
+    states: Vec<Box<dyn Any + Send>>,
+    book: PairingBook,
+    last_day: Option<Date>,
+}
+
+/// A projection state and the book as of one position, cloned from the timeline: the start of
+/// an "as of" (see [`Timeline::start_at`], then [`Start::replay_to`]).
+pub struct Start {
+    snapshot: Snapshot,
+    /// The projections' names, in the order of the states.
+    names: Vec<&'static str>,
+}
+
+/// The projections' states as of many positions; see the module documentation.
+pub struct Timeline {
+    projections: Vec<Box<dyn AnyProjection>>,
+    every_events: u64,
+    /// Ascending positions; the first at 0 (the empty states).
+    snapshots: Vec<Snapshot>,
+    /// The states as of the last position folded (written in place; cloned into snapshots).
+    head: Snapshot,
+}
+
+impl Timeline {
+    /// An empty timeline (position 0) for these projections; [`Timeline::catch_up`] folds the
+    /// log in.
+    pub fn new(projections: Vec<Box<dyn AnyProjection>>) -> Self {
+        Self::with_spacing(projections, SNAPSHOT_EVERY_EVENTS)
+    }
+
+    /// As [`Timeline::new`], with a snapshot every `every_events` events (at least 1).
+    pub fn with_spacing(projections: Vec<Box<dyn AnyProjection>>, every_events: u64) -> Self {
+        let head = Snapshot {
+            position: 0,
+            states: projections.iter().map(|p| p.new_state()).collect(),
+            book: PairingBook::default(),
+            last_day: None,
+        };
+        let mut timeline = Self {
+            projections,
+            every_events: every_events.max(1),
+            snapshots: Vec::new(),
+            head,
+        };
+        let first = timeline.clone_head();
+        timeline.snapshots.push(first);
+        timeline
+    }
+
+    /// The projections, in the order of the states.
+    pub fn projections(&self) -> &[Box<dyn AnyProjection>] {
+        &self.projections
+    }
+
+    /// The last position folded in.
+    pub fn position(&self) -> u64 {
+        self.head.position
+    }
+
+    /// Snapshots held, and the events between them.
+    pub fn snapshots(&self) -> (usize, u64) {
+        (self.snapshots.len(), self.every_events)
+    }
+
+    fn clone_head(&self) -> Snapshot {
+        clone_snapshot(&self.projections, &self.head)
+    }
+
+    /// Folds in the log's events after the last one folded, up to its durable head, taking a
+    /// snapshot at each multiple of the spacing. Returns the events folded.
+    pub fn catch_up(&mut self, log: &Log, progress: Progress<'_>) -> Result<u64, EngineError> {
+        let target = log.head_position();
+        if target <= self.head.position {
+            return Ok(0);
+        }
+        let projections: Vec<&dyn AnyProjection> =
+            self.projections.iter().map(|p| p.as_ref()).collect();
+        let starts = vec![self.head.position; projections.len()];
+        // The fold stops at each position a snapshot is due at, and the snapshot is taken
+        // there (the fold holds the states while it runs).
+        let mut folded = 0u64;
+        while self.head.position < target {
+            let next_snapshot = (self.head.position / self.every_events + 1) * self.every_events;
+            let until = next_snapshot.min(target);
+            let from = self.head.position;
+            let (read, last_day) = engine::fold(
+                log,
+                Folding {
+                    projections: &projections,
+                    states: &mut self.head.states,
+                    starts: &starts,
+                    book: &mut self.head.book,
+                },
+                from,
+                until,
+                progress,
+                &mut |_, _, _| {},
+            )?;
+            if read != until - from {
+                // The log ended before its head said it would: stop where it did.
+                self.head.position = from + read;
+                self.head.last_day = last_day.or(self.head.last_day);
+                return Err(EngineError::Log(crate::log::LogError::Storage(
+                    crate::log::StorageError::Corrupt {
+                        path: log.path().to_path_buf(),
+                        detail: format!(
+                            "positions {}..={until} could not be read: run `carelog verify`",
+                            from + read + 1
+                        ),
+                    },
+                )));
+            }
+            folded += read;
+            self.head.position = until;
+            self.head.last_day = last_day.or(self.head.last_day);
+            if until == next_snapshot {
+                let snapshot = clone_snapshot(&self.projections, &self.head);
+                self.snapshots.push(snapshot);
+                thin(&mut self.snapshots, &mut self.every_events);
+            }
+        }
+        Ok(folded)
+    }
+
+    /// A clone of the last snapshot at or before `position` (the head itself when `position`
+    /// is at or past it): cheap, as clones share. The caller replays the rest (outside any
+    /// lock the timeline is behind).
+    pub fn start_at(&self, position: u64) -> Start {
+        let snapshot = if position >= self.head.position {
+            self.clone_head()
+        } else {
+            let after = self.snapshots.partition_point(|s| s.position <= position);
+            match after.checked_sub(1).and_then(|i| self.snapshots.get(i)) {
+                Some(s) => clone_snapshot(&self.projections, s),
+                // Unreachable: the first snapshot is at 0.
+                None => Snapshot {
+                    position: 0,
+                    states: self.projections.iter().map(|p| p.new_state()).collect(),
+                    book: PairingBook::default(),
+                    last_day: None,
+                },
+            }
+        };
+        Start {
+            snapshot,
+            names: self.projections.iter().map(|p| p.name()).collect(),
+        }
+    }
+
+    /// The states as of `as_of`: catches up with the log if it asks for more than is folded,
+    /// then clones the nearest snapshot and replays the rest. For a timeline shared between
+    /// threads, use [`Timeline::start_at`] under the lock and [`Start::replay_to`] outside it.
+    pub fn as_of(
+        &mut self,
+        log: &Log,
+        as_of: AsOf,
+        progress: Progress<'_>,
+    ) -> Result<Rebuilt, EngineError> {
+        let target = engine::resolve(log, as_of)?;
+        if target > self.head.position {
+            self.catch_up(log, progress)?;
+        }
+        let projections: Vec<&dyn AnyProjection> =
+            self.projections.iter().map(|p| p.as_ref()).collect();
+        self.start_at(target)
+            .replay_to(log, &projections, target, progress)
+    }
+}
+
+impl Start {
+    /// Its position.
+    pub fn position(&self) -> u64 {
+        self.snapshot.position
+    }
+
+    /// Replays the log from here up to `target` (the timeline's projections, in its order)
+    /// and returns the states there. A target before the start is an error of the caller's:
+    /// the start is returned as it is.
+    pub fn replay_to(
+        self,
+        log: &Log,
+        projections: &[&dyn AnyProjection],
+        target: u64,
+        progress: Progress<'_>,
+    ) -> Result<Rebuilt, EngineError> {
+        assert!(
+            projections.len() == self.names.len()
+                && projections
+                    .iter()
+                    .zip(&self.names)
+                    .all(|(p, n)| p.name() == *n),
+            "Start::replay_to: the timeline's projections, in its order"
+        );
+        let Snapshot {
+            position,
+            mut states,
+            mut book,
+            last_day,
+        } = self.snapshot;
+        let starts = vec![position; projections.len()];
+        let (events_read, tail_day) = if target > position {
+            engine::fold(
+                log,
+                Folding {
+                    projections,
+                    states: &mut states,
+                    starts: &starts,
+                    book: &mut book,
+                },
+                position,
+                target,
+                progress,
+                &mut |_, _, _| {},
+            )?
+        } else {
+            (0, None)
+        };
+        Ok(Rebuilt {
+            states,
+            book,
+            position: position.max(target),
+            last_day: tail_day.or(last_day),
+            events_read,
+        })
+    }
+}
+
+/// Past [`SNAPSHOTS_MAX`], drops every other snapshot (the first, at 0, stays) and doubles
+/// the spacing.
+fn thin(snapshots: &mut Vec<Snapshot>, every_events: &mut u64) {
+    if snapshots.len() <= SNAPSHOTS_MAX {
+        return;
+    }
+    *every_events = every_events.saturating_mul(2);
+    let every = *every_events;
+    snapshots.retain(|s| s.position.is_multiple_of(every));
+}
+
+fn clone_snapshot(projections: &[Box<dyn AnyProjection>], s: &Snapshot) -> Snapshot {
+    Snapshot {
+        position: s.position,
+        states: projections
+            .iter()
+            .zip(&s.states)
+            .map(|(p, state)| p.clone_state(state.as_ref()))
+            .collect(),
+        book: s.book.clone(),
+        last_day: s.last_day,
+    }
+}
