@@ -748,6 +748,8 @@ struct TimelineReport {
     build_seconds: f64,
     snapshots: usize,
     every_events: u64,
+    /// The timeline's own estimate of what its snapshots hold apart from the head.
+    snapshot_bytes_estimate: u64,
     /// RSS with the timeline held, less the RSS once it is dropped (freed memory handed back
     /// both times; sled's cache is in both).
     held_kib: u64,
@@ -790,6 +792,7 @@ fn timeline_child(args: &[String]) {
         );
     }
     let (snapshots, every_events) = timeline.snapshots();
+    let snapshot_bytes_estimate = timeline.snapshot_bytes();
     let peak_rss_kib = proc_status_kib("VmHWM").unwrap_or(0);
     let with_timeline_kib = rss_after_freeing_kib();
     drop(timeline);
@@ -799,6 +802,7 @@ fn timeline_child(args: &[String]) {
         build_seconds,
         snapshots,
         every_events,
+        snapshot_bytes_estimate,
         held_kib,
         peak_rss_kib,
         asof_ms,
@@ -1343,8 +1347,11 @@ fn main() {
         ),
         (
             format!(
-                "  carelog: the timeline built in {:.1} s, {} snapshots {} events apart; RSS held / peak (MiB)",
-                timeline.build_seconds, timeline.snapshots, timeline.every_events
+                "  carelog: the timeline built in {:.1} s, {} snapshots {} events apart (~{:.0} MiB by its estimate); RSS held / peak (MiB)",
+                timeline.build_seconds,
+                timeline.snapshots,
+                timeline.every_events,
+                timeline.snapshot_bytes_estimate as f64 / 1048576.0
             ),
             format!(
                 "{:.0} / {:.0}",

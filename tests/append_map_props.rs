@@ -397,3 +397,38 @@ fn a_panicking_value_maker_leaves_the_map_whole() {
     let back: AppendMap<u64, String> = codec::decode_state("map", &bytes).expect("decodes");
     assert_eq!(back, map);
 }
+
+/// A write after a clone copies one shard of the others, or one page and leaf of the run: not
+/// the map (what the timeline's snapshots rely on to stay small).
+#[test]
+fn a_write_after_a_clone_copies_a_shard_or_a_leaf_not_the_map() {
+    use carelog::projection::append_map::copied_bytes;
+    // 20,000 keys in the run, then 10,000 below them: the others.
+    let mut map: AppendMap<u64, u64> = (0..20_000u64).map(|k| (100_000 + 4 * k, k)).collect();
+    for k in (0..10_000u64).rev() {
+        map.insert(k, k);
+    }
+    assert_eq!(map.len_in_run(), 20_000);
+    assert_eq!(map.len(), 30_000);
+    let kept = map.clone();
+    let before = copied_bytes();
+    if let Some(v) = map.get_mut(&5_000) {
+        *v += 1;
+    }
+    if let Some(v) = map.get_mut(&(100_000 + 4 * 7_000)) {
+        *v += 1;
+    }
+    map.insert(1_000_000, 1);
+    map.remove(&6_000);
+    let copied = copied_bytes() - before;
+    assert!(
+        copied <= 8 << 10,
+        "{copied} bytes copied by four writes after a clone"
+    );
+    assert_eq!(map.get(&5_000), Some(&5_001));
+    assert_eq!(kept.get(&5_000), Some(&5_000), "the clone kept its value");
+    assert_eq!(kept.get(&(100_000 + 4 * 7_000)), Some(&7_000));
+    assert_eq!(kept.get(&6_000), Some(&6_000));
+    assert_eq!(kept.get(&1_000_000), None);
+    assert_eq!(kept.len(), 30_000);
+}

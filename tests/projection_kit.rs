@@ -27,6 +27,7 @@ use std::any::Any;
 use carelog::app::{App, Keep, LoggedEvent};
 use carelog::domain::Date;
 use carelog::domain::cloudevent::{IncomingEvent, parse_value, to_cloudevent};
+use carelog::log::{AppendBatch, NewEvent};
 use carelog::projection::checkpoint::Checkpoints;
 use carelog::projection::timeline::SNAPSHOTS_MAX;
 use carelog::projection::{
@@ -1571,22 +1572,20 @@ fn a_timeline_as_of_any_position_equals_a_replay() {
     let mut timeline = Timeline::with_spacing(registry(), spacing);
     assert_eq!(timeline.position(), 0);
     // Caught up in two steps: as of a middle position first (the head goes no further than
-    // the log), then the rest.
+    // the question), then the rest.
     let mid = head / 2 + 3;
     let early = timeline
         .as_of(fx.app.log(), AsOf::Position(mid), &mut |_, _| {})
         .expect("as of the middle");
     assert_eq!(
         timeline.position(),
-        head,
-        "a question past the head catches up"
+        mid,
+        "a question past the head catches up to it"
     );
-    assert_eq!(
-        timeline
-            .catch_up(fx.app.log(), &mut |_, _| {})
-            .expect("no-op"),
-        0
-    );
+    let rest = timeline.catch_up(fx.app.log(), &mut |_, _| {});
+    assert_eq!(rest.expect("the rest"), head - mid);
+    let none = timeline.catch_up(fx.app.log(), &mut |_, _| {});
+    assert_eq!(none.expect("no-op"), 0);
     let (snapshots, every) = timeline.snapshots();
     assert_eq!(every, spacing);
     assert_eq!(
@@ -1638,6 +1637,32 @@ fn a_timeline_as_of_any_position_equals_a_replay() {
     for (i, p) in all.iter().enumerate() {
         assert_same_state(*p, nth(&got, i), nth(&want, i), "a thinned timeline");
     }
+
+    // With a small budget for what the snapshots hold, the timeline thins itself out to stay
+    // within it, and still answers as a replay does.
+    let budget = 256 << 10;
+    let mut lean = Timeline::with_spacing(registry(), 1).with_snapshot_bytes_max(budget);
+    lean.catch_up(fx.app.log(), &mut |_, _| {}).expect("built");
+    let (lean_snapshots, lean_every) = lean.snapshots();
+    assert!(
+        lean.snapshot_bytes() <= budget,
+        "{} bytes held by {lean_snapshots} snapshots",
+        lean.snapshot_bytes()
+    );
+    assert!(
+        lean_snapshots < snapshots && lean_every > every,
+        "the budget thinned it: {lean_snapshots} snapshots {lean_every} apart"
+    );
+    assert!(dense.snapshot_bytes() > budget, "the budget was binding");
+    for pos in [head / 4, head / 2 + 1, head - 3] {
+        let got = lean
+            .as_of(fx.app.log(), AsOf::Position(pos), &mut |_, _| {})
+            .expect("as of");
+        let want = rebuild(&fx.app, &all, AsOf::Position(pos), None);
+        for (i, p) in all.iter().enumerate() {
+            assert_same_state(*p, nth(&got, i), nth(&want, i), "a timeline on a budget");
+        }
+    }
 }
 
 /// (g) The app gives the same report, explanation and claims check with a held timeline as
@@ -1680,5 +1705,75 @@ fn the_app_answers_the_same_with_a_timeline() {
     assert!(
         with.last()
             .is_some_and(|c| c.as_array().is_some_and(|a| !a.is_empty()))
+    );
+}
+
+/// (g) A timeline that meets an event this build cannot read goes back to its last snapshot:
+/// what it had folded of the failed stretch is not kept (it would be folded twice, or answered
+/// as of a position it is not at), and positions before the event are answered as a replay.
+#[test]
+fn a_timeline_that_meets_an_unreadable_event_keeps_answering_before_it() {
+    let fx = Fixture::build(SEED);
+    let projections = registry();
+    let all: Vec<&dyn AnyProjection> = projections.iter().map(|p| p.as_ref()).collect();
+    let log = fx.app.log();
+    let head = fx.head();
+    let mut timeline = Timeline::with_spacing(registry(), 7);
+    timeline.catch_up(log, &mut |_, _| {}).expect("built");
+    // Ten events this build reads (copies, under new ids), then one it cannot.
+    let copy = |e: &LoggedEvent, event_type: &str| NewEvent {
+        event_id: Uuid::now_v7(),
+        stream: e.recorded.stream.clone(),
+        event_type: event_type.to_string(),
+        schema_version: e.recorded.schema_version,
+        occurred_at: e.recorded.occurred_at,
+        recorded_by: "kit".into(),
+        correlation_id: None,
+        causation_id: None,
+        payload: e.recorded.payload.clone(),
+        recorded_at: None,
+    };
+    // Contacts: each a new fact in activity_totals and coverage, so a state that holds one is
+    // told apart.
+    let contacts: Vec<&LoggedEvent> = fx
+        .events
+        .iter()
+        .filter(|e| e.recorded.event_type == "carelog.contact.recorded")
+        .collect();
+    assert!(contacts.len() >= 10, "the store has contacts to copy");
+    let mut batch: Vec<NewEvent> = contacts[contacts.len() - 10..]
+        .iter()
+        .map(|e| copy(e, &e.recorded.event_type))
+        .collect();
+    let last = fx.events.last().expect("events");
+    batch.push(copy(last, "carelog.not.known.to.this.build"));
+    log.append(AppendBatch::new(batch)).expect("appended");
+    let unreadable = head + 11;
+    assert!(
+        timeline.catch_up(log, &mut |_, _| {}).is_err(),
+        "the unreadable event stops the catch-up"
+    );
+    assert!(
+        timeline.position() < unreadable && timeline.position().is_multiple_of(7),
+        "the head went back to a snapshot, not {}",
+        timeline.position()
+    );
+    // From the head's own position first: a head that kept part of the failed stretch would
+    // answer it with those events in.
+    let positions = std::iter::once(timeline.position()).chain(head - 2..unreadable);
+    for pos in positions {
+        let got = timeline
+            .as_of(log, AsOf::Position(pos), &mut |_, _| {})
+            .expect("as of a position before the unreadable event");
+        let want = rebuild(&fx.app, &all, AsOf::Position(pos), None);
+        for (i, p) in all.iter().enumerate() {
+            let what = format!("as of {pos}, after a failed catch-up");
+            assert_same_state(*p, nth(&got, i), nth(&want, i), &what);
+        }
+    }
+    assert!(
+        timeline
+            .as_of(log, AsOf::Position(unreadable), &mut |_, _| {})
+            .is_err()
     );
 }

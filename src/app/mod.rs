@@ -119,6 +119,8 @@ pub struct App {
     hold_timeline: std::sync::atomic::AtomicBool,
     /// Built on first use when held (one pass over the log), then kept up with the log.
     timeline: Mutex<Option<Timeline>>,
+    /// The most its snapshots may hold apart from the head (estimated), for a timeline made.
+    timeline_snapshot_bytes_max: std::sync::atomic::AtomicU64,
 }
 
 /// An event read back: the envelope and the decoded domain event.
@@ -155,6 +157,9 @@ impl App {
             use_checkpoints: std::sync::atomic::AtomicBool::new(true),
             hold_timeline: std::sync::atomic::AtomicBool::new(false),
             timeline: Mutex::new(None),
+            timeline_snapshot_bytes_max: std::sync::atomic::AtomicU64::new(
+                crate::projection::timeline::SNAPSHOT_BYTES_MAX,
+            ),
         };
         // The records are folded on first use (an append), not here: reading commands
         // (report, verify, export) never need them.
@@ -179,6 +184,21 @@ impl App {
         }
     }
 
+    /// The most (estimated) the timeline's snapshots may hold apart from the states as of the
+    /// head; past it they thin out and "as of" replays more. For a timeline made after this.
+    pub fn set_timeline_snapshot_bytes_max(&self, bytes: u64) {
+        self.timeline_snapshot_bytes_max
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A new, empty timeline of every registered projection.
+    pub(crate) fn new_timeline(&self) -> Timeline {
+        Timeline::new(crate::projections::registry()).with_snapshot_bytes_max(
+            self.timeline_snapshot_bytes_max
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
     /// Builds the timeline (or catches it up with the log) now; returns the events folded.
     pub fn warm_timeline(&self) -> Result<u64, AppError> {
         if !self.holds_timeline() {
@@ -198,6 +218,7 @@ impl App {
     /// may have folded part of an event in, so the timeline is dropped and built again.
     pub(crate) fn lock_timeline(&self) -> MutexGuard<'_, Option<Timeline>> {
         self.timeline.lock().unwrap_or_else(|poisoned| {
+            self.timeline.clear_poison();
             let mut timeline = poisoned.into_inner();
             *timeline = None;
             timeline
@@ -211,7 +232,9 @@ impl App {
     fn lock(&self) -> MutexGuard<'_, RecordsState> {
         self.state.lock().unwrap_or_else(|poisoned| {
             // A panic while folding a batch in may have left half of it (and an open undo
-            // journal) in the records: rebuild them from the log.
+            // journal) in the records: rebuild them from the log. Once (the lock is then
+            // healthy again), not at every later lock.
+            self.state.clear_poison();
             let mut state = poisoned.into_inner();
             state.stale = true;
             state

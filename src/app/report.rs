@@ -10,7 +10,6 @@ use uuid::Uuid;
 use super::{App, AppError};
 use crate::domain::Date;
 use crate::domain::events::Comparison;
-use crate::projection::Timeline;
 use crate::projection::checkpoint::Checkpoints;
 use crate::projection::engine::{self, EngineError};
 use crate::projection::{AnyProjection, AsOf, Figure, Period, Query, Source};
@@ -519,33 +518,60 @@ impl App {
             .filter(|p| from_timeline || names.is_empty() || names.contains(&p.name()))
             .map(|p| p.as_ref())
             .collect();
-        let rebuilt = if from_timeline {
+        // Under the timeline's lock: the clone of the nearest snapshot (after catching up with
+        // the log when asked past it), or none when the timeline is not held (it may have been
+        // turned off since `from_timeline` was read).
+        let start = if from_timeline {
             let target = engine::resolve(self.log(), as_of)?;
-            let start = {
-                let mut guard = self.lock_timeline();
-                let timeline =
-                    guard.get_or_insert_with(|| Timeline::new(crate::projections::registry()));
+            let mut guard = self.lock_timeline();
+            if self.holds_timeline() {
+                let timeline = guard.get_or_insert_with(|| self.new_timeline());
                 if target > timeline.position() {
-                    timeline.catch_up(self.log(), progress)?;
+                    timeline.catch_up_to(self.log(), target, progress)?;
                 }
-                timeline.start_at(target)
-            };
-            // The tail is replayed outside the lock: other questions need not wait for it.
-            start.replay_to(self.log(), &chosen, target, progress)?
+                Some((timeline.start_at(target), target))
+            } else {
+                None
+            }
         } else {
-            let checkpoints = self.checkpoints();
-            let use_checkpoints = self
-                .use_checkpoints
-                .load(std::sync::atomic::Ordering::Relaxed);
-            engine::replay(
-                self.log(),
-                &chosen,
-                as_of,
-                use_checkpoints.then_some(&checkpoints),
-                progress,
-            )?
+            None
         };
-        let names: Vec<&'static str> = chosen.iter().map(|p| p.name()).collect();
+        let rebuilt = match start {
+            // The tail is replayed outside the lock: other questions need not wait for it.
+            Some((start, target)) => start.replay_to(self.log(), &chosen, target, progress)?,
+            None => {
+                let chosen: Vec<&dyn AnyProjection> = chosen
+                    .iter()
+                    .copied()
+                    .filter(|p| names.is_empty() || names.contains(&p.name()))
+                    .collect();
+                let checkpoints = self.checkpoints();
+                let use_checkpoints = self
+                    .use_checkpoints
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                let rebuilt = engine::replay(
+                    self.log(),
+                    &chosen,
+                    as_of,
+                    use_checkpoints.then_some(&checkpoints),
+                    progress,
+                )?;
+                let names = chosen.iter().map(|p| p.name()).collect();
+                return self.replayed(registry, names, rebuilt, as_of);
+            }
+        };
+        let names = chosen.iter().map(|p| p.name()).collect();
+        self.replayed(registry, names, rebuilt, as_of)
+    }
+
+    /// A replay's states with what the report needs beside them.
+    fn replayed(
+        &self,
+        registry: Vec<Box<dyn AnyProjection>>,
+        names: Vec<&'static str>,
+        rebuilt: engine::Rebuilt,
+        as_of: AsOf,
+    ) -> Result<Replayed, AppError> {
         let recorded_at = if rebuilt.position == 0 {
             None
         } else {

@@ -161,6 +161,10 @@ pub enum Command {
         /// such question then loads whole states).
         #[arg(long)]
         no_timeline: bool,
+        /// The most memory (MiB, estimated) the timeline's snapshots may hold beside the
+        /// states; past it they thin out, and figures as of a point replay more events.
+        #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+        timeline_mib: u64,
     },
     /// Grant or revoke an HTTP API token (both are events).
     Token {
@@ -399,7 +403,15 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         Command::Claims {
             command: ClaimsCommand::Check { json },
         } => figures::claims_check(&open_existing(&cli.data)?, *json),
-        Command::Serve { addr, no_timeline } => serve::serve(&cli.data, addr, !no_timeline),
+        Command::Serve {
+            addr,
+            no_timeline,
+            timeline_mib,
+        } => serve::serve(
+            &cli.data,
+            addr,
+            (!no_timeline).then_some(timeline_mib.saturating_mul(1 << 20)),
+        ),
         Command::Token { command } => serve::token(&cli.data, command, &actor(cli)),
     }
 }

@@ -115,7 +115,9 @@ async fn shutdown_signal() {
 }
 
 /// `carelog serve --addr HOST:PORT`.
-pub fn serve(dir: &Path, addr: &str, hold_timeline: bool) -> Result<u8, Failure> {
+/// `timeline_bytes`: hold a timeline for figures as of a point, its snapshots within that many
+/// bytes (estimated); None: load checkpoints and replay for each.
+pub fn serve(dir: &Path, addr: &str, timeline_bytes: Option<u64>) -> Result<u8, Failure> {
     init_tracing();
     let addr: SocketAddr = addr.parse().map_err(|e| {
         usage(format!(
@@ -136,7 +138,8 @@ pub fn serve(dir: &Path, addr: &str, hold_timeline: bool) -> Result<u8, Failure>
             "the store holds no live token: stop the server and run `carelog token create --role admin`"
         );
     }
-    if hold_timeline {
+    if let Some(bytes) = timeline_bytes {
+        app.set_timeline_snapshot_bytes_max(bytes);
         app.set_hold_timeline(true);
         // Built in the background (one pass over the log): a question that comes first waits
         // for it, the others find it ready.

@@ -10,7 +10,7 @@
 //!
 //! Here a key above every key so far is pushed onto the *run*: full leaves of
 //! [`LEAF_ENTRIES`] keys (apart from their values), [`PAGE_LEAVES`] leaves to a page, and a
-//! list of pages, each with the first key of what it holds. No slack but the last leaf's and
+//! list of pages, each with the first key of what it holds (8, 64: 512 entries a page). No slack but the last leaf's and
 //! page's, and a key's place in the run follows from its index. Other keys go into a `BTreeMap`
 //! beside it (the *others*), except that a key with at most [`MOVE_TO_OTHERS_MAX`] run keys
 //! above it (or an eighth of the run) takes their place: they move to the others and it is
@@ -22,13 +22,14 @@
 //! here is such a map). A lookup finds its page from the pages' first keys (guessing from the
 //! key's rank: for ids, their time), its leaf from the page's, then the key in the leaf.
 //!
-//! **Clones share.** Pages, leaves and the others are reference-counted and copied only when
-//! written while shared (`Arc::make_mut`). A clone costs a pointer and a key per page (~0.05
-//! bytes an entry), and a write after it copies one page's pointers and one leaf (the last
-//! ones, for a push). That is what lets the engine hold the states as of many positions at once
-//! (`Timeline`): snapshots a few tens of thousands of events apart share all but what changed
-//! between them. Keys that do not ascend go to the others, which are copied whole by the first
-//! write after a clone: cheap with carelog's own ids, not with all-random ones.
+//! **Clones share.** Pages, leaves and the others' shards are reference-counted and copied only
+//! when written while shared (`Arc::make_mut`). A clone costs a pointer and a key per page
+//! (~0.05 bytes an entry) and per shard of the others, and a write after it copies one page's
+//! pointers and one leaf (the last ones, for a push), or one shard of the others. That is what
+//! lets the engine hold the states as of many positions at once (`Timeline`): snapshots a few
+//! tens of thousands of events apart share all but what changed between them. Each copy is
+//! counted ([`copied_bytes`]), so that the timeline can bound what its snapshots hold: keys that
+//! do not ascend at all (a client's random ids) make every write land in another shard.
 //!
 //! It behaves as the `BTreeMap` it replaces: iteration in key order (the run and the others
 //! merged), and the same serialized bytes (a map, in key order), so checkpoints written by
@@ -37,6 +38,7 @@
 //! strictly ascending; every leaf but the last is full, and every page but the last; a key is in
 //! the run or in the others, never both.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::collections::btree_map;
 use std::fmt;
@@ -58,14 +60,54 @@ pub const MOVE_TO_OTHERS_MAX: usize = 64;
 /// at most once, so a move of many keys is paid for by the pushes that put them there.
 const MOVE_TO_OTHERS_SHARE: usize = 8;
 
-/// Entries in a leaf: what a write to a shared leaf copies (for an entity, 16 values).
-pub const LEAF_ENTRIES: usize = 16;
+/// Entries in a leaf: what a write to a shared leaf copies (for an entity, 8 values). On a 10 M
+/// event log, 8 rather than 16 took a timeline of snapshots from 4.1 to 3.6 GiB, and rebuilt as
+/// fast or faster; 4 made the states larger and the rebuild slower.
+pub const LEAF_ENTRIES: usize = 8;
 
-/// Leaves in a page: what a write to a shared page copies (32 pointers and keys), and what a
+/// Leaves in a page: what a write to a shared page copies (64 pointers and keys), and what a
 /// clone of the map costs per entry (a pointer and a key per 512).
-pub const PAGE_LEAVES: usize = 32;
+pub const PAGE_LEAVES: usize = 64;
 
 const PAGE_ENTRIES: usize = LEAF_ENTRIES * PAGE_LEAVES;
+
+thread_local! {
+    /// Bytes this thread copied out of parts shared with a clone (see [`copied_bytes`]).
+    static COPIED_BYTES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The bytes this thread has copied so far because what it wrote to was shared with a clone
+/// (pages, leaves, the others, and a clone's own lists), in shallow sizes (a value's own heap
+/// parts are not counted): an estimate of what the clones (a timeline's snapshots) come to
+/// hold apart from the maps they were taken from, as those go on being written.
+pub fn copied_bytes() -> u64 {
+    COPIED_BYTES.with(Cell::get)
+}
+
+fn note_copied(bytes: usize) {
+    COPIED_BYTES.with(|c| c.set(c.get().saturating_add(bytes as u64)));
+}
+
+/// `Arc::make_mut`, noting what it copies when the part is shared.
+fn make_mut_noted<T: Clone>(part: &mut Arc<T>, bytes: impl FnOnce(&T) -> usize) -> &mut T {
+    if Arc::strong_count(part) > 1 {
+        note_copied(bytes(part));
+    }
+    Arc::make_mut(part)
+}
+
+fn page_bytes<K, V>(page: &Page<K, V>) -> usize {
+    page.leaves.len() * (std::mem::size_of::<K>() + std::mem::size_of::<usize>())
+}
+
+fn leaf_bytes<K, V>(leaf: &Leaf<K, V>) -> usize {
+    leaf.keys.len() * (std::mem::size_of::<K>() + std::mem::size_of::<Option<V>>())
+}
+
+/// A `BTreeMap`'s entries, with about a word of node per entry.
+fn shard_bytes<K, V>(shard: &BTreeMap<K, V>) -> usize {
+    shard.len() * (std::mem::size_of::<K>() + std::mem::size_of::<V>() + 8)
+}
 
 /// Up to [`LEAF_ENTRIES`] run entries: keys apart from values, so that a search reads only keys.
 #[derive(Clone)]
@@ -84,7 +126,6 @@ struct Page<K, V> {
 
 /// An ordered map optimised for ascending keys, with clones that share; see the module
 /// documentation.
-#[derive(Clone)]
 pub struct AppendMap<K, V> {
     /// Each page's first key: a search finds its page among these first.
     firsts: Vec<K>,
@@ -93,9 +134,23 @@ pub struct AppendMap<K, V> {
     /// Entries in the run, tombstones included.
     run_len: usize,
     /// Every other key.
-    others: Arc<BTreeMap<K, V>>,
+    others: Others<K, V>,
     /// Live entries in both.
     len: usize,
+}
+
+/// Copies the list of pages (a pointer and a key each) and shares the pages.
+impl<K: Clone, V> Clone for AppendMap<K, V> {
+    fn clone(&self) -> Self {
+        note_copied(self.pages.len() * (std::mem::size_of::<K>() + std::mem::size_of::<usize>()));
+        Self {
+            firsts: self.firsts.clone(),
+            pages: self.pages.clone(),
+            run_len: self.run_len,
+            others: self.others.clone(),
+            len: self.len,
+        }
+    }
 }
 
 /// Where a key is in the run.
@@ -112,7 +167,7 @@ impl<K, V> Default for AppendMap<K, V> {
             firsts: Vec::new(),
             pages: Vec::new(),
             run_len: 0,
-            others: Arc::new(BTreeMap::new()),
+            others: Others::default(),
             len: 0,
         }
     }
@@ -220,10 +275,10 @@ impl<K: Ranked, V: Clone> AppendMap<K, V> {
 
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         match self.place(key) {
+            // A tombstone needs no copy of a shared leaf.
+            Place::Run(page, leaf, slot) if self.run_slot(page, leaf, slot).is_none() => None,
             Place::Run(page, leaf, slot) => self.run_slot_mut(page, leaf, slot)?.as_mut(),
-            Place::NotInRun(_) if self.others.is_empty() => None,
-            Place::NotInRun(_) if !self.others.contains_key(key) => None,
-            Place::NotInRun(_) => Arc::make_mut(&mut self.others).get_mut(key),
+            Place::NotInRun(_) => self.others.get_mut(key),
         }
     }
 
@@ -241,7 +296,7 @@ impl<K: Ranked, V: Clone> AppendMap<K, V> {
                 break;
             };
             if let Some(value) = value {
-                Arc::make_mut(&mut self.others).insert(key, value);
+                self.others.insert(key, value);
             }
         }
         true
@@ -249,8 +304,8 @@ impl<K: Ranked, V: Clone> AppendMap<K, V> {
 
     /// Takes the run's last entry off.
     fn pop_run(&mut self) -> Option<(K, Option<V>)> {
-        let page = Arc::make_mut(self.pages.last_mut()?);
-        let leaf = Arc::make_mut(page.leaves.last_mut()?);
+        let page = make_mut_noted(self.pages.last_mut()?, page_bytes);
+        let leaf = make_mut_noted(page.leaves.last_mut()?, leaf_bytes);
         let entry = leaf.keys.pop().zip(leaf.values.pop())?;
         if leaf.keys.is_empty() {
             page.leaves.pop();
@@ -281,7 +336,7 @@ impl<K: Ranked, V: Clone> AppendMap<K, V> {
         let Some(page) = self.pages.last_mut() else {
             unreachable!("a page was just pushed if there was none")
         };
-        let page = Arc::make_mut(page);
+        let page = make_mut_noted(page, page_bytes);
         if starts_leaf {
             page.firsts.push(key.clone());
             page.leaves.push(Arc::new(Leaf {
@@ -297,7 +352,7 @@ impl<K: Ranked, V: Clone> AppendMap<K, V> {
         let Some(leaf) = page.leaves.last_mut() else {
             unreachable!("a leaf was just pushed if there was none")
         };
-        let leaf = Arc::make_mut(leaf);
+        let leaf = make_mut_noted(leaf, leaf_bytes);
         assert!(
             leaf.keys.len() < LEAF_ENTRIES,
             "AppendMap: the run's last leaf has room"
@@ -315,12 +370,12 @@ impl<K: Ranked, V: Clone> AppendMap<K, V> {
                 .and_then(|v| v.replace(value)),
             Place::NotInRun(i) => {
                 if self.others.contains_key(&key) {
-                    Arc::make_mut(&mut self.others).insert(key, value)
+                    self.others.insert(key, value)
                 } else if self.make_room_in_run(i) {
                     self.push_run(key, Some(value));
                     None
                 } else {
-                    Arc::make_mut(&mut self.others).insert(key, value)
+                    self.others.insert(key, value)
                 }
             }
         };
@@ -341,8 +396,7 @@ impl<K: Ranked, V: Clone> AppendMap<K, V> {
                     self.run_slot_mut(page, leaf, slot).and_then(Option::take)
                 }
             }
-            Place::NotInRun(_) if !self.others.contains_key(key) => None,
-            Place::NotInRun(_) => Arc::make_mut(&mut self.others).remove(key),
+            Place::NotInRun(_) => self.others.remove(key),
         };
         if old.is_some() {
             self.len -= 1;
@@ -357,13 +411,7 @@ impl<K: Ranked, V: Clone> AppendMap<K, V> {
             Place::Run(page, leaf, slot) => (page, leaf, slot),
             Place::NotInRun(i) => {
                 if self.others.contains_key(&key) || !self.make_room_in_run(i) {
-                    let mut made = false;
-                    let value = Arc::make_mut(&mut self.others)
-                        .entry(key)
-                        .or_insert_with(|| {
-                            made = true;
-                            make()
-                        });
+                    let (value, made) = self.others.get_or_insert_with(key, make);
                     self.len += usize::from(made);
                     return value;
                 }
@@ -403,8 +451,8 @@ fn slot_mut<K: Clone, V: Clone>(
     leaf: usize,
     slot: usize,
 ) -> Option<&mut Option<V>> {
-    let page = Arc::make_mut(pages.get_mut(page)?);
-    let leaf = Arc::make_mut(page.leaves.get_mut(leaf)?);
+    let page = make_mut_noted(pages.get_mut(page)?, page_bytes);
+    let leaf = make_mut_noted(page.leaves.get_mut(leaf)?, leaf_bytes);
     leaf.values.get_mut(slot)
 }
 
@@ -489,6 +537,178 @@ fn search<K: Ranked>(keys: &[K], key: &K) -> Result<usize, usize> {
     }
 }
 
+/// At most this many entries in a shard of the others: what a write to a shared shard copies.
+pub const OTHERS_SHARD_ENTRIES: usize = 32;
+
+/// The keys not in the run, in shards of at most [`OTHERS_SHARD_ENTRIES`] behind `Arc`s, under
+/// a bound at or below each shard's keys (and above the shard before's). A clone copies the
+/// tree of shards (a key and a pointer each); a write copies one shard when shared. (One
+/// shared `BTreeMap` was copied whole by the first write after each clone: tens of MiB per
+/// snapshot of a long log when a bulk registration left ~40,000 ids out of order.)
+struct Others<K, V> {
+    shards: BTreeMap<K, Arc<BTreeMap<K, V>>>,
+    len: usize,
+}
+
+impl<K, V> Default for Others<K, V> {
+    fn default() -> Self {
+        Self {
+            shards: BTreeMap::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: Clone, V> Clone for Others<K, V> {
+    fn clone(&self) -> Self {
+        note_copied(
+            self.shards.len() * (std::mem::size_of::<K>() + 2 * std::mem::size_of::<usize>()),
+        );
+        Self {
+            shards: self.shards.clone(),
+            len: self.len,
+        }
+    }
+}
+
+impl<K: Ord + Clone, V> Others<K, V> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The shard that holds `key` if any does: the last whose bound is at or below it.
+    fn shard(&self, key: &K) -> Option<&BTreeMap<K, V>> {
+        self.shards
+            .range(..=key)
+            .next_back()
+            .map(|(_, s)| s.as_ref())
+    }
+
+    fn get(&self, key: &K) -> Option<&V> {
+        if self.is_empty() {
+            return None;
+        }
+        self.shard(key)?.get(key)
+    }
+
+    fn contains_key(&self, key: &K) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn iter(&self) -> OthersIter<'_, K, V> {
+        OthersIter {
+            shards: self.shards.values(),
+            entries: None,
+        }
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> Others<K, V> {
+    fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        if !self.contains_key(key) {
+            return None;
+        }
+        let (_, shard) = self.shards.range_mut(..=key).next_back()?;
+        make_mut_noted(shard, shard_bytes).get_mut(key)
+    }
+
+    fn insert(&mut self, key: K, value: V) -> Option<V> {
+        // A key below every bound lowers the first shard's (or starts the first shard).
+        let lowest = self.shards.first_key_value().map(|(k, _)| k.clone());
+        match lowest {
+            None => {
+                self.shards
+                    .insert(key.clone(), Arc::new(BTreeMap::from([(key, value)])));
+                self.len += 1;
+                return None;
+            }
+            Some(lowest) if key < lowest => {
+                if let Some(shard) = self.shards.remove(&lowest) {
+                    self.shards.insert(key.clone(), shard);
+                }
+            }
+            Some(_) => {}
+        }
+        let (old, split) = {
+            let Some((_, shard)) = self.shards.range_mut(..=&key).next_back() else {
+                unreachable!("a shard's bound is at or below every key now")
+            };
+            let shard = make_mut_noted(shard, shard_bytes);
+            let old = shard.insert(key, value);
+            // A full shard splits in two halves: the upper one under its first key.
+            let split = if shard.len() > OTHERS_SHARD_ENTRIES {
+                let middle = shard.keys().nth(shard.len() / 2).cloned();
+                middle.map(|m| {
+                    let upper = shard.split_off(&m);
+                    (m, upper)
+                })
+            } else {
+                None
+            };
+            (old, split)
+        };
+        if let Some((bound, upper)) = split {
+            self.shards.insert(bound, Arc::new(upper));
+        }
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
+    }
+
+    fn remove(&mut self, key: &K) -> Option<V> {
+        if !self.contains_key(key) {
+            return None;
+        }
+        let (bound, shard) = self.shards.range_mut(..=key).next_back()?;
+        let shard = make_mut_noted(shard, shard_bytes);
+        let old = shard.remove(key);
+        if shard.is_empty() {
+            let bound = bound.clone();
+            self.shards.remove(&bound);
+        }
+        if old.is_some() {
+            self.len -= 1;
+        }
+        old
+    }
+
+    /// The value under `key`, made first when there is none; and whether it was made.
+    fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> (&mut V, bool) {
+        let made = !self.contains_key(&key);
+        if made {
+            self.insert(key.clone(), make());
+        }
+        let Some(value) = self.get_mut(&key) else {
+            unreachable!("the key was just found or inserted")
+        };
+        (value, made)
+    }
+}
+
+/// The others' entries in key order: shard by shard.
+struct OthersIter<'a, K, V> {
+    shards: btree_map::Values<'a, K, Arc<BTreeMap<K, V>>>,
+    entries: Option<btree_map::Iter<'a, K, V>>,
+}
+
+impl<'a, K, V> Iterator for OthersIter<'a, K, V> {
+    type Item = (&'a K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(entry) = self.entries.as_mut().and_then(Iterator::next) {
+                return Some(entry);
+            }
+            self.entries = Some(self.shards.next()?.iter());
+        }
+    }
+}
+
 /// The run's live entries in order: page by page, leaf by leaf.
 struct RunIter<'a, K, V> {
     pages: std::slice::Iter<'a, Arc<Page<K, V>>>,
@@ -522,7 +742,7 @@ impl<'a, K, V> Iterator for RunIter<'a, K, V> {
 /// The entries of an [`AppendMap`] in key order: the run and the others merged.
 pub struct Iter<'a, K, V> {
     run: Peekable<RunIter<'a, K, V>>,
-    others: Peekable<btree_map::Iter<'a, K, V>>,
+    others: Peekable<OthersIter<'a, K, V>>,
     remaining: usize,
 }
 
@@ -640,10 +860,23 @@ const RESERVE_ENTRIES_MAX: usize = 1 << 24;
 /// [`CHUNK_ITEMS`] are reference-counted, so a clone copies a pointer per chunk and the last
 /// chunk's items. It serializes as the `Vec` it replaces (a sequence): the adjustments of a
 /// state's facts, say, which every snapshot of the state holds.
-#[derive(Clone)]
 pub struct AppendVec<T> {
     full: Vec<Arc<Vec<T>>>,
     last: Vec<T>,
+}
+
+/// Copies the pointers to the full chunks and the last chunk's items.
+impl<T: Clone> Clone for AppendVec<T> {
+    fn clone(&self) -> Self {
+        note_copied(
+            self.full.len() * std::mem::size_of::<usize>()
+                + self.last.len() * std::mem::size_of::<T>(),
+        );
+        Self {
+            full: self.full.clone(),
+            last: self.last.clone(),
+        }
+    }
 }
 
 /// Items in a full chunk of an [`AppendVec`].

@@ -11,13 +11,19 @@
 //! "As of p" then clones the last snapshot at or before p and replays at most
 //! `SNAPSHOT_EVERY_EVENTS` events onto it.
 //!
-//! At most [`SNAPSHOTS_MAX`] snapshots are kept: past that, every other one is dropped and the
-//! spacing doubles, so what the timeline holds stays bounded as the log grows (and the tail of
-//! a query grows with it instead).
+//! What the snapshots hold apart from the head is estimated as they are taken: the bytes the
+//! fold copied out of parts it shared with them ([`super::append_map::copied_bytes`]). Past
+//! [`SNAPSHOTS_MAX`] snapshots, or past [`SNAPSHOT_BYTES_MAX`] of that estimate, every other
+//! snapshot is dropped and the spacing doubles, so what the timeline holds stays bounded as the
+//! log grows (the tail of a query grows instead). With carelog's own ids a snapshot holds a few
+//! MiB (on the bench's 10 M-event log: 306 snapshots, ~2 GiB in all, the estimate ~1.3); keys
+//! that do not ascend at all (a client's random ids) make nearly every write copy a shard of a
+//! map's others, and that is what the byte bound is for.
 
 use std::any::Any;
 
 use super::AnyProjection;
+use super::append_map::copied_bytes;
 use super::book::PairingBook;
 use super::engine::{self, AsOf, EngineError, Folding, Progress, Rebuilt};
 use crate::domain::Date;
@@ -28,6 +34,10 @@ pub const SNAPSHOT_EVERY_EVENTS: u64 = 32_768;
 
 /// At most this many snapshots are held; past it, the spacing doubles.
 pub const SNAPSHOTS_MAX: usize = 1_024;
+
+/// At most this many bytes (estimated) held by the snapshots apart from the head; past it, the
+/// spacing doubles.
+pub const SNAPSHOT_BYTES_MAX: u64 = 4 << 30;
 
 /// The book and every state as of one position.
 struct Snapshot {
@@ -53,6 +63,9 @@ pub struct Timeline {
     snapshots: Vec<Snapshot>,
     /// The states as of the last position folded (written in place; cloned into snapshots).
     head: Snapshot,
+    /// The estimate of what the snapshots hold apart from the head (see the module doc).
+    snapshot_bytes: u64,
+    snapshot_bytes_max: u64,
 }
 
 impl Timeline {
@@ -75,10 +88,23 @@ impl Timeline {
             every_events: every_events.max(1),
             snapshots: Vec::new(),
             head,
+            snapshot_bytes: 0,
+            snapshot_bytes_max: SNAPSHOT_BYTES_MAX,
         };
         let first = timeline.clone_head();
         timeline.snapshots.push(first);
         timeline
+    }
+
+    /// With at most `bytes` (estimated) held by the snapshots apart from the head.
+    pub fn with_snapshot_bytes_max(mut self, bytes: u64) -> Self {
+        self.snapshot_bytes_max = bytes;
+        self
+    }
+
+    /// The estimate of the bytes the snapshots hold apart from the head.
+    pub fn snapshot_bytes(&self) -> u64 {
+        self.snapshot_bytes
     }
 
     /// The projections, in the order of the states.
@@ -103,7 +129,18 @@ impl Timeline {
     /// Folds in the log's events after the last one folded, up to its durable head, taking a
     /// snapshot at each multiple of the spacing. Returns the events folded.
     pub fn catch_up(&mut self, log: &Log, progress: Progress<'_>) -> Result<u64, EngineError> {
-        let target = log.head_position();
+        self.catch_up_to(log, log.head_position(), progress)
+    }
+
+    /// [`Timeline::catch_up`], up to `target` at most (an event this build cannot read then
+    /// stops only the questions past it). On an error the head goes back to the last snapshot.
+    pub fn catch_up_to(
+        &mut self,
+        log: &Log,
+        target: u64,
+        progress: Progress<'_>,
+    ) -> Result<u64, EngineError> {
+        let target = target.min(log.head_position());
         if target <= self.head.position {
             return Ok(0);
         }
@@ -113,11 +150,12 @@ impl Timeline {
         // The fold stops at each position a snapshot is due at, and the snapshot is taken
         // there (the fold holds the states while it runs).
         let mut folded = 0u64;
+        let mut copied_before = copied_bytes();
         while self.head.position < target {
             let next_snapshot = (self.head.position / self.every_events + 1) * self.every_events;
             let until = next_snapshot.min(target);
             let from = self.head.position;
-            let (read, last_day) = engine::fold(
+            let folded_segment = engine::fold(
                 log,
                 Folding {
                     projections: &projections,
@@ -129,7 +167,18 @@ impl Timeline {
                 until,
                 progress,
                 &mut |_, _, _| {},
-            )?;
+            );
+            let (read, last_day) = match folded_segment {
+                Ok(done) => done,
+                Err(e) => {
+                    // Part of the segment may have been folded in: the head goes back to the
+                    // last snapshot (at or before `from`), so no event is ever folded twice.
+                    if let Some(last) = self.snapshots.last() {
+                        self.head = clone_snapshot(&self.projections, last);
+                    }
+                    return Err(e);
+                }
+            };
             if read != until - from {
                 // The log ended before its head said it would: stop where it did.
                 self.head.position = from + read;
@@ -150,7 +199,20 @@ impl Timeline {
             if until == next_snapshot {
                 let snapshot = clone_snapshot(&self.projections, &self.head);
                 self.snapshots.push(snapshot);
-                thin(&mut self.snapshots, &mut self.every_events);
+                // What this interval's writes copied out of the snapshots' parts, and the clone.
+                let copied = copied_bytes();
+                self.snapshot_bytes = self
+                    .snapshot_bytes
+                    .saturating_add(copied.saturating_sub(copied_before));
+                copied_before = copied;
+                while (self.snapshots.len() > SNAPSHOTS_MAX
+                    || self.snapshot_bytes > self.snapshot_bytes_max)
+                    && self.snapshots.len() > 2
+                {
+                    thin(&mut self.snapshots, &mut self.every_events);
+                    // Each snapshot dropped frees what only it held: about half, taken as half.
+                    self.snapshot_bytes /= 2;
+                }
             }
         }
         Ok(folded)
@@ -192,7 +254,7 @@ impl Timeline {
     ) -> Result<Rebuilt, EngineError> {
         let target = engine::resolve(log, as_of)?;
         if target > self.head.position {
-            self.catch_up(log, progress)?;
+            self.catch_up_to(log, target, progress)?;
         }
         let projections: Vec<&dyn AnyProjection> =
             self.projections.iter().map(|p| p.as_ref()).collect();
@@ -259,12 +321,8 @@ impl Start {
     }
 }
 
-/// Past [`SNAPSHOTS_MAX`], drops every other snapshot (the first, at 0, stays) and doubles
-/// the spacing.
+/// Drops every other snapshot (the first, at 0, stays) and doubles the spacing.
 fn thin(snapshots: &mut Vec<Snapshot>, every_events: &mut u64) {
-    if snapshots.len() <= SNAPSHOTS_MAX {
-        return;
-    }
     *every_events = every_events.saturating_mul(2);
     let every = *every_events;
     snapshots.retain(|s| s.position.is_multiple_of(every));
