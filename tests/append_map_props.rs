@@ -8,6 +8,38 @@ use std::collections::BTreeMap;
 
 use carelog::codec;
 use carelog::projection::append_map::{AppendMap, AppendVec};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// The system allocator, counting the bytes each thread allocates: what a write after a clone
+/// really copies, measured apart from the map's own count of it.
+struct Counting;
+
+thread_local! {
+    static ALLOCATED_BYTES: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged; the count is a
+// thread-local `Cell` (const-initialized: it allocates nothing itself).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATED_BYTES.try_with(|c| c.set(c.get() + layout.size() as u64));
+        // SAFETY: the caller's layout, as given.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: a pointer this allocator gave, with its layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn allocated_bytes() -> u64 {
+    ALLOCATED_BYTES.with(Cell::get)
+}
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -412,6 +444,7 @@ fn a_write_after_a_clone_copies_a_shard_or_a_leaf_not_the_map() {
     assert_eq!(map.len(), 30_000);
     let kept = map.clone();
     let before = copied_bytes();
+    let allocated_before = allocated_bytes();
     if let Some(v) = map.get_mut(&5_000) {
         *v += 1;
     }
@@ -421,9 +454,20 @@ fn a_write_after_a_clone_copies_a_shard_or_a_leaf_not_the_map() {
     map.insert(1_000_000, 1);
     map.remove(&6_000);
     let copied = copied_bytes() - before;
+    let allocated = allocated_bytes() - allocated_before;
     assert!(
         copied <= 8 << 10,
         "{copied} bytes copied by four writes after a clone"
+    );
+    // The map's own count, checked against what was allocated (a copy of the others would be
+    // ~240 KiB, of every page ~1 MiB).
+    assert!(
+        allocated <= 16 << 10,
+        "{allocated} bytes allocated by four writes after a clone"
+    );
+    assert!(
+        copied > 0 && copied <= allocated,
+        "{copied} counted, {allocated} allocated"
     );
     assert_eq!(map.get(&5_000), Some(&5_001));
     assert_eq!(kept.get(&5_000), Some(&5_000), "the clone kept its value");

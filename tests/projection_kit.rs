@@ -28,6 +28,7 @@ use carelog::app::{App, Keep, LoggedEvent};
 use carelog::domain::Date;
 use carelog::domain::cloudevent::{IncomingEvent, parse_value, to_cloudevent};
 use carelog::log::{AppendBatch, NewEvent};
+use carelog::projection::append_map::copied_bytes;
 use carelog::projection::checkpoint::Checkpoints;
 use carelog::projection::timeline::SNAPSHOTS_MAX;
 use carelog::projection::{
@@ -1654,6 +1655,29 @@ fn a_timeline_as_of_any_position_equals_a_replay() {
         "the budget thinned it: {lean_snapshots} snapshots {lean_every} apart"
     );
     assert!(dense.snapshot_bytes() > budget, "the budget was binding");
+
+    // The estimate counts what folds copy whichever way the timeline was caught up: one event
+    // per question (as a server asked often catches up) or all at once.
+    let mut whole = Timeline::with_spacing(registry(), 7);
+    let copied_before = copied_bytes();
+    whole.catch_up(fx.app.log(), &mut |_, _| {}).expect("built");
+    let copied = copied_bytes() - copied_before;
+    let mut stepwise = Timeline::with_spacing(registry(), 7);
+    for pos in 1..=head {
+        stepwise
+            .as_of(fx.app.log(), AsOf::Position(pos), &mut |_, _| {})
+            .expect("as of");
+    }
+    let (a, b) = (whole.snapshot_bytes(), stepwise.snapshot_bytes());
+    // All that the catch-up copied, but for the stretch after the last snapshot.
+    assert!(
+        a <= copied && a >= copied * 8 / 10,
+        "estimated {a} bytes of the {copied} the catch-up copied"
+    );
+    assert!(
+        b >= a * 9 / 10 && b <= a * 11 / 10,
+        "estimated {b} bytes caught up event by event, {a} all at once"
+    );
     for pos in [head / 4, head / 2 + 1, head - 3] {
         let got = lean
             .as_of(fx.app.log(), AsOf::Position(pos), &mut |_, _| {})
@@ -1740,15 +1764,23 @@ fn a_timeline_that_meets_an_unreadable_event_keeps_answering_before_it() {
         .iter()
         .filter(|e| e.recorded.event_type == "carelog.contact.recorded")
         .collect();
-    assert!(contacts.len() >= 10, "the store has contacts to copy");
-    let mut batch: Vec<NewEvent> = contacts[contacts.len() - 10..]
+    assert!(contacts.len() >= 11, "the store has contacts to copy");
+    // As many as leave at least one readable event in the stretch that fails (it starts at a
+    // multiple of 7): a head kept after the failure then holds something it should not.
+    let readable = if (head + 10).is_multiple_of(7) {
+        11
+    } else {
+        10
+    };
+    let mut batch: Vec<NewEvent> = contacts[contacts.len() - readable..]
         .iter()
         .map(|e| copy(e, &e.recorded.event_type))
         .collect();
     let last = fx.events.last().expect("events");
     batch.push(copy(last, "carelog.not.known.to.this.build"));
     log.append(AppendBatch::new(batch)).expect("appended");
-    let unreadable = head + 11;
+    let unreadable = head + readable as u64 + 1;
+    assert!(!(unreadable - 1).is_multiple_of(7));
     assert!(
         timeline.catch_up(log, &mut |_, _| {}).is_err(),
         "the unreadable event stops the catch-up"

@@ -199,13 +199,27 @@ impl App {
         )
     }
 
+    /// The held timeline's snapshots, their spacing, its estimate of the bytes they hold apart
+    /// from the head, and the most it may reach (None: no timeline built).
+    pub fn timeline_snapshots(&self) -> Option<(usize, u64, u64, u64)> {
+        let guard = self.lock_timeline();
+        let timeline = guard.as_ref()?;
+        let (count, every_events) = timeline.snapshots();
+        Some((
+            count,
+            every_events,
+            timeline.snapshot_bytes(),
+            timeline.snapshot_bytes_max(),
+        ))
+    }
+
     /// Builds the timeline (or catches it up with the log) now; returns the events folded.
     pub fn warm_timeline(&self) -> Result<u64, AppError> {
         if !self.holds_timeline() {
             return Ok(0);
         }
         let mut guard = self.lock_timeline();
-        let timeline = guard.get_or_insert_with(|| Timeline::new(crate::projections::registry()));
+        let timeline = guard.get_or_insert_with(|| self.new_timeline());
         Ok(timeline.catch_up(self.log(), &mut |_, _| {})?)
     }
 

@@ -46,6 +46,8 @@ use std::iter::Peekable;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use arrayvec::ArrayVec;
+
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
@@ -112,16 +114,16 @@ fn shard_bytes<K, V>(shard: &BTreeMap<K, V>) -> usize {
 /// Up to [`LEAF_ENTRIES`] run entries: keys apart from values, so that a search reads only keys.
 #[derive(Clone)]
 struct Leaf<K, V> {
-    keys: Vec<K>,
+    keys: ArrayVec<K, LEAF_ENTRIES>,
     /// At their keys' indexes, or `None` once removed.
-    values: Vec<Option<V>>,
+    values: ArrayVec<Option<V>, LEAF_ENTRIES>,
 }
 
 /// Up to [`PAGE_LEAVES`] leaves, with each one's first key.
 #[derive(Clone)]
 struct Page<K, V> {
-    firsts: Vec<K>,
-    leaves: Vec<Arc<Leaf<K, V>>>,
+    firsts: ArrayVec<K, PAGE_LEAVES>,
+    leaves: ArrayVec<Arc<Leaf<K, V>>, PAGE_LEAVES>,
 }
 
 /// An ordered map optimised for ascending keys, with clones that share; see the module
@@ -328,8 +330,8 @@ impl<K: Ranked, V: Clone> AppendMap<K, V> {
         if self.run_len.is_multiple_of(PAGE_ENTRIES) {
             self.firsts.push(key.clone());
             self.pages.push(Arc::new(Page {
-                firsts: Vec::with_capacity(PAGE_LEAVES),
-                leaves: Vec::with_capacity(PAGE_LEAVES),
+                firsts: ArrayVec::new(),
+                leaves: ArrayVec::new(),
             }));
         }
         let starts_leaf = self.run_len.is_multiple_of(LEAF_ENTRIES);
@@ -337,18 +339,18 @@ impl<K: Ranked, V: Clone> AppendMap<K, V> {
             unreachable!("a page was just pushed if there was none")
         };
         let page = make_mut_noted(page, page_bytes);
+        // Every leaf but the last is full, and every page: a key's place follows from its index.
+        assert!(
+            !starts_leaf || !page.leaves.is_full(),
+            "AppendMap: the run's last page has room for a leaf"
+        );
         if starts_leaf {
             page.firsts.push(key.clone());
             page.leaves.push(Arc::new(Leaf {
-                keys: Vec::with_capacity(LEAF_ENTRIES),
-                values: Vec::with_capacity(LEAF_ENTRIES),
+                keys: ArrayVec::new(),
+                values: ArrayVec::new(),
             }));
         }
-        // Every leaf but the last is full, and every page: a key's place follows from its index.
-        assert!(
-            page.leaves.len() <= PAGE_LEAVES,
-            "AppendMap: the run's last page has room"
-        );
         let Some(leaf) = page.leaves.last_mut() else {
             unreachable!("a leaf was just pushed if there was none")
         };

@@ -67,6 +67,9 @@ pub struct Timeline {
     head: Snapshot,
     /// The estimate of what the snapshots hold apart from the head (see the module doc).
     snapshot_bytes: u64,
+    /// Bytes copied by folds since the last snapshot: added to `snapshot_bytes` when the next
+    /// one is taken (a catch-up may stop short of it).
+    copied_since_snapshot: u64,
     snapshot_bytes_max: u64,
 }
 
@@ -91,6 +94,7 @@ impl Timeline {
             snapshots: Vec::new(),
             head,
             snapshot_bytes: 0,
+            copied_since_snapshot: 0,
             snapshot_bytes_max: SNAPSHOT_BYTES_MAX,
         };
         let first = timeline.clone_head();
@@ -107,6 +111,11 @@ impl Timeline {
     /// The estimate of the bytes the snapshots hold apart from the head.
     pub fn snapshot_bytes(&self) -> u64 {
         self.snapshot_bytes
+    }
+
+    /// The most that estimate may reach before the snapshots thin out.
+    pub fn snapshot_bytes_max(&self) -> u64 {
+        self.snapshot_bytes_max
     }
 
     /// The projections, in the order of the states.
@@ -152,6 +161,7 @@ impl Timeline {
         // The fold stops at each position a snapshot is due at, and the snapshot is taken
         // there (the fold holds the states while it runs).
         let mut folded = 0u64;
+        // The count is this thread's: only the folds' copies fall between two readings.
         let mut copied_before = copied_bytes();
         while self.head.position < target {
             let next_snapshot = (self.head.position / self.every_events + 1) * self.every_events;
@@ -178,9 +188,15 @@ impl Timeline {
                     if let Some(last) = self.snapshots.last() {
                         self.head = clone_snapshot(&self.projections, last);
                     }
+                    self.copied_since_snapshot = 0;
                     return Err(e);
                 }
             };
+            let copied = copied_bytes();
+            self.copied_since_snapshot = self
+                .copied_since_snapshot
+                .saturating_add(copied.saturating_sub(copied_before));
+            copied_before = copied;
             if read != until - from {
                 // The log ended before its head said it would: stop where it did.
                 self.head.position = from + read;
@@ -205,7 +221,9 @@ impl Timeline {
                 let copied = copied_bytes();
                 self.snapshot_bytes = self
                     .snapshot_bytes
+                    .saturating_add(self.copied_since_snapshot)
                     .saturating_add(copied.saturating_sub(copied_before));
+                self.copied_since_snapshot = 0;
                 copied_before = copied;
                 while (self.snapshots.len() > SNAPSHOTS_MAX
                     || self.snapshot_bytes > self.snapshot_bytes_max)
