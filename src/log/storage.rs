@@ -242,7 +242,7 @@ impl SledStorage {
             }
         }
         let segment_bytes = sled_segment_bytes(&path);
-        let db = open_with_retry(&path, &options, segment_bytes)?;
+        let (db, snapshots_moved_to) = open_with_retry(&path, &options, segment_bytes)?;
         let tree = db.open_tree(LOG_TREE).map_err(|e| open_error(&path, e))?;
         let log_file = std::fs::File::open(path.join("db")).map_err(|e| StorageError::Io {
             path: path.clone(),
@@ -252,6 +252,15 @@ impl SledStorage {
         ensure_header(&path, &db, &tree, &log_file, create)?;
         let opened_journal = Journal::open(&path, options.journal_max_bytes)?;
         let mut journal_warnings = Vec::new();
+        if let Some(moved_to) = &snapshots_moved_to {
+            journal_warnings.push(format!(
+                "sled could not read its snapshot after an unclean stop (a known failure of sled \
+                 0.34: its snapshot, derived from its log, was ahead of or cut from the log); \
+                 the snapshot files were moved to {} (kept) and sled rebuilt its state from its \
+                 log. Run `carelog verify` before relying on the store",
+                moved_to.display()
+            ));
+        }
         if let Some(moved_to) = &opened_journal.damaged_moved_to {
             journal_warnings.push(format!(
                 "the commit journal's header was damaged; the file was moved to {} (kept) and a \
@@ -818,12 +827,19 @@ fn events_run_up_to_head(entries: &[journal::JournalEntry], head: &StoredHeadV1)
     last == Some((head.position, head.chain_hash))
 }
 
+/// Opens sled, retrying while another process still holds the store's lock. When sled finds
+/// its store corrupt and has snapshot files, they are moved aside (kept) and the open is tried
+/// once more: sled 0.34 can refuse a store after a kill because its snapshot (the page table
+/// up to a log position, rebuilt from the log when missing) is ahead of the log or cut short
+/// (sled issues #1527 and #1533; seen here once in some 300 kill -9 rounds). Returns where they
+/// went, if they were moved.
 fn open_with_retry(
     path: &Path,
     options: &SledOptions,
     segment_bytes: usize,
-) -> Result<sled::Db, StorageError> {
+) -> Result<(sled::Db, Option<PathBuf>), StorageError> {
     let started = std::time::Instant::now();
+    let mut snapshots_moved_to = None;
     loop {
         let opened = sled::Config::new()
             .path(path)
@@ -837,9 +853,60 @@ fn open_with_retry(
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            other => return other,
+            Err(StorageError::Corrupt { path, detail }) => {
+                if snapshots_moved_to.is_none()
+                    && let Some(moved_to) = set_aside_sled_snapshots(&path)?
+                {
+                    snapshots_moved_to = Some(moved_to);
+                    continue;
+                }
+                let moved = snapshots_moved_to
+                    .as_ref()
+                    .map(|m| format!(" (its snapshot files were moved to {}, kept)", m.display()))
+                    .unwrap_or_default();
+                return Err(StorageError::Corrupt {
+                    path,
+                    detail: format!("{detail}{moved}"),
+                });
+            }
+            other => return other.map(|db| (db, snapshots_moved_to)),
         }
     }
+}
+
+/// Moves sled's snapshot files (`snap.*`) into a new directory of the store,
+/// `sled-snapshots.set-aside-<unix nanos>`, and syncs the store's directory. None when there
+/// were none.
+fn set_aside_sled_snapshots(path: &Path) -> Result<Option<PathBuf>, StorageError> {
+    let io = |what: &str, e: std::io::Error| StorageError::Io {
+        path: path.to_path_buf(),
+        detail: format!("{what}: {e}"),
+    };
+    let mut snapshots = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| io("list the store", e))? {
+        let entry = entry.map_err(|e| io("list the store", e))?;
+        if entry.file_name().to_string_lossy().starts_with("snap.") {
+            snapshots.push(entry.path());
+        }
+    }
+    if snapshots.is_empty() {
+        return Ok(None);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let aside = path.join(format!("sled-snapshots.set-aside-{nanos}"));
+    std::fs::create_dir(&aside).map_err(|e| io("make a directory for sled's snapshots", e))?;
+    for snapshot in &snapshots {
+        if let Some(name) = snapshot.file_name() {
+            std::fs::rename(snapshot, aside.join(name))
+                .map_err(|e| io("move sled's snapshot aside", e))?;
+        }
+    }
+    std::fs::File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("sync the store's directory", e))?;
+    Ok(Some(aside))
 }
 
 fn open_error(path: &Path, e: sled::Error) -> StorageError {
