@@ -828,8 +828,8 @@ fn events_run_up_to_head(entries: &[journal::JournalEntry], head: &StoredHeadV1)
 }
 
 /// Opens sled, retrying while another process still holds the store's lock. When sled finds
-/// its store corrupt and has snapshot files, they are moved aside (kept) and the open is tried
-/// once more: sled 0.34 can refuse a store after a kill because its snapshot (the page table
+/// a store carelog made (one with a commit journal) corrupt and it has snapshot files, they are
+/// moved aside (kept) and the open is tried once more: sled 0.34 can refuse a store after a kill because its snapshot (the page table
 /// up to a log position, rebuilt from the log when missing) is ahead of the log or cut short
 /// (sled issues #1527 and #1533; seen here once in some 300 kill -9 rounds). Returns where they
 /// went, if they were moved.
@@ -854,7 +854,10 @@ fn open_with_retry(
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             Err(StorageError::Corrupt { path, detail }) => {
+                // Only in a store carelog made (it has a commit journal): a directory of other
+                // files is refused as it is, never changed.
                 if snapshots_moved_to.is_none()
+                    && path.join(journal::JOURNAL_FILE).exists()
                     && let Some(moved_to) = set_aside_sled_snapshots(&path)?
                 {
                     snapshots_moved_to = Some(moved_to);
