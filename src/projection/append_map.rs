@@ -10,9 +10,10 @@
 //!
 //! Here a key above every key so far is pushed onto the *run*: full leaves of
 //! [`LEAF_ENTRIES`] keys (apart from their values), [`PAGE_LEAVES`] leaves to a page, and a
-//! list of pages, each with the first key of what it holds (8, 64: 512 entries a page). No slack but the last leaf's and
-//! page's, and a key's place in the run follows from its index. Other keys go into a `BTreeMap`
-//! beside it (the *others*), except that a key with at most [`MOVE_TO_OTHERS_MAX`] run keys
+//! list of pages, each with the first key of what it holds (8, 64: 512 entries a page). No
+//! slack but the last leaf's and page's, and a key's place in the run follows from its index.
+//! Other keys go beside it into the *others* (`BTreeMap` shards of [`OTHERS_SHARD_ENTRIES`]),
+//! except that a key with at most [`MOVE_TO_OTHERS_MAX`] run keys
 //! above it (or an eighth of the run) takes their place: they move to the others and it is
 //! pushed. So the run heals: a client's id far above the rest (a random v4 id among v7 ids, say)
 //! leaves the run at the next ordinary id, instead of sending every later id to the others. Ids
