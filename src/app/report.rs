@@ -526,23 +526,22 @@ impl App {
             let mut guard = self.lock_timeline();
             if self.holds_timeline() {
                 let timeline = guard.get_or_insert_with(|| self.new_timeline());
-                if target > timeline.position() {
-                    timeline.catch_up_to(self.log(), target, progress)?;
-                }
-                Some((timeline.start_at(target), target))
+                Some((timeline.start_for(self.log(), target, progress)?, target))
             } else {
                 None
             }
         } else {
             None
         };
-        let rebuilt = match start {
+        let (rebuilt, chosen) = match start {
             // The tail is replayed outside the lock: other questions need not wait for it.
-            Some((start, target)) => start.replay_to(self.log(), &chosen, target, progress)?,
+            Some((start, target)) => (
+                start.replay_to(self.log(), &chosen, target, progress)?,
+                chosen,
+            ),
             None => {
                 let chosen: Vec<&dyn AnyProjection> = chosen
-                    .iter()
-                    .copied()
+                    .into_iter()
                     .filter(|p| names.is_empty() || names.contains(&p.name()))
                     .collect();
                 let checkpoints = self.checkpoints();
@@ -556,22 +555,10 @@ impl App {
                     use_checkpoints.then_some(&checkpoints),
                     progress,
                 )?;
-                let names = chosen.iter().map(|p| p.name()).collect();
-                return self.replayed(registry, names, rebuilt, as_of);
+                (rebuilt, chosen)
             }
         };
-        let names = chosen.iter().map(|p| p.name()).collect();
-        self.replayed(registry, names, rebuilt, as_of)
-    }
-
-    /// A replay's states with what the report needs beside them.
-    fn replayed(
-        &self,
-        registry: Vec<Box<dyn AnyProjection>>,
-        names: Vec<&'static str>,
-        rebuilt: engine::Rebuilt,
-        as_of: AsOf,
-    ) -> Result<Replayed, AppError> {
+        let names: Vec<&'static str> = chosen.iter().map(|p| p.name()).collect();
         let recorded_at = if rebuilt.position == 0 {
             None
         } else {

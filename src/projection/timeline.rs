@@ -82,12 +82,7 @@ impl Timeline {
 
     /// As [`Timeline::new`], with a snapshot every `every_events` events (at least 1).
     pub fn with_spacing(projections: Vec<Box<dyn AnyProjection>>, every_events: u64) -> Self {
-        let head = Snapshot {
-            position: 0,
-            states: projections.iter().map(|p| p.new_state()).collect(),
-            book: PairingBook::default(),
-            last_day: None,
-        };
+        let head = empty_snapshot(&projections);
         let mut timeline = Self {
             projections,
             every_events: every_events.max(1),
@@ -249,12 +244,7 @@ impl Timeline {
             match after.checked_sub(1).and_then(|i| self.snapshots.get(i)) {
                 Some(s) => clone_snapshot(&self.projections, s),
                 // Unreachable: the first snapshot is at 0.
-                None => Snapshot {
-                    position: 0,
-                    states: self.projections.iter().map(|p| p.new_state()).collect(),
-                    book: PairingBook::default(),
-                    last_day: None,
-                },
+                None => empty_snapshot(&self.projections),
             }
         };
         Start {
@@ -263,9 +253,23 @@ impl Timeline {
         }
     }
 
-    /// The states as of `as_of`: catches up with the log if it asks for more than is folded,
-    /// then clones the nearest snapshot and replays the rest. For a timeline shared between
-    /// threads, use [`Timeline::start_at`] under the lock and [`Start::replay_to`] outside it.
+    /// [`Timeline::start_at`] `target`, after catching up with the log when it asks for more
+    /// than is folded.
+    pub fn start_for(
+        &mut self,
+        log: &Log,
+        target: u64,
+        progress: Progress<'_>,
+    ) -> Result<Start, EngineError> {
+        if target > self.head.position {
+            self.catch_up_to(log, target, progress)?;
+        }
+        Ok(self.start_at(target))
+    }
+
+    /// The states as of `as_of`: [`Timeline::start_for`], then the rest replayed. For a
+    /// timeline shared between threads, call `start_for` under the lock and
+    /// [`Start::replay_to`] outside it.
     pub fn as_of(
         &mut self,
         log: &Log,
@@ -273,13 +277,10 @@ impl Timeline {
         progress: Progress<'_>,
     ) -> Result<Rebuilt, EngineError> {
         let target = engine::resolve(log, as_of)?;
-        if target > self.head.position {
-            self.catch_up_to(log, target, progress)?;
-        }
+        let start = self.start_for(log, target, progress)?;
         let projections: Vec<&dyn AnyProjection> =
             self.projections.iter().map(|p| p.as_ref()).collect();
-        self.start_at(target)
-            .replay_to(log, &projections, target, progress)
+        start.replay_to(log, &projections, target, progress)
     }
 }
 
@@ -346,6 +347,16 @@ fn thin(snapshots: &mut Vec<Snapshot>, every_events: &mut u64) {
     *every_events = every_events.saturating_mul(2);
     let every = *every_events;
     snapshots.retain(|s| s.position.is_multiple_of(every));
+}
+
+/// Every state new, the book empty: position 0.
+fn empty_snapshot(projections: &[Box<dyn AnyProjection>]) -> Snapshot {
+    Snapshot {
+        position: 0,
+        states: projections.iter().map(|p| p.new_state()).collect(),
+        book: PairingBook::default(),
+        last_day: None,
+    }
 }
 
 fn clone_snapshot(projections: &[Box<dyn AnyProjection>], s: &Snapshot) -> Snapshot {
