@@ -1036,11 +1036,13 @@ fn a_journal_that_does_not_continue_the_log_is_kept_and_fails_verify() {
         "the open's warning says why: {}",
         stderr(&o)
     );
+    let verdict = json_of(&stdout(&o));
+    assert_eq!(verdict["log_intact"], true, "the log itself was checked");
     assert_eq!(
-        json_of(&stdout(&o))["intact"],
-        true,
-        "the log itself was checked"
+        verdict["intact"], false,
+        "the verdict fails while a journal is set aside: {verdict}"
     );
+    assert_eq!(verdict["store_problems"][0]["kind"], "journal_set_aside");
     assert!(stderr(&o).contains("journal.unapplied-"), "{}", stderr(&o));
     let kept: Vec<_> = std::fs::read_dir(&data)
         .unwrap()

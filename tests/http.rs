@@ -1355,8 +1355,19 @@ async fn a_set_aside_journal_stops_appends_until_it_is_moved_out() {
         "{body}"
     );
     assert_eq!(server.head(&store.auditor).await, head, "reads go on");
+    // The same verdict as `carelog verify`: the hashes check out, the store does not.
+    let (status, verdict) = server.get("/v1/verify", Some(&store.auditor)).await;
+    assert_eq!(status, StatusCode::OK, "{verdict}");
+    assert_eq!(verdict["log_intact"], true, "{verdict}");
+    assert_eq!(verdict["intact"], false, "{verdict}");
+    assert_eq!(
+        verdict["store_problems"][0]["kind"], "journal_set_aside",
+        "{verdict}"
+    );
 
     std::fs::rename(&kept, store.data.with_file_name("looked-at")).expect("move out");
+    let (_, verdict) = server.get("/v1/verify", Some(&store.auditor)).await;
+    assert_eq!(verdict["intact"], true, "moved out: {verdict}");
     let (status, body) = server
         .post("/v1/events", &store.recorder_a, &contact(store.p.pairing_a))
         .await;

@@ -207,6 +207,10 @@ impl From<AppError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "partial_duplicate", message)
             }
             AppError::Undecodable { .. } => ApiError::internal(message),
+            AppError::UnknownMetric { .. } => ApiError::not_found("unknown_metric", message),
+            AppError::UnknownProjection { .. } => {
+                ApiError::not_found("unknown_projection", message)
+            }
             AppError::Usage(_) => ApiError::new(StatusCode::BAD_REQUEST, "usage", message),
             AppError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
         }

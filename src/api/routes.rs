@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{ApiError, ApiState, MAX_BODY_BYTES, MAX_EVENTS_PER_POST, MAX_READ_LIMIT};
 use crate::app::LoggedEvent;
 use crate::app::access::{self, AccessError, Action};
-use crate::app::report::metric_def;
+use crate::app::report::{check_metric_name, check_projection_name, projection_list};
 use crate::domain::cloudevent::{self, IncomingEvent};
 use crate::log::MAX_NAME_BYTES;
 use crate::projection::{AsOf, Period, Query as ProjectionQuery};
@@ -342,11 +342,7 @@ pub(super) async fn projections(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Action::ReadFigures).await?;
-    let list: Vec<Value> = crate::projections::registry()
-        .iter()
-        .map(|p| json!({"name": p.name(), "version": p.version(), "about": p.about()}))
-        .collect();
-    Ok(Json(list).into_response())
+    Ok(Json(projection_list()).into_response())
 }
 
 /// `GET /v1/projections/{name}?as_of=…&at_position=…&period=…&on=…&<param>=…`.
@@ -357,15 +353,7 @@ pub(super) async fn project(
     params: Params,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Action::ReadFigures).await?;
-    if !crate::projections::registry()
-        .iter()
-        .any(|p| p.name() == name)
-    {
-        return Err(ApiError::not_found(
-            "unknown_projection",
-            format!("no projection is named {name:?}: GET /v1/projections lists them"),
-        ));
-    }
+    check_projection_name(&name)?;
     let mut query = ProjectionQuery {
         period: params.period()?,
         ..ProjectionQuery::default()
@@ -403,12 +391,7 @@ pub(super) async fn explain(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Action::ReadFigures).await?;
     params.only(&["as_of", "at_position", "period"])?;
-    if metric_def(&metric).is_none() {
-        return Err(ApiError::not_found(
-            "unknown_metric",
-            format!("no report figure is named {metric:?}: GET /v1/report lists them"),
-        ));
-    }
+    check_metric_name(&metric)?;
     let as_of = params.as_of()?;
     let period = params.period()?;
     let permit = state.heavy_permit()?;
@@ -418,12 +401,7 @@ pub(super) async fn explain(
             app.explain(&metric, as_of, period, &mut |_, _| {})
         })
         .await?;
-    let events: Vec<Value> = e
-        .events
-        .iter()
-        .map(|s| json!({"id": s.id, "position": s.position}))
-        .collect();
-    Ok(Json(json!({"metric": e.metric, "value": e.value, "period": e.period, "as_of": e.as_of, "events": events, "adjustments": e.adjustments})).into_response())
+    Ok(Json(e).into_response())
 }
 
 /// `GET /v1/claims`: every claim against the records (a scoped supervisor: its unit's claims).
@@ -433,21 +411,17 @@ pub(super) async fn claims(
 ) -> Result<Response, ApiError> {
     let who = state.authorize(&headers, Action::ReadClaims).await?;
     let permit = state.heavy_permit()?;
-    let scope = who.unit_id;
-    let checks = state
+    let report = state
         .run(move |app| {
             let _permit = permit;
             app.claims_check_for(&who, &mut |_, _| {})
         })
         .await?;
-    let all_hold = checks.iter().all(|c| c.verdict == "holds");
-    Ok(
-        Json(json!({"all_hold": all_hold, "scope_unit_id": scope, "claims": checks}))
-            .into_response(),
-    )
+    Ok(Json(report).into_response())
 }
 
-/// `GET /v1/verify?skip_indexes=true`: recompute every hash; 200 with `intact` either way.
+/// `GET /v1/verify?skip_indexes=true`: the store's verdict (`app::verify`, as `carelog verify
+/// --json` gives it); 200 with `intact` either way.
 pub(super) async fn verify(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -470,7 +444,7 @@ pub(super) async fn verify(
     let report = state
         .run(move |app| {
             let _permit = permit;
-            Ok(app.log().verify(!skip_indexes, None, &mut |_| {})?)
+            crate::app::verify::verify_store(app.log(), !skip_indexes, None, &mut |_| {})
         })
         .await?;
     Ok(Json(report).into_response())

@@ -30,7 +30,7 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::report::{ClaimCheck, ProgressFn};
+use super::report::{ClaimsReport, ProgressFn};
 use super::{App, AppError, Keep, LoggedEvent};
 use crate::domain::cloudevent::IncomingEvent;
 use crate::domain::events::{TokenGrantedV1, TokenRevokedV1};
@@ -494,10 +494,10 @@ impl App {
         &self,
         who: &Principal,
         progress: ProgressFn<'_>,
-    ) -> Result<Vec<ClaimCheck>, AppError> {
+    ) -> Result<ClaimsReport, AppError> {
         let checks = self.claims_check(progress)?;
         let Some(scope) = who.unit_id else {
-            return Ok(checks);
+            return Ok(ClaimsReport::new(None, checks));
         };
         let mut kept = Vec::new();
         for c in checks.into_iter().take(MAX_SCOPED_CLAIMS) {
@@ -510,7 +510,7 @@ impl App {
                 kept.push(c);
             }
         }
-        Ok(kept)
+        Ok(ClaimsReport::new(Some(scope), kept))
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod demo;
 pub mod report;
+pub mod verify;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -64,6 +65,13 @@ pub enum AppError {
     Undecodable {
         position: u64,
         source: EventDecodeError,
+    },
+    #[error("unknown metric {metric:?}: `carelog report --json` (or GET /v1/report) lists them")]
+    UnknownMetric { metric: String },
+    #[error("unknown projection {name:?}: one of {}", known.join(", "))]
+    UnknownProjection {
+        name: String,
+        known: Vec<&'static str>,
     },
     #[error("{0}")]
     Usage(String),

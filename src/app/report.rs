@@ -353,6 +353,55 @@ pub fn metric_def(metric: &str) -> Option<&'static MetricDef> {
     METRICS.iter().find(|m| m.metric == metric)
 }
 
+/// A registered projection, as `carelog projections` and `GET /v1/projections` list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectionInfo {
+    pub name: &'static str,
+    pub version: u32,
+    pub about: &'static str,
+}
+
+/// Every registered projection, in the registry's order.
+pub fn projection_list() -> Vec<ProjectionInfo> {
+    crate::projections::registry()
+        .iter()
+        .map(|p| ProjectionInfo {
+            name: p.name(),
+            version: p.version(),
+            about: p.about(),
+        })
+        .collect()
+}
+
+fn unknown_projection(name: &str) -> AppError {
+    AppError::UnknownProjection {
+        name: name.to_string(),
+        known: crate::projections::registry()
+            .iter()
+            .map(|p| p.name())
+            .collect(),
+    }
+}
+
+/// Refuses a name no registered projection has, before any replay is paid for.
+pub fn check_projection_name(name: &str) -> Result<(), AppError> {
+    if crate::projections::registry()
+        .iter()
+        .any(|p| p.name() == name)
+    {
+        Ok(())
+    } else {
+        Err(unknown_projection(name))
+    }
+}
+
+/// Refuses a name no report figure has, before any replay is paid for.
+pub fn check_metric_name(metric: &str) -> Result<&'static MetricDef, AppError> {
+    metric_def(metric).ok_or_else(|| AppError::UnknownMetric {
+        metric: metric.to_string(),
+    })
+}
+
 fn date((y, m, d): (i32, u32, u32)) -> Date {
     Date::ymd(y, m, d).unwrap_or(Date(chrono::NaiveDate::MIN))
 }
@@ -427,6 +476,26 @@ pub struct Explanation {
     pub as_of: AsOfInfo,
     pub events: Vec<Source>,
     pub adjustments: Vec<crate::projection::Adjustment>,
+}
+
+/// The claims check as both shells give it: every claim (a scoped supervisor's: those of its
+/// unit) and whether all hold.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimsReport {
+    pub all_hold: bool,
+    /// The unit the checks were limited to (a scoped supervisor's), if any.
+    pub scope_unit_id: Option<Uuid>,
+    pub claims: Vec<ClaimCheck>,
+}
+
+impl ClaimsReport {
+    pub fn new(scope_unit_id: Option<Uuid>, claims: Vec<ClaimCheck>) -> Self {
+        Self {
+            all_hold: claims.iter().all(|c| c.verdict == "holds"),
+            scope_unit_id,
+            claims,
+        }
+    }
 }
 
 /// One claim checked against the records.
@@ -629,11 +698,7 @@ impl App {
         period: Option<Period>,
         progress: ProgressFn<'_>,
     ) -> Result<Explanation, AppError> {
-        let def = metric_def(metric).ok_or_else(|| {
-            AppError::Usage(format!(
-                "unknown metric {metric:?}: `carelog report --json` lists them"
-            ))
-        })?;
+        let def = check_metric_name(metric)?;
         let replayed = self.replay(&[def.projection], as_of, progress)?;
         let p = def.period(period);
         let fig = replayed.figure(def, p).unwrap_or(Figure {
@@ -660,14 +725,7 @@ impl App {
         query: Query,
         progress: ProgressFn<'_>,
     ) -> Result<serde_json::Value, AppError> {
-        let registry = crate::projections::registry();
-        if !registry.iter().any(|p| p.name() == name) {
-            let names: Vec<_> = registry.iter().map(|p| p.name()).collect();
-            return Err(AppError::Usage(format!(
-                "unknown projection {name:?}: one of {}",
-                names.join(", ")
-            )));
-        }
+        check_projection_name(name)?;
         let replayed = self.replay(&[name], as_of, progress)?;
         let mut query = query;
         if query.on.is_none() {
@@ -677,13 +735,13 @@ impl App {
             .registry
             .iter()
             .find(|p| p.name() == name)
-            .ok_or_else(|| AppError::Usage(format!("unknown projection {name:?}")))?;
+            .ok_or_else(|| unknown_projection(name))?;
         let state = replayed
             .names
             .iter()
             .position(|n| *n == name)
             .and_then(|i| replayed.states.get(i))
-            .ok_or_else(|| AppError::Usage(format!("unknown projection {name:?}")))?;
+            .ok_or_else(|| unknown_projection(name))?;
         let mut view = p.query(state.as_ref(), &replayed.book, &query);
         view["as_of"] = json!(replayed.info);
         Ok(view)

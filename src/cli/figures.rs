@@ -2,12 +2,11 @@
 
 use std::io::Write;
 
-use serde_json::json;
 
 use super::output::print_json;
 use super::{Failure, progress_wanted, usage};
 use crate::app::App;
-use crate::app::report::{METRICS, section_title};
+use crate::app::report::{ClaimsReport, METRICS, section_title};
 use crate::projection::{AsOf, Period, Query};
 use crate::time;
 
@@ -112,14 +111,7 @@ pub fn explain(app: &App, metric: &str, args: &AsOfArgs, json_out: bool) -> Resu
     args.configure(app);
     let e = app.explain(metric, args.as_of()?, args.period()?, &mut progress())?;
     if json_out {
-        let events: Vec<_> = e
-            .events
-            .iter()
-            .map(|s| json!({"id": s.id, "position": s.position}))
-            .collect();
-        print_json(
-            &json!({"metric": e.metric, "value": e.value, "period": e.period, "as_of": e.as_of, "events": events, "adjustments": e.adjustments}),
-        )?;
+        print_json(&e)?;
         return Ok(0);
     }
     let mut out = std::io::stdout().lock();
@@ -161,22 +153,13 @@ pub fn explain(app: &App, metric: &str, args: &AsOfArgs, json_out: bool) -> Resu
 }
 
 pub fn projections(json_out: bool) -> Result<u8, Failure> {
-    let list: Vec<_> = crate::projections::registry()
-        .iter()
-        .map(|p| json!({"name": p.name(), "version": p.version(), "about": p.about()}))
-        .collect();
+    let list = crate::app::report::projection_list();
     if json_out {
         print_json(&list)?;
     } else {
         let mut out = std::io::stdout().lock();
         for p in &list {
-            writeln!(
-                out,
-                "{:<16} v{:<3} {}",
-                p["name"].as_str().unwrap_or_default(),
-                p["version"],
-                p["about"].as_str().unwrap_or_default()
-            )?;
+            writeln!(out, "{:<16} v{} {}", p.name, p.version, p.about)?;
         }
     }
     Ok(0)
@@ -209,10 +192,10 @@ pub fn project(app: &App, name: &str, args: &AsOfArgs, params: &[String]) -> Res
 pub fn claims_check(app: &App, json_out: bool) -> Result<u8, Failure> {
     // Each claim is checked as of its own recording: many points, one pass with a timeline.
     app.set_hold_timeline(true);
-    let checks = app.claims_check(&mut progress())?;
-    let all_hold = checks.iter().all(|c| c.verdict == "holds");
+    let report = ClaimsReport::new(None, app.claims_check(&mut progress())?);
+    let (all_hold, checks) = (report.all_hold, &report.claims);
     if json_out {
-        print_json(&json!({"all_hold": all_hold, "claims": checks}))?;
+        print_json(&report)?;
     } else {
         let mut out = std::io::stdout().lock();
         writeln!(
@@ -220,7 +203,7 @@ pub fn claims_check(app: &App, json_out: bool) -> Result<u8, Failure> {
             "{:<38} {:>14} {:>14} {:>14}  verdict",
             "metric", "claimed", "recorded now", "then"
         )?;
-        for c in &checks {
+        for c in checks {
             let show = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
             writeln!(
                 out,

@@ -478,40 +478,31 @@ fn verify(
         Err(e) => return Err(e.into()),
     };
     note_open(&log);
-    if let Some(tail) = log.discarded_at_open()
-        && !tail.continues_head
-    {
-        return Err(Failure {
-            code: 1,
-            message: format!(
-                "verify failed: events past the head (from position {}) did not continue the log and were set aside",
-                tail.from_position
-            ),
-        });
-    }
     let show = progress_wanted();
     let mut progress = |n: u64| {
         if show {
             eprint!("\rverified {n} events");
         }
     };
-    let report = log.verify(!skip_indexes, digest.as_ref(), &mut progress)?;
+    let verdict =
+        crate::app::verify::verify_store(&log, !skip_indexes, digest.as_ref(), &mut progress)?;
     if show {
         eprint!("\r");
     }
     if json {
-        output::print_json(&report)?;
-    } else if let Some(p) = &report.problem {
+        output::print_json(&verdict)?;
+    } else if let Some(p) = &verdict.problem {
         println!(
             "NOT INTACT at position {}: {:?}: {}",
             p.position, p.kind, p.detail
         );
     } else {
         println!(
-            "intact: {} events, head {} chain {}{}",
-            report.events_checked,
-            report.head.position,
-            report.head.chain_hash,
+            "{}: {} events, head {} chain {}{}",
+            if verdict.intact { "intact" } else { "log intact" },
+            verdict.events_checked,
+            verdict.head.position,
+            verdict.head.chain_hash,
             if digest.is_some() {
                 "; the digest's head is unchanged"
             } else {
@@ -520,21 +511,25 @@ fn verify(
         );
     }
     std::io::stdout().flush()?;
-    let journals = log.journals_set_aside();
-    if report.intact && !journals.is_empty() {
-        // The log checked out (against the digest too, when one was given), but what the set
-        // aside journal holds is not in it: that is for a person to settle.
-        let names: Vec<String> = journals.iter().map(|p| p.display().to_string()).collect();
+    if let Some(first) = verdict.store_problems.first() {
+        let rest: Vec<&str> = verdict.store_problems[1..]
+            .iter()
+            .map(|p| p.detail.as_str())
+            .collect();
+        let also = if rest.is_empty() {
+            String::new()
+        } else {
+            format!("; also: {}", rest.join("; "))
+        };
+        let lead = if verdict.log_intact {
+            "the log is intact, but "
+        } else {
+            ""
+        };
         return Err(Failure {
             code: 1,
-            message: format!(
-                "verify failed: the log is intact, but the store holds commit journal(s) an open \
-                 could not apply: {}. Events acknowledged before a crash may be missing from the \
-                 log; compare it with a digest you kept, then move the file(s) out of the store \
-                 directory",
-                names.join(", ")
-            ),
+            message: format!("verify failed: {lead}{}{also}", first.detail),
         });
     }
-    Ok(if report.intact { 0 } else { 1 })
+    Ok(if verdict.intact { 0 } else { 1 })
 }
