@@ -9,6 +9,7 @@ pub mod cli;
 pub mod codec;
 pub mod domain;
 pub mod log;
+pub mod merkle;
 pub mod projection;
 #[path = "../projections/mod.rs"]
 pub mod projections;

@@ -75,11 +75,7 @@ fn offenders(dirs: &[&str], allowed: &[&str], needles: &[&str]) -> Vec<String> {
 }
 
 fn assert_none(rule: &str, found: Vec<String>) {
-    assert!(
-        found.is_empty(),
-        "{rule}; broken at:\n{}",
-        found.join("\n")
-    );
+    assert!(found.is_empty(), "{rule}; broken at:\n{}", found.join("\n"));
 }
 
 #[test]
@@ -107,7 +103,11 @@ fn projections_do_no_io_read_no_clock_draw_no_randomness() {
     assert_none(
         "projections are pure folds: no IO, no clock, no randomness",
         offenders(
-            &["projections", "src/projection/mod.rs", "src/projection/book.rs"],
+            &[
+                "projections",
+                "src/projection/mod.rs",
+                "src/projection/book.rs",
+            ],
             &[],
             &[
                 "std::fs",
@@ -226,7 +226,10 @@ fn no_source_file_is_over_a_thousand_lines() {
     let mut long = Vec::new();
     for dir in ["src", "projections"] {
         for f in rust_files(dir) {
-            let n = std::fs::read_to_string(&f).unwrap_or_default().lines().count();
+            let n = std::fs::read_to_string(&f)
+                .unwrap_or_default()
+                .lines()
+                .count();
             if n > SOURCE_LINES_MAX {
                 long.push(format!("{}: {n} lines", relative(&f)));
             }
@@ -281,7 +284,10 @@ fn architecture_md_is_a_short_map_that_names_real_files() {
             }
         }
     }
-    assert_none("every module of src/ is on ARCHITECTURE.md's code map", unmapped);
+    assert_none(
+        "every module of src/ is on ARCHITECTURE.md's code map",
+        unmapped,
+    );
 }
 
 /// The checks above must be able to fail: each needle is found where it is allowed.

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 
-
 use super::output::print_json;
 use super::{Failure, progress_wanted, usage};
 use crate::app::App;

@@ -499,7 +499,11 @@ fn verify(
     } else {
         println!(
             "{}: {} events, head {} chain {}{}",
-            if verdict.intact { "intact" } else { "log intact" },
+            if verdict.intact {
+                "intact"
+            } else {
+                "log intact"
+            },
             verdict.events_checked,
             verdict.head.position,
             verdict.head.chain_hash,
