@@ -176,7 +176,7 @@ fn split(n: u64) -> u64 {
 /// proof asks for), so every part is a complete subtree.
 fn range_parts(lo: u64, hi: u64, out: &mut Vec<(u32, u64)>) {
     let n = hi - lo;
-    if n.is_power_of_two() && lo % n == 0 {
+    if n.is_power_of_two() && lo.is_multiple_of(n) {
         let level = n.trailing_zeros();
         out.push((level, lo >> level));
         return;

@@ -161,7 +161,7 @@ impl NoteSigner {
         let parsed = parse_note(note)?;
         let mut out = format!("{}\n", parsed.text);
         for s in &parsed.signatures {
-            out.push_str(&s.line);
+            out.push_str(s.line);
             out.push('\n');
         }
         out.push_str(&self.signature_line(parsed.text));
