@@ -42,6 +42,11 @@ pub enum CodecError {
         event_type: String,
         schema_version: u16,
     },
+    #[error("{what} is not canonical: {detail}")]
+    NotCanonical {
+        what: &'static str,
+        detail: &'static str,
+    },
 }
 
 /// The largest derived state (a projection checkpoint) the codec encodes or decodes.
@@ -149,6 +154,57 @@ struct CanonicalEventV1<'a> {
     correlation_id: &'a Option<[u8; 16]>,
     causation_id: &'a Option<[u8; 16]>,
     payload: &'a [u8],
+}
+
+/// [`CanonicalEventV1`] owned, for decoding a leaf's bytes: the same fields in the same order.
+#[derive(Deserialize)]
+struct CanonicalEventOwnedV1 {
+    position: u64,
+    event_id: [u8; 16],
+    stream: String,
+    stream_version: u64,
+    event_type: String,
+    schema_version: u16,
+    occurred_at: StoredTime,
+    recorded_at: StoredTime,
+    recorded_by: String,
+    correlation_id: Option<[u8; 16]>,
+    causation_id: Option<[u8; 16]>,
+    payload: Vec<u8>,
+}
+
+/// The event a leaf's canonical bytes describe (an export line's `leaf`), with the hashes the
+/// caller computed for it. Refuses bytes that are not exactly the canonical encoding of what
+/// they decode to (trailing bytes, a non-minimal integer): a leaf is written one way only.
+pub fn decode_canonical(
+    bytes: &[u8],
+    leaf_hash: [u8; 32],
+    chain_hash: [u8; 32],
+) -> Result<StoredEventV1, CodecError> {
+    let c: CanonicalEventOwnedV1 = decode("leaf", bytes)?;
+    let event = StoredEventV1 {
+        position: c.position,
+        event_id: c.event_id,
+        stream: c.stream,
+        stream_version: c.stream_version,
+        event_type: c.event_type,
+        schema_version: c.schema_version,
+        occurred_at: c.occurred_at,
+        recorded_at: c.recorded_at,
+        recorded_by: c.recorded_by,
+        correlation_id: c.correlation_id,
+        causation_id: c.causation_id,
+        payload: c.payload,
+        leaf_hash,
+        chain_hash,
+    };
+    if event.canonical_bytes()? != bytes {
+        return Err(CodecError::NotCanonical {
+            what: "leaf",
+            detail: "its bytes are not the canonical encoding of the event they decode to",
+        });
+    }
+    Ok(event)
 }
 
 impl StoredEventV1 {

@@ -24,6 +24,9 @@ use sha2::Digest as _;
 /// A hash of the tree: every algorithm offered is 32 bytes.
 pub type Hash = [u8; 32];
 
+/// The chain hash before the first event.
+pub const GENESIS_CHAIN: Hash = [0u8; 32];
+
 /// The hash function of a store: chosen when the store is made, never changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,6 +81,12 @@ impl HashAlgorithm {
     /// An inner node's hash: H(0x01 ‖ left ‖ right).
     pub fn node_hash(self, left: &Hash, right: &Hash) -> Hash {
         self.digest(&[&[0x01], left, right])
+    }
+
+    /// The chain hash after an event with leaf hash `leaf`: H(previous chain ‖ leaf), with
+    /// [`GENESIS_CHAIN`] before position 1.
+    pub fn chain_hash(self, previous: &Hash, leaf: &Hash) -> Hash {
+        self.digest(&[previous, leaf])
     }
 
     /// The root of the empty tree: H of no bytes.
