@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::storage::{RawSegment, Storage, StorageError};
-use super::{Log, LogError, hash, read};
+use super::{Log, LogError, hash, segments};
 use crate::codec::{self, IndexChunkV1, StoredEventRefV1};
 
 /// What is wrong at a position.
@@ -240,8 +240,8 @@ fn walk_segments(
                             let failed = raw.is_err();
                             let leaves = raw.as_ref().ok().and_then(|segment| {
                                 let mut events = Vec::new();
-                                read::decode_segment_refs(segment, &mut events).ok()?;
-                                Some(events.iter().map(computed_leaf).collect())
+                                segments::decode_segment_refs(segment, &mut events).ok()?;
+                                Some(events.iter().map(hash::computed_leaf).collect())
                             });
                             batch.push((raw, leaves));
                             if failed {
@@ -316,7 +316,7 @@ fn check_segments(
             );
         }
         let mut events = Vec::new();
-        match read::decode_segment_refs(&raw, &mut events) {
+        match segments::decode_segment_refs(&raw, &mut events) {
             Ok(()) => {}
             Err(LogError::Storage(e)) => {
                 return problem(first_in_key, VerifyProblemKind::OutOfOrder, e.to_string());
@@ -339,7 +339,7 @@ fn check_segments(
         for (i, e) in events.iter().enumerate() {
             let leaf = match leaves.as_ref().and_then(|l| l.get(i)) {
                 Some(leaf) => leaf.clone(),
-                None => computed_leaf(e),
+                None => hash::computed_leaf(e),
             };
             if let Some(p) = check_event(walk, e, leaf) {
                 return Some(p);
@@ -352,23 +352,7 @@ fn check_segments(
     None
 }
 
-/// The leaf hash of an event's content. The stored bytes of the event are its canonical bytes
-/// whenever the encoder wrote them (it always does): then they are hashed where they lie. Bytes
-/// that decode to the same fields but are not what the encoder writes (a varint in a wider
-/// form) are encoded again, so the leaf is always the hash of the canonical encoding, as it
-/// always was.
-pub(crate) fn computed_leaf(e: &StoredEventRefV1<'_>) -> Result<[u8; 32], String> {
-    if e.canonical_is_exact() {
-        Ok(hash::leaf(e.canonical))
-    } else {
-        e.to_owned_event()
-            .canonical_bytes()
-            .map(|c| hash::leaf(&c))
-            .map_err(|err| err.to_string())
-    }
-}
-
-/// Checks one event, given the leaf hash computed from its bytes ([`computed_leaf`]).
+/// Checks one event, given the leaf hash computed from its bytes ([`hash::computed_leaf`]).
 fn check_event(
     walk: &mut Walk,
     e: &StoredEventRefV1<'_>,
@@ -764,7 +748,7 @@ impl EventWalk<'_> {
         while self.next >= self.keys.len() {
             let raw = self.segments.next()?.ok()?;
             let mut refs = Vec::new();
-            read::decode_segment_refs(&raw, &mut refs).ok()?;
+            segments::decode_segment_refs(&raw, &mut refs).ok()?;
             self.keys.clear();
             self.streams.clear();
             self.next = 0;
@@ -818,7 +802,7 @@ fn check_digest(
     if digest.position == 0 {
         return Ok(None);
     }
-    let event = read::stored_event_at(storage, digest.position)?;
+    let event = segments::stored_event_at(storage, digest.position)?;
     match event {
         Some(e) if hex::encode(e.chain_hash) == digest.chain_hash.to_ascii_lowercase() => Ok(None),
         _ => Ok(problem(
@@ -1208,7 +1192,7 @@ mod tests {
                     return Some(e);
                 }
                 let raw = self.segments.next()?.ok()?;
-                self.buffered = read::decode_segment(&raw).ok()?.into_iter();
+                self.buffered = segments::decode_segment(&raw).ok()?.into_iter();
             }
         }
     }

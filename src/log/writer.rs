@@ -656,7 +656,7 @@ impl Writer {
         let Some(pos) = found else {
             return Ok(None);
         };
-        super::read::stored_event_at(self.storage.as_ref(), pos)
+        super::segments::stored_event_at(self.storage.as_ref(), pos)
     }
 
     /// Writes the group's events as one atomic commit: its segments, each with its index chunk,
