@@ -366,3 +366,381 @@ fn events_run_up_to_head(entries: &[JournalEntry], head: &StoredHeadV1) -> bool 
     }
     last == Some((head.position, head.chain_hash))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::codec::{SegmentV1, StoredEventV1, StoredTime};
+
+    /// Events 1..=n of a log chained from genesis; another `salt` makes another log's.
+    fn events(n: u64, salt: u8) -> Vec<StoredEventV1> {
+        let time = StoredTime {
+            unix_seconds: 1_700_000_000,
+            nanos: 0,
+            offset_seconds: 0,
+        };
+        let mut chain = hash::GENESIS_CHAIN;
+        (1..=n)
+            .map(|position| {
+                let mut e = StoredEventV1 {
+                    position,
+                    event_id: [salt.wrapping_add(position as u8); 16],
+                    stream: "s".into(),
+                    stream_version: position,
+                    event_type: "t".into(),
+                    schema_version: 1,
+                    occurred_at: time,
+                    recorded_at: time,
+                    recorded_by: "r".into(),
+                    correlation_id: None,
+                    causation_id: None,
+                    payload: vec![salt; 3],
+                    leaf_hash: [0; 32],
+                    chain_hash: [0; 32],
+                };
+                e.leaf_hash = hash::leaf(&e.canonical_bytes().unwrap());
+                e.chain_hash = hash::chain(&chain, &e.leaf_hash);
+                chain = e.chain_hash;
+                e
+            })
+            .collect()
+    }
+
+    fn head_at(e: &StoredEventV1) -> StoredHeadV1 {
+        StoredHeadV1 {
+            position: e.position,
+            chain_hash: e.chain_hash,
+            recorded_at: e.recorded_at,
+        }
+    }
+
+    /// The writes of a commit of `first..=last` as the writer journals them: its index chunk,
+    /// its segment, its head.
+    fn commit(log: &[StoredEventV1], first: u64, last: u64) -> Vec<JournalEntry> {
+        let part = log[first as usize - 1..last as usize].to_vec();
+        let head = head_at(&part[part.len() - 1]);
+        vec![
+            (keys::index_chunk(first).to_vec(), vec![first as u8; 4]),
+            (
+                keys::segment(first).to_vec(),
+                codec::encode("segment", &SegmentV1 { events: part }).unwrap(),
+            ),
+            (
+                keys::HEAD.to_vec(),
+                codec::encode("durable head", &head).unwrap(),
+            ),
+        ]
+    }
+
+    fn record(writes: &[JournalEntry]) -> Vec<u8> {
+        let borrowed: Vec<(&[u8], &[u8])> = writes
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
+        journal::encode_payload(&borrowed)
+    }
+
+    /// What sled holds, in memory.
+    #[derive(Default)]
+    struct Sled {
+        head: Option<StoredHeadV1>,
+        keys: BTreeMap<Vec<u8>, Vec<u8>>,
+    }
+
+    impl Sled {
+        /// sled holding these commits whole, its head the last one's.
+        fn holding(commits: &[Vec<JournalEntry>]) -> Self {
+            let mut sled = Sled::default();
+            for (key, value) in commits.iter().flatten() {
+                if key.as_slice() == keys::HEAD {
+                    sled.head = Some(codec::decode("durable head", value).unwrap());
+                } else {
+                    sled.keys.insert(key.clone(), value.clone());
+                }
+            }
+            sled
+        }
+
+        fn without(mut self, key: [u8; 9]) -> Self {
+            assert!(self.keys.remove(key.as_slice()).is_some());
+            self
+        }
+
+        fn with(mut self, key: [u8; 9], value: Vec<u8>) -> Self {
+            self.keys.insert(key.to_vec(), value);
+            self
+        }
+    }
+
+    impl View for Sled {
+        fn head(&self) -> Option<&StoredHeadV1> {
+            self.head.as_ref()
+        }
+
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+            Ok(self.keys.get(key).cloned())
+        }
+
+        fn chain_hash_at(&self, position: u64) -> Result<Option<[u8; 32]>, String> {
+            // As the store reads it: the segment holding `position` starts at or before it.
+            let from = keys::segment(1).to_vec()..=keys::segment(position.max(1)).to_vec();
+            let Some((_, bytes)) = self.keys.range(from).next_back() else {
+                return Ok(None);
+            };
+            let segment: SegmentV1 = codec::decode("segment", bytes).map_err(|e| e.to_string())?;
+            Ok(segment
+                .events
+                .iter()
+                .find(|e| e.position == position)
+                .map(|e| e.chain_hash))
+        }
+    }
+
+    struct Case {
+        name: &'static str,
+        sled: Sled,
+        records: Vec<Vec<u8>>,
+        damaged_record_at: Option<u64>,
+        /// The keys written back, in order.
+        restores: Vec<[u8; 9]>,
+        /// (first, last) of each commit applied, in order.
+        applies: Vec<(u64, u64)>,
+        /// (commits, from, to, keys restored).
+        replay: Option<(u64, u64, u64, u64)>,
+        /// What the problem says (a part of it), when there is one.
+        problem: Option<&'static str>,
+    }
+
+    fn cases() -> Vec<Case> {
+        let a = events(6, 0);
+        let b = events(6, 100);
+        let (a1, a2, a3) = (commit(&a, 1, 2), commit(&a, 3, 4), commit(&a, 5, 6));
+        let (b1, b2) = (commit(&b, 1, 2), commit(&b, 3, 4));
+        let mut forged = a1.clone();
+        let mut forged_head = head_at(&a[1]);
+        forged_head.chain_hash[0] ^= 1;
+        forged[2].1 = codec::encode("durable head", &forged_head).unwrap();
+        let mut other_bytes = a1[1].1.clone();
+        let last = other_bytes.len() - 1;
+        other_bytes[last] ^= 1;
+        vec![
+            Case {
+                name: "an empty journal",
+                sled: Sled::holding(std::slice::from_ref(&a1)),
+                records: vec![],
+                damaged_record_at: None,
+                restores: vec![],
+                applies: vec![],
+                replay: None,
+                problem: None,
+            },
+            Case {
+                name: "records of an empty log",
+                sled: Sled::default(),
+                records: vec![record(&a1)],
+                damaged_record_at: None,
+                restores: vec![],
+                applies: vec![(1, 2)],
+                replay: Some((1, 1, 2, 0)),
+                problem: None,
+            },
+            Case {
+                name: "records that continue the head",
+                sled: Sled::holding(std::slice::from_ref(&a1)),
+                records: vec![record(&a2), record(&a3)],
+                damaged_record_at: None,
+                restores: vec![],
+                applies: vec![(3, 4), (5, 6)],
+                replay: Some((2, 3, 6, 0)),
+                problem: None,
+            },
+            Case {
+                name: "records sled holds whole, behind its head",
+                sled: Sled::holding(&[a1.clone(), a2.clone()]),
+                records: vec![record(&a1)],
+                damaged_record_at: None,
+                restores: vec![],
+                applies: vec![],
+                replay: None,
+                problem: None,
+            },
+            Case {
+                name: "a record behind the head whose keys sled lost, then one past it",
+                sled: Sled::holding(&[a1.clone(), a2.clone()])
+                    .without(keys::index_chunk(1))
+                    .without(keys::segment(1)),
+                records: vec![record(&a1), record(&a2), record(&a3)],
+                damaged_record_at: None,
+                restores: vec![keys::index_chunk(1), keys::segment(1)],
+                applies: vec![(5, 6)],
+                replay: Some((1, 1, 6, 2)),
+                problem: None,
+            },
+            Case {
+                name: "lost keys shown to be this log's by the segment after them",
+                sled: Sled::holding(&[a1.clone(), a2.clone()]).without(keys::segment(1)),
+                records: vec![record(&a1)],
+                damaged_record_at: None,
+                restores: vec![keys::segment(1)],
+                applies: vec![],
+                replay: Some((0, 1, 2, 1)),
+                problem: None,
+            },
+            Case {
+                name: "lost keys sled holds nothing to check against",
+                sled: Sled::holding(&[a1.clone(), a2.clone()])
+                    .without(keys::segment(1))
+                    .without(keys::segment(3)),
+                records: vec![record(&a1)],
+                damaged_record_at: None,
+                restores: vec![],
+                applies: vec![],
+                replay: None,
+                problem: Some(
+                    "records of positions 1..=2 that cannot be shown to be this log's (sled \
+                     holds neither the event at 2 nor the segment after it)",
+                ),
+            },
+            Case {
+                name: "a record that does not chain onto the one before",
+                sled: Sled::default(),
+                records: vec![record(&a1), record(&a3)],
+                damaged_record_at: None,
+                restores: vec![],
+                applies: vec![(1, 2)],
+                replay: Some((1, 1, 2, 0)),
+                problem: Some(
+                    "a record of positions 5..=6 that does not follow the record before it",
+                ),
+            },
+            Case {
+                name: "a record that does not continue the head",
+                sled: Sled::holding(std::slice::from_ref(&a1)),
+                records: vec![record(&a3)],
+                damaged_record_at: None,
+                restores: vec![],
+                applies: vec![],
+                replay: None,
+                problem: Some("a record of positions 5..=6 that does not continue the head at 2"),
+            },
+            Case {
+                name: "damage before valid records",
+                sled: Sled::holding(std::slice::from_ref(&a1)),
+                records: vec![record(&a2)],
+                damaged_record_at: Some(4_200),
+                restores: vec![],
+                applies: vec![(3, 4)],
+                replay: Some((1, 3, 4, 0)),
+                problem: Some("a damaged record at byte 4200 followed by valid records"),
+            },
+            Case {
+                // The scan leaves a torn last record out (its checksum fails, nothing valid
+                // follows): the records before it replay, and the journal is reset.
+                name: "a torn last record",
+                sled: Sled::holding(std::slice::from_ref(&a1)),
+                records: vec![record(&a2)],
+                damaged_record_at: None,
+                restores: vec![],
+                applies: vec![(3, 4)],
+                replay: Some((1, 3, 4, 0)),
+                problem: None,
+            },
+            Case {
+                name: "another log's journal over the head",
+                sled: Sled::holding(std::slice::from_ref(&a1)),
+                records: vec![record(&b1), record(&b2)],
+                damaged_record_at: None,
+                restores: vec![],
+                applies: vec![],
+                replay: None,
+                problem: Some(
+                    "records of positions 1..=2 that cannot be shown to be this log's (the \
+                     chain hash at 2 differs from the log's)",
+                ),
+            },
+            Case {
+                name: "another log's journal past the head",
+                sled: Sled::holding(std::slice::from_ref(&a1)),
+                records: vec![record(&b2)],
+                damaged_record_at: None,
+                restores: vec![],
+                applies: vec![],
+                replay: None,
+                problem: Some("a record of positions 3..=4 that does not continue the head at 2"),
+            },
+            Case {
+                name: "sled holds other bytes under a key of a covered record",
+                sled: Sled::holding(std::slice::from_ref(&a1))
+                    .without(keys::index_chunk(1))
+                    .with(keys::segment(1), other_bytes),
+                records: vec![record(&a1), record(&a2)],
+                damaged_record_at: None,
+                restores: vec![],
+                applies: vec![],
+                replay: None,
+                problem: Some("a record of positions 1..=2 that differs from the log"),
+            },
+            Case {
+                name: "a record that is not a commit",
+                sled: Sled::default(),
+                records: vec![b"not a commit".to_vec(), record(&a1)],
+                damaged_record_at: None,
+                restores: vec![],
+                applies: vec![],
+                replay: None,
+                problem: Some("a record that is not a commit"),
+            },
+            Case {
+                name: "a record whose head its events do not reach",
+                sled: Sled::default(),
+                records: vec![record(&forged)],
+                damaged_record_at: None,
+                restores: vec![],
+                applies: vec![],
+                replay: None,
+                problem: Some("a record whose events do not run, chained, up to its own head"),
+            },
+        ]
+    }
+
+    #[test]
+    fn each_case_plans_what_its_table_row_says() {
+        for case in cases() {
+            let records = JournalRecords {
+                payloads: &case.records,
+                damaged_record_at: case.damaged_record_at,
+            };
+            let plan = plan(&records, &case.sled).unwrap();
+            let name = case.name;
+            let restored: Vec<Vec<u8>> = plan.restores.iter().map(|r| r.key.clone()).collect();
+            let expected: Vec<Vec<u8>> = case.restores.iter().map(|k| k.to_vec()).collect();
+            assert_eq!(restored, expected, "{name}: restores");
+            let applied: Vec<(u64, u64)> = plan
+                .applies
+                .iter()
+                .map(|a| (a.first, a.head.position))
+                .collect();
+            assert_eq!(applied, case.applies, "{name}: applies");
+            let replay = plan
+                .replay
+                .map(|r| (r.commits, r.from_position, r.to_position, r.keys_restored));
+            assert_eq!(replay, case.replay, "{name}: replay");
+            match (&plan.problem, case.problem) {
+                (None, None) => {}
+                (Some(found), Some(part)) => {
+                    assert!(found.contains(part), "{name}: the problem {found:?}")
+                }
+                (found, expected) => panic!("{name}: problem {found:?}, expected {expected:?}"),
+            }
+            // Only keys sled lacks are written back.
+            for restore in &plan.restores {
+                assert_ne!(
+                    case.sled.get(&restore.key).unwrap(),
+                    Some(restore.value.clone())
+                );
+            }
+        }
+    }
+}
