@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::codec::StoredEventRefV1;
 use crate::time::{Clock, SystemClock};
 
 pub use self::sled::{SledStorage, journal, keys};
@@ -237,5 +238,82 @@ impl Log {
             .indexes()?
             .as_ref()
             .map_or(0, |ix| ix.stream_version(stream)))
+    }
+
+    /// Stored events from `from_position` up to `until_position` (inclusive, capped at the
+    /// durable head), lazily. The projection engine reads through this.
+    pub fn stored_events(&self, from_position: u64, until_position: u64) -> EventIter<'_> {
+        self.shared.stored_events(from_position, until_position)
+    }
+
+    /// Calls `f` with every stored event from `from_position` up to `until_position` (inclusive,
+    /// capped at the durable head) in position order, borrowed from its segment: one segment is
+    /// decoded at a time and nothing is copied per event. The same checks as
+    /// [`Log::stored_events`]; stops at the first error, `f`'s or the log's.
+    pub fn for_each_stored_event<E: From<LogError>>(
+        &self,
+        from_position: u64,
+        until_position: u64,
+        f: impl FnMut(&StoredEventRefV1<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.shared
+            .for_each_stored_event(from_position, until_position, f)
+    }
+
+    /// Up to `limit` events (at most [`read::MAX_READ_LIMIT`]) from `from_position`.
+    pub fn read_from(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        self.shared.read_from(from_position, limit)
+    }
+
+    /// Up to `limit` events (at most [`read::MAX_READ_LIMIT`]) of one stream from
+    /// `from_version`.
+    pub fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        self.shared.read_stream(stream, from_version, limit)
+    }
+
+    /// The event at a position, if it is durable.
+    pub fn event_at(&self, position: u64) -> Result<Option<RecordedEvent>, LogError> {
+        self.shared.event_at(position)
+    }
+
+    /// A subscription that yields every event after `after_position`: first what is stored,
+    /// then live appends, each only once durable.
+    pub fn subscribe(&self, after_position: u64) -> Subscription {
+        self.shared.subscribe(after_position)
+    }
+
+    /// The head as a digest.
+    pub fn digest(&self) -> Digest {
+        let (position, chain) = self.shared.durable_head();
+        verify::digest(position, &chain)
+    }
+
+    /// Verifies the whole log; `check_indexes` also checks every id and stream index entry.
+    /// `progress` is called now and then with the number of events checked. A verify may run
+    /// while appends go on (the HTTP service): what is checked is the log up to the durable
+    /// head at the start; commits after it are not a problem.
+    pub fn verify(
+        &self,
+        check_indexes: bool,
+        against: Option<&Digest>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<VerifyReport, LogError> {
+        let limit = self.shared.durable_head().0;
+        verify::verify(
+            self.shared.storage.as_ref(),
+            limit,
+            check_indexes,
+            against,
+            progress,
+        )
     }
 }

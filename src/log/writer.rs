@@ -22,11 +22,12 @@ use std::thread::JoinHandle;
 
 use uuid::Uuid;
 
+use super::hash;
 use super::read::Shared;
 use super::storage::{Commit, Storage};
-use super::{
+use super::types::{
     Ack, AppendBatch, ExpectedVersion, LogError, MAX_BATCH_EVENTS, MAX_COMMIT_EVENTS,
-    MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, QUEUE_CAPACITY, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS, hash,
+    MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, QUEUE_CAPACITY, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS,
 };
 use crate::codec::{self, SegmentRefV1, StoredEventV1, StoredHeadV1, StoredTime};
 use crate::time::{self, Clock};

@@ -236,16 +236,6 @@ impl SledStorage {
             let _ = self.tree.get(key);
         }
     }
-
-    /// The sled configuration this store opens with (its segment size): for tests and tools
-    /// that must open the sled database underneath directly, e.g. to tamper with it. Open and
-    /// close the store through [`crate::log::Log`] first: after an unclean close, sled alone
-    /// lacks what the commit journal holds.
-    pub fn sled_config(path: &Path) -> sled::Config {
-        sled::Config::new()
-            .path(path)
-            .segment_size(open::sled_segment_bytes(path))
-    }
 }
 
 impl Storage for SledStorage {

@@ -100,6 +100,16 @@ impl SledStorage {
         Ok((storage, report))
     }
 
+    /// The sled configuration this store opens with (its segment size): for tests and tools
+    /// that must open the sled database underneath directly, e.g. to tamper with it. Open and
+    /// close the store through [`crate::log::Log`] first: after an unclean close, sled alone
+    /// lacks what the commit journal holds.
+    pub fn sled_config(path: &Path) -> sled::Config {
+        sled::Config::new()
+            .path(path)
+            .segment_size(sled_segment_bytes(path))
+    }
+
     /// Replays the journal: the plan validates first (see [`recovery`]), this writes second.
     /// On a problem the journal is moved aside, kept, with a warning, and appends are refused
     /// while it is there; otherwise a new generation starts. Either way sled is made durable
@@ -286,7 +296,7 @@ const SLED_SEGMENT_BYTES: usize = 2 << 20;
 
 /// The segment size a store was created with (sled refuses to open it with another): read from
 /// sled's `conf` file, or [`SLED_SEGMENT_BYTES`] for a new store.
-pub(super) fn sled_segment_bytes(path: &Path) -> usize {
+fn sled_segment_bytes(path: &Path) -> usize {
     let Ok(conf) = std::fs::read(path.join("conf")) else {
         return SLED_SEGMENT_BYTES;
     };

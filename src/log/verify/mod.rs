@@ -18,7 +18,8 @@ mod report;
 mod tests;
 
 use super::storage::{RawSegment, Storage, StorageError};
-use super::{Log, LogError, hash, segments};
+use super::types::LogError;
+use super::{hash, segments};
 use crate::codec::StoredEventRefV1;
 use index_walk::IndexWalk;
 use report::problem;
@@ -101,63 +102,58 @@ impl StreamVersions {
     }
 }
 
-impl Log {
-    /// The head as a digest.
-    pub fn digest(&self) -> Digest {
-        let (position, chain) = self.shared.durable_head();
-        Digest {
-            position,
-            chain_hash: hex::encode(chain),
+/// The digest of a head (position, chain hash).
+pub(super) fn digest(position: u64, chain: &[u8; 32]) -> Digest {
+    Digest {
+        position,
+        chain_hash: hex::encode(chain),
+        algorithm: hash::ALGORITHM.to_string(),
+    }
+}
+
+/// Verifies the log in `storage` up to `limit` (the durable head when the run starts: a
+/// verify may run while appends go on, and commits after it are not a problem); see
+/// [`crate::log::Log::verify`].
+pub(super) fn verify(
+    storage: &dyn Storage,
+    limit: u64,
+    check_indexes: bool,
+    against: Option<&Digest>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<VerifyReport, LogError> {
+    let mut walk = Walk {
+        expected_position: 1,
+        chain: hash::GENESIS_CHAIN,
+        stream_versions: StreamVersions::default(),
+        checked: 0,
+        index: check_indexes.then(|| IndexWalk::new(storage)),
+    };
+    let mut problem = walk_segments(storage, &mut walk, limit, progress);
+    let last_position = walk.expected_position - 1;
+
+    if problem.is_none() {
+        problem = check_head(storage, last_position, limit, &walk.chain);
+    }
+    if problem.is_none()
+        && let Some(index) = walk.index.take()
+    {
+        problem = index.finish(storage, last_position);
+    }
+    if problem.is_none()
+        && let Some(d) = against
+    {
+        problem = check_digest(storage, d, last_position)?;
+    }
+    Ok(VerifyReport {
+        intact: problem.is_none(),
+        events_checked: walk.checked,
+        head: Digest {
+            position: last_position,
+            chain_hash: hex::encode(walk.chain),
             algorithm: hash::ALGORITHM.to_string(),
-        }
-    }
-
-    /// Verifies the whole log; `check_indexes` also checks every id and stream index entry.
-    /// `progress` is called now and then with the number of events checked.
-    pub fn verify(
-        &self,
-        check_indexes: bool,
-        against: Option<&Digest>,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<VerifyReport, LogError> {
-        let storage = self.shared.storage.as_ref();
-        // A verify may run while appends go on (the HTTP service): what is checked is the log up
-        // to the durable head at the start; commits after it are not a problem.
-        let limit = self.shared.durable_head().0;
-        let mut walk = Walk {
-            expected_position: 1,
-            chain: hash::GENESIS_CHAIN,
-            stream_versions: StreamVersions::default(),
-            checked: 0,
-            index: check_indexes.then(|| IndexWalk::new(storage)),
-        };
-        let mut problem = walk_segments(storage, &mut walk, limit, progress);
-        let last_position = walk.expected_position - 1;
-
-        if problem.is_none() {
-            problem = check_head(storage, last_position, limit, &walk.chain);
-        }
-        if problem.is_none()
-            && let Some(index) = walk.index.take()
-        {
-            problem = index.finish(storage, last_position);
-        }
-        if problem.is_none()
-            && let Some(d) = against
-        {
-            problem = check_digest(storage, d, last_position)?;
-        }
-        Ok(VerifyReport {
-            intact: problem.is_none(),
-            events_checked: walk.checked,
-            head: Digest {
-                position: last_position,
-                chain_hash: hex::encode(walk.chain),
-                algorithm: hash::ALGORITHM.to_string(),
-            },
-            problem,
-        })
-    }
+        },
+        problem,
+    })
 }
 
 /// The reading thread hands segments over this many at a time (a hand-over costs two thread
