@@ -62,6 +62,12 @@ impl Shared {
     /// Called by the writer after a flush: folds the commit into the indexes (when loaded) and
     /// publishes the new durable head, both under the index lock.
     pub(super) fn publish_commit(&self, events: &[StoredEventV1], head: StoredHeadV1) {
+        assert!(
+            events
+                .last()
+                .is_some_and(|e| e.position == head.position && e.chain_hash == head.chain_hash),
+            "a published commit ends at its head"
+        );
         let mut guard = self.indexes.write().unwrap_or_else(|p| p.into_inner());
         if let Some(indexes) = guard.as_mut() {
             indexes.add_events(events);
