@@ -114,7 +114,7 @@ fn a_store_whose_sled_snapshot_is_unreadable_opens_with_it_set_aside() {
     std::fs::write(&bogus, vec![0xAB; 64]).unwrap();
     let log = Log::open(dir.path(), OpenOptions::existing())
         .expect("the store opens with the snapshot set aside");
-    let warnings = log.store_warnings();
+    let warnings = log.open_report().warnings.clone();
     assert!(
         warnings
             .iter()

@@ -363,7 +363,7 @@ fn acknowledged_events_survive_kill_9() {
         };
         let log = open_existing(dir.path());
         let head = log.head_position();
-        if let Some(tail) = log.discarded_at_open() {
+        if let Some(tail) = log.open_report().tail_set_aside {
             // A commit cut between its segments and its head: never acknowledged.
             rounds_with_a_discarded_tail += 1;
             assert_eq!(tail.from_position, head + 1, "{tail:?}: {}", context());
@@ -374,7 +374,7 @@ fn acknowledged_events_survive_kill_9() {
                 context()
             );
         }
-        if let Some(replay) = log.journal_replayed_at_open() {
+        if let Some(replay) = log.open_report().replayed {
             // What the journal held past sled's own head: it ends at the head.
             rounds_with_a_journal_replay += 1;
             assert_eq!(replay.to_position, head, "{replay:?}: {}", context());

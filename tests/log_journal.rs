@@ -122,7 +122,7 @@ fn every_acknowledged_commit_of_a_crash_image_is_replayed() {
         "sled had written none of it: only the journal holds the commits"
     );
     let log = Log::open(&image, options()).unwrap();
-    let replay = log.journal_replayed_at_open().expect("a replay");
+    let replay = log.open_report().replayed.expect("a replay");
     assert_eq!(
         (replay.commits, replay.from_position, replay.to_position),
         (20, 1, 100)
@@ -134,7 +134,7 @@ fn every_acknowledged_commit_of_a_crash_image_is_replayed() {
     drop(log);
     assert_eq!(sled_head_position(&image), 105);
     let log = Log::open(&image, options()).unwrap();
-    assert_eq!(log.journal_replayed_at_open(), None);
+    assert_eq!(log.open_report().replayed, None);
     assert_eq!(log.head_position(), 105);
 }
 
@@ -175,7 +175,7 @@ fn a_refused_open_keeps_the_journal_for_the_next_one() {
         db.flush().unwrap();
     }
     let log = Log::open(&image, options()).unwrap();
-    assert_eq!(log.journal_replayed_at_open().map(|r| r.commits), Some(8));
+    assert_eq!(log.open_report().replayed.map(|r| r.commits), Some(8));
     assert_intact_with(&log, &digest);
 }
 
@@ -202,7 +202,7 @@ fn segments_sled_lost_under_its_head_are_written_back_from_the_journal() {
     }
     assert_eq!(sled_head_position(&image), 50);
     let log = Log::open(&image, options()).unwrap();
-    let replay = log.journal_replayed_at_open().expect("keys written back");
+    let replay = log.open_report().replayed.expect("keys written back");
     assert_eq!(replay.commits, 0, "nothing past the head");
     assert_eq!(
         replay.keys_restored, 20,
@@ -232,14 +232,15 @@ fn a_torn_last_record_is_dropped_and_the_rest_replayed() {
 
     let log = Log::open(&image, options()).unwrap();
     assert_eq!(
-        log.journal_replayed_at_open()
+        log.open_report()
+            .replayed
             .map(|r| (r.commits, r.to_position)),
         Some((5, 25))
     );
     assert!(
-        log.store_warnings().is_empty(),
+        log.open_report().warnings.clone().is_empty(),
         "{:?}",
-        log.store_warnings()
+        log.open_report().warnings.clone()
     );
     assert_ne!(journal_generation(&image), generation, "a new generation");
     // A new commit lands over the old generation's first record; a crash image of that holds
@@ -251,9 +252,9 @@ fn a_torn_last_record_is_dropped_and_the_rest_replayed() {
     drop(log);
     let log = Log::open(&image2, options()).unwrap();
     assert!(
-        log.store_warnings().is_empty(),
+        log.open_report().warnings.clone().is_empty(),
         "{:?}",
-        log.store_warnings()
+        log.open_report().warnings.clone()
     );
     assert!(log.journals_set_aside().is_empty());
     assert_intact_with(&log, &digest);
@@ -278,7 +279,7 @@ fn a_damaged_record_before_valid_ones_keeps_the_journal() {
 
     let log = Log::open(&image, options()).unwrap();
     assert_eq!(log.head_position(), 10, "the two records before the damage");
-    let warnings = log.store_warnings();
+    let warnings = log.open_report().warnings.clone();
     assert!(
         warnings.iter().any(|w| w.contains("a damaged record")),
         "{warnings:?}"
@@ -319,7 +320,7 @@ fn a_journal_that_differs_from_the_log_is_kept_and_appends_wait() {
         db.flush().unwrap();
     }
     let log = Log::open(&image, options()).unwrap();
-    let warnings = log.store_warnings();
+    let warnings = log.open_report().warnings.clone();
     assert!(
         warnings
             .iter()
@@ -393,8 +394,8 @@ fn a_record_at_the_next_position_of_another_chain_is_not_applied() {
     assert_eq!(sled_head_position(&image), 5);
     let log = Log::open(&image, options()).unwrap();
     assert_eq!(log.head_position(), 5, "nothing applied");
-    assert_eq!(log.journal_replayed_at_open(), None);
-    let warnings = log.store_warnings();
+    assert_eq!(log.open_report().replayed, None);
+    let warnings = log.open_report().warnings.clone();
     assert!(
         warnings
             .iter()
@@ -423,8 +424,8 @@ fn covered_records_of_another_log_are_not_written_back() {
 /// open's warning says `why`, and sled still lacks the segment at `position`.
 fn assert_nothing_written_back(image: &Path, why: &str, position: u64) {
     let log = Log::open(image, options()).unwrap();
-    assert_eq!(log.journal_replayed_at_open(), None, "nothing written back");
-    let warnings = log.store_warnings();
+    assert_eq!(log.open_report().replayed, None, "nothing written back");
+    let warnings = log.open_report().warnings.clone();
     assert!(warnings.iter().any(|w| w.contains(why)), "{warnings:?}");
     assert_eq!(
         log.journals_set_aside().len(),
@@ -482,11 +483,11 @@ fn lost_keys_are_written_back_when_the_event_after_them_vouches_for_them() {
     let (image, digest, _) = image_missing_the_first_commit(root.path());
     let log = Log::open(&image, options()).unwrap();
     assert!(
-        log.store_warnings().is_empty(),
+        log.open_report().warnings.clone().is_empty(),
         "{:?}",
-        log.store_warnings()
+        log.open_report().warnings.clone()
     );
-    let replay = log.journal_replayed_at_open().expect("keys written back");
+    let replay = log.open_report().replayed.expect("keys written back");
     assert_eq!((replay.commits, replay.keys_restored), (0, 2));
     assert_intact_with(&log, &digest);
 }

@@ -121,7 +121,7 @@ fn keys_past_the_stored_head_are_discarded_at_open() {
     let second = store_with_an_interrupted_commit(dir.path());
     let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
     assert_eq!(
-        log.discarded_at_open(),
+        log.open_report().tail_set_aside,
         Some(DiscardedTail {
             from_position: 31,
             segments: 1,
@@ -139,7 +139,7 @@ fn keys_past_the_stored_head_are_discarded_at_open() {
     assert!(acks.iter().all(|a| !a.duplicate));
     drop(log);
     let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
-    assert_eq!(log.discarded_at_open(), None);
+    assert_eq!(log.open_report().tail_set_aside, None);
     assert_eq!(log.head_position(), 60);
     assert!(log.verify(true, None, &mut |_| {}).unwrap().intact);
     drop(log);
@@ -264,7 +264,7 @@ fn a_store_with_the_old_sled_segment_size_is_warned_about() {
     );
     let log = open_retrying(dir.path());
     log.append(AppendBatch::new(vec![event(1, 100)])).unwrap();
-    let warnings = log.store_warnings();
+    let warnings = log.open_report().warnings.clone();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].contains("512 KiB") && warnings[0].contains("carelog export"),
@@ -273,7 +273,7 @@ fn a_store_with_the_old_sled_segment_size_is_warned_about() {
     drop(log);
     let fresh = tempfile::tempdir().unwrap();
     let log = open_retrying(fresh.path());
-    assert_eq!(log.store_warnings(), Vec::<String>::new());
+    assert_eq!(log.open_report().warnings.clone(), Vec::<String>::new());
 }
 
 /// A store of format 1 (before the commit journal) is moved to format 2 at its first open, so

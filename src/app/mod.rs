@@ -320,6 +320,14 @@ impl App {
     /// [`App::append`] without waiting for durability: the batch is checked, folded into the
     /// records and queued; [`PendingAppend::wait`] returns its acks once durable. Batches are
     /// written in the order they were submitted, so a caller may keep several in flight.
+    ///
+    /// Resends are answered here first, and only sorted out here: an event whose id is durable
+    /// is answered with its position, one whose id is still in flight is handed to the log as a
+    /// copy. This job is the app's because the records already hold the original: checked
+    /// again, a resend would be refused by the domain or folded twice, and only the app knows
+    /// which ids it folded that are not durable yet. The log's writer (`Writer::lay_out`) keeps
+    /// its own check for the other job: the last word at commit time, in commit order, which
+    /// answers the in-flight copies sent from here once their originals are written.
     pub fn submit(
         &self,
         incoming: Vec<IncomingEvent>,

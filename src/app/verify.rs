@@ -55,7 +55,7 @@ pub fn verify_store(
 ) -> Result<Verdict, AppError> {
     let report = log.verify(check_indexes, against, progress)?;
     let mut store_problems = Vec::new();
-    if let Some(tail) = log.discarded_at_open()
+    if let Some(tail) = log.open_report().tail_set_aside
         && !tail.continues_head
     {
         store_problems.push(StoreProblem {

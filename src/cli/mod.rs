@@ -265,11 +265,12 @@ pub(crate) fn open_app(dir: &Path, create: bool) -> Result<App, Failure> {
 /// Says what an open set aside past the stored head, and what the store's layout warns of, if
 /// anything: never silent.
 pub(crate) fn note_open(log: &crate::log::Log) {
-    for warning in log.store_warnings() {
+    let report = log.open_report();
+    for warning in &report.warnings {
         eprintln!("carelog: WARNING: {warning}");
     }
     let journals = log.journals_set_aside();
-    if let Some(replay) = log.journal_replayed_at_open() {
+    if let Some(replay) = report.replayed {
         let restored = if replay.keys_restored > 0 {
             format!(
                 ", and wrote back {} key(s) of earlier commits that sled had lost",
@@ -301,7 +302,7 @@ pub(crate) fn note_open(log: &crate::log::Log) {
             names.join(", ")
         );
     }
-    if let Some(tail) = log.discarded_at_open() {
+    if let Some(tail) = report.tail_set_aside {
         if tail.continues_head && !journals.is_empty() {
             // With a journal set aside, those keys may be an acknowledged commit's.
             eprintln!(

@@ -4,6 +4,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::codec::StoredEventRefV1;
+
 /// The algorithm named in the store's header.
 pub const ALGORITHM: &str = "sha256";
 
@@ -24,6 +26,22 @@ pub fn chain(previous_chain: &[u8; 32], leaf: &[u8; 32]) -> [u8; 32] {
     h.update(previous_chain);
     h.update(leaf);
     h.finalize().into()
+}
+
+/// The leaf hash of an event's content. The stored bytes of the event are its canonical bytes
+/// whenever the encoder wrote them (it always does): then they are hashed where they lie. Bytes
+/// that decode to the same fields but are not what the encoder writes (a varint in a wider
+/// form) are encoded again, so the leaf is always the hash of the canonical encoding, as it
+/// always was.
+pub(crate) fn computed_leaf(e: &StoredEventRefV1<'_>) -> Result<[u8; 32], String> {
+    if e.canonical_is_exact() {
+        Ok(leaf(e.canonical))
+    } else {
+        e.to_owned_event()
+            .canonical_bytes()
+            .map(|c| leaf(&c))
+            .map_err(|err| err.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 
-use super::LogError;
 use super::storage::Storage;
+use super::types::LogError;
 use crate::codec::{self, IndexChunkV1, StoredEventV1};
 
 /// Where each event id is, and each stream's positions by version.

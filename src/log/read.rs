@@ -9,9 +9,10 @@ use std::sync::{Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use super::index::Indexes;
+use super::segments::{decode_segment, decode_segment_refs, stored_event_at};
 use super::storage::{RawSegment, Storage, StorageError};
-use super::{Log, LogError, RecordedEvent};
-use crate::codec::{self, SegmentV1, StoredEventRefV1, StoredEventV1, StoredHeadV1};
+use super::types::{LogError, RecordedEvent};
+use crate::codec::{StoredEventRefV1, StoredEventV1, StoredHeadV1};
 
 /// The most events one read call returns.
 pub const MAX_READ_LIMIT: usize = 100_000;
@@ -61,6 +62,12 @@ impl Shared {
     /// Called by the writer after a flush: folds the commit into the indexes (when loaded) and
     /// publishes the new durable head, both under the index lock.
     pub(super) fn publish_commit(&self, events: &[StoredEventV1], head: StoredHeadV1) {
+        assert!(
+            events
+                .last()
+                .is_some_and(|e| e.position == head.position && e.chain_hash == head.chain_hash),
+            "a published commit ends at its head"
+        );
         let mut guard = self.indexes.write().unwrap_or_else(|p| p.into_inner());
         if let Some(indexes) = guard.as_mut() {
             indexes.add_events(events);
@@ -92,72 +99,11 @@ impl Shared {
     }
 }
 
-/// Decodes a raw segment, checking that its key matches its first event.
-pub(crate) fn decode_segment(raw: &RawSegment) -> Result<Vec<StoredEventV1>, LogError> {
-    let mut refs = Vec::new();
-    decode_segment_refs(raw, &mut refs)?;
-    Ok(refs.iter().map(StoredEventRefV1::to_owned_event).collect())
-}
-
-/// Decodes a raw segment into events borrowed from its bytes (`out` is cleared first), checking
-/// that its key matches its first event. The same checks and errors as [`decode_segment`].
-pub(crate) fn decode_segment_refs<'a>(
-    raw: &'a RawSegment,
-    out: &mut Vec<StoredEventRefV1<'a>>,
-) -> Result<(), LogError> {
-    if codec::decode_segment_refs(&raw.1, out).is_err() {
-        out.clear();
-        // The owned decode gives bincode's own message for the report.
-        let segment: SegmentV1 = codec::decode("segment", &raw.1)?;
-        // Unreachable: both decoders accept the same bytes (`tests/codec_views.rs`).
-        return Err(LogError::Storage(StorageError::Corrupt {
-            path: std::path::PathBuf::new(),
-            detail: format!(
-                "the segment stored under position {} ({} events) decodes owned but not borrowed: run `carelog verify`",
-                raw.0,
-                segment.events.len()
-            ),
-        }));
-    }
-    check_segment_key(raw.0, out.first().map(|e| e.position))
-}
-
-fn check_segment_key(key: u64, first: Option<u64>) -> Result<(), LogError> {
-    match first {
-        Some(first) if first == key => Ok(()),
-        Some(first) => Err(LogError::Storage(StorageError::Corrupt {
-            path: std::path::PathBuf::new(),
-            detail: format!(
-                "the segment stored under position {key} holds events from position {first} (moved or swapped): run `carelog verify`"
-            ),
-        })),
-        None => Err(LogError::Storage(StorageError::Corrupt {
-            path: std::path::PathBuf::new(),
-            detail: format!(
-                "the segment stored under position {key} is empty: run `carelog verify`"
-            ),
-        })),
-    }
-}
-
 fn missing_position(expected: u64, found: u64) -> LogError {
     LogError::Storage(StorageError::Corrupt {
         path: std::path::PathBuf::new(),
         detail: format!("position {expected} is missing (found {found}): run `carelog verify`"),
     })
-}
-
-/// The stored event at a position, read from its segment.
-pub(crate) fn stored_event_at(
-    storage: &dyn Storage,
-    position: u64,
-) -> Result<Option<StoredEventV1>, LogError> {
-    if let Some(raw) = storage.segments_from(position).next() {
-        let raw = raw?;
-        let events = decode_segment(&raw)?;
-        return Ok(events.into_iter().find(|e| e.position == position));
-    }
-    Ok(None)
 }
 
 /// Events in position order from a position up to a bound, decoded one segment at a time so
@@ -210,13 +156,13 @@ impl Iterator for EventIter<'_> {
     }
 }
 
-impl Log {
+impl Shared {
     /// Stored events from `from_position` up to `until_position` (inclusive, capped at the
     /// durable head), lazily. The projection engine reads through this.
-    pub fn stored_events(&self, from_position: u64, until_position: u64) -> EventIter<'_> {
-        let until = until_position.min(self.head_position());
+    pub(super) fn stored_events(&self, from_position: u64, until_position: u64) -> EventIter<'_> {
+        let until = until_position.min(self.durable_head().0);
         EventIter {
-            segments: self.shared.storage.segments_from(from_position.max(1)),
+            segments: self.storage.segments_from(from_position.max(1)),
             buffered: Vec::new().into_iter(),
             next_position: from_position.max(1),
             until_position: until,
@@ -227,16 +173,16 @@ impl Log {
     /// Calls `f` with every stored event from `from_position` up to `until_position` (inclusive,
     /// capped at the durable head) in position order, borrowed from its segment: one segment is
     /// decoded at a time and nothing is copied per event. The same checks as
-    /// [`Log::stored_events`]; stops at the first error, `f`'s or the log's.
-    pub fn for_each_stored_event<E: From<LogError>>(
+    /// [`Shared::stored_events`]; stops at the first error, `f`'s or the log's.
+    pub(super) fn for_each_stored_event<E: From<LogError>>(
         &self,
         from_position: u64,
         until_position: u64,
         mut f: impl FnMut(&StoredEventRefV1<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let until = until_position.min(self.head_position());
+        let until = until_position.min(self.durable_head().0);
         let mut next_position = from_position.max(1);
-        for raw in self.shared.storage.segments_from(next_position) {
+        for raw in self.storage.segments_from(next_position) {
             if next_position > until {
                 break;
             }
@@ -262,7 +208,7 @@ impl Log {
     }
 
     /// Up to `limit` events (at most [`MAX_READ_LIMIT`]) from `from_position`.
-    pub fn read_from(
+    pub(super) fn read_from(
         &self,
         from_position: u64,
         limit: usize,
@@ -276,15 +222,15 @@ impl Log {
     }
 
     /// Up to `limit` events (at most [`MAX_READ_LIMIT`]) of one stream from `from_version`.
-    pub fn read_stream(
+    pub(super) fn read_stream(
         &self,
         stream: &str,
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
         let limit = limit.min(MAX_READ_LIMIT);
-        let head = self.head_position();
-        let entries = match self.shared.indexes()?.as_ref() {
+        let head = self.durable_head().0;
+        let entries = match self.indexes()?.as_ref() {
             Some(ix) => ix.stream_entries(stream, from_version, limit),
             None => Vec::new(),
         };
@@ -293,9 +239,9 @@ impl Log {
             if position > head {
                 break;
             }
-            let stored = stored_event_at(self.shared.storage.as_ref(), position)?.ok_or_else(|| {
+            let stored = stored_event_at(self.storage.as_ref(), position)?.ok_or_else(|| {
                 StorageError::Corrupt {
-                    path: self.path().to_path_buf(),
+                    path: self.storage.path().to_path_buf(),
                     detail: format!(
                         "stream {stream:?} version {version} points at missing position {position}: run `carelog verify`"
                     ),
@@ -307,11 +253,11 @@ impl Log {
     }
 
     /// The event at a position, if it is durable.
-    pub fn event_at(&self, position: u64) -> Result<Option<RecordedEvent>, LogError> {
-        if position == 0 || position > self.head_position() {
+    pub(super) fn event_at(&self, position: u64) -> Result<Option<RecordedEvent>, LogError> {
+        if position == 0 || position > self.durable_head().0 {
             return Ok(None);
         }
-        match stored_event_at(self.shared.storage.as_ref(), position)? {
+        match stored_event_at(self.storage.as_ref(), position)? {
             Some(e) => Ok(Some(RecordedEvent::try_from(e)?)),
             None => Ok(None),
         }
@@ -319,9 +265,9 @@ impl Log {
 
     /// A subscription that yields every event after `after_position`: first what is stored,
     /// then live appends, each only once durable.
-    pub fn subscribe(&self, after_position: u64) -> Subscription {
+    pub(super) fn subscribe(self: &std::sync::Arc<Self>, after_position: u64) -> Subscription {
         Subscription {
-            log: self.clone(),
+            shared: self.clone(),
             last_position: after_position,
         }
     }
@@ -329,7 +275,7 @@ impl Log {
 
 /// Follows the log. Each call to [`Subscription::next_batch`] returns the next durable events.
 pub struct Subscription {
-    log: Log,
+    shared: std::sync::Arc<Shared>,
     last_position: u64,
 }
 
@@ -346,13 +292,13 @@ impl Subscription {
         limit: usize,
         timeout: Duration,
     ) -> Result<Vec<RecordedEvent>, LogError> {
-        if self.log.head_position() <= self.last_position {
-            self.log.shared.wait_past(self.last_position, timeout);
+        if self.shared.durable_head().0 <= self.last_position {
+            self.shared.wait_past(self.last_position, timeout);
         }
         let Some(next) = self.last_position.checked_add(1) else {
             return Ok(Vec::new());
         };
-        let events = self.log.read_from(next, limit.max(1))?;
+        let events = self.shared.read_from(next, limit.max(1))?;
         if let Some(last) = events.last() {
             assert_eq!(
                 last.position,

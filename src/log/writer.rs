@@ -22,11 +22,12 @@ use std::thread::JoinHandle;
 
 use uuid::Uuid;
 
+use super::hash;
 use super::read::Shared;
 use super::storage::{Commit, Storage};
-use super::{
+use super::types::{
     Ack, AppendBatch, ExpectedVersion, LogError, MAX_BATCH_EVENTS, MAX_COMMIT_EVENTS,
-    MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, QUEUE_CAPACITY, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS, hash,
+    MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, QUEUE_CAPACITY, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS,
 };
 use crate::codec::{self, SegmentRefV1, StoredEventV1, StoredHeadV1, StoredTime};
 use crate::time::{self, Clock};
@@ -448,6 +449,22 @@ impl Writer {
         // The commit's number in write order; 0 when the group only held resends.
         let mut commit = 0;
         if !group.events.is_empty() {
+            // Invariants of the commit: it continues the head before it, at dense positions,
+            // and ends at the new head (each event chained onto the one before: `lay_out`).
+            assert_eq!(
+                group.events.first().map(|e| e.position),
+                Some(head_before_group.position + 1),
+                "a commit continues the head"
+            );
+            assert_eq!(
+                group.events.last().map(|e| (e.position, e.chain_hash)),
+                Some((self.head.position, self.head.chain_hash)),
+                "a commit ends at the new head"
+            );
+            debug_assert!(
+                chains_from(&head_before_group, &group.events),
+                "a commit's events chain from the head before it"
+            );
             if let Err(e) = self.write(&group.events) {
                 let reason = e.to_string();
                 self.poison.set(reason.clone());
@@ -492,6 +509,13 @@ impl Writer {
 
     /// Checks one batch and lays its events out after the group's. Records in `undo` every
     /// stream version it changes, so the caller can take a failed batch back out.
+    ///
+    /// Idempotency is decided here at commit time: the writer alone sees every commit in order,
+    /// durable or still in flight (`Unflushed`), so a resend that races its original (queued
+    /// before the original is indexed, such as the in-flight copies `App::submit` hands over)
+    /// gets the original's position and never a second one, whoever calls the log. `App::submit`
+    /// keeps a check of its own for another job (resends must skip the domain's checks and
+    /// fold, which happen before the log is asked): neither can do the other's.
     fn lay_out(
         &mut self,
         batch: &AppendBatch,
@@ -594,6 +618,16 @@ impl Writer {
                 leaf_hash: [0; 32],
                 chain_hash: [0; 32],
             };
+            // Invariant: the head is the group's last event (or, first in the group, the head
+            // before it), so the event chains onto the one before it.
+            assert!(
+                group
+                    .events
+                    .last()
+                    .is_none_or(|p| p.position == self.head.position
+                        && p.chain_hash == self.head.chain_hash),
+                "the writer's head is its last event"
+            );
             stored.leaf_hash = hash::leaf(&stored.canonical_bytes()?);
             stored.chain_hash = hash::chain(&self.head.chain_hash, &stored.leaf_hash);
             // Invariants: positions dense in commit order, stream versions dense per stream.
@@ -656,7 +690,7 @@ impl Writer {
         let Some(pos) = found else {
             return Ok(None);
         };
-        super::read::stored_event_at(self.storage.as_ref(), pos)
+        super::segments::stored_event_at(self.storage.as_ref(), pos)
     }
 
     /// Writes the group's events as one atomic commit: its segments, each with its index chunk,
@@ -695,6 +729,18 @@ impl Writer {
         self.storage.commit(commit)?;
         Ok(())
     }
+}
+
+/// Whether `events` sit at dense positions after `head`, each one's chain hash its leaf hash
+/// chained onto the one before (the head's for the first).
+fn chains_from(head: &StoredHeadV1, events: &[StoredEventV1]) -> bool {
+    let mut previous = (head.position, head.chain_hash);
+    events.iter().all(|e| {
+        let chained = previous.0.checked_add(1) == Some(e.position)
+            && hash::chain(&previous.1, &e.leaf_hash) == e.chain_hash;
+        previous = (e.position, e.chain_hash);
+        chained
+    })
 }
 
 /// The most bytes bincode's varint length prefix of a segment's event list takes.

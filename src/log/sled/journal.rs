@@ -35,7 +35,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::storage::StorageError;
+use crate::log::storage::StorageError;
 
 /// The journal's file name inside the store directory.
 pub const JOURNAL_FILE: &str = "journal";
