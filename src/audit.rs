@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::DomainEvent;
-use crate::domain::cloudevent::{self, MAX_LINE_BYTES};
+use crate::domain::cloudevent::MAX_LINE_BYTES;
 use crate::merkle::note::{Checkpoint, NoteVerifier};
 use crate::merkle::{self, GENESIS_CHAIN, Hash, HashAlgorithm};
 
@@ -164,8 +164,8 @@ fn check_line(
         &recorded.payload,
     )
     .map_err(|e| at(format!("the leaf's payload does not decode: {e}")))?;
-    let mut expected = cloudevent::to_cloudevent(&recorded, &event);
-    expected["leaf"] = Value::String(leaf_text.to_string());
+    let expected = crate::app::export::export_line(&recorded, &event)
+        .map_err(|e| at(format!("the leaf's event cannot be printed: {e}")))?;
     if given != expected {
         return Err(at(format!(
             "the line does not show what its leaf says: {}",
@@ -208,6 +208,7 @@ pub fn audit(
     }
 
     let mut stored: Vec<Hash> = Vec::new();
+    let mut edge = merkle::CompactRange::default();
     let mut chain = GENESIS_CHAIN;
     let mut position = 0u64;
     while let Some(text) = next_line(export, position + 1)? {
@@ -223,14 +224,7 @@ pub fn audit(
         }
         let (leaf_hash, next_chain) = check_line(algorithm, &text, position, &chain)?;
         chain = next_chain;
-        let new =
-            merkle::hashes_to_append(algorithm, position - 1, leaf_hash, &stored).map_err(|e| {
-                AuditError::Event {
-                    position,
-                    detail: e.to_string(),
-                }
-            })?;
-        stored.extend(new);
+        edge.append(algorithm, leaf_hash, &mut stored);
     }
     if position < checkpoint.tree_size {
         return Err(AuditError::Checkpoint(format!(

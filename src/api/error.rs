@@ -172,6 +172,7 @@ fn from_log(e: LogError, index: Option<usize>) -> ApiError {
         | LogError::JournalSetAside { .. } => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, NEEDS_OPERATOR, message)
         }
+        LogError::Tree(_) => ApiError::new(StatusCode::BAD_REQUEST, "tree", message),
         LogError::Storage(_) | LogError::Codec(_) | LogError::Time(_) => {
             ApiError::internal(message)
         }

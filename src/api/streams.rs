@@ -219,7 +219,7 @@ fn write_export(
             ));
             return Err(AppError::Usage("shutting down".into()));
         }
-        let line = cloudevent::to_cloudevent(&e.recorded, &e.event);
+        let line = crate::app::export::export_line(&e.recorded, &e.event)?;
         if let Err(err) = serde_json::to_writer(&mut chunk, &line) {
             stop = Some(Stop::Failed(format!(
                 "event at position {} could not be written as JSON: {err}",

@@ -10,7 +10,9 @@
 //! truth, plus the batches still in flight.
 
 pub mod access;
+pub mod checkpoint;
 pub mod demo;
+pub mod export;
 pub mod report;
 pub mod verify;
 

@@ -5,6 +5,7 @@
 
 mod figures;
 mod output;
+mod proofs;
 mod records_io;
 mod serve;
 
@@ -146,6 +147,24 @@ pub enum Command {
         #[command(flatten)]
         at: figures::AsOfArgs,
     },
+    /// RFC 9162 proofs from the log's Merkle tree (leaf index = position − 1).
+    Prove {
+        #[command(subcommand)]
+        command: ProveCommand,
+    },
+    /// Print a signed checkpoint (C2SP tlog-checkpoint in a signed note) of the log's tree.
+    /// The store's signing key is made on first use (`<store>/signing-key`, mode 0600).
+    Checkpoint {
+        /// Sign with this key file (`PRIVATE+KEY+…`) instead of the store's.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The tree size to sign (default: the head).
+        #[arg(long)]
+        size: Option<u64>,
+        /// Print the verifier key (`name+keyid+key`) instead, for `carelog-audit --key`.
+        #[arg(long)]
+        verifier_key: bool,
+    },
     /// Reported figures (claims) against the records.
     Claims {
         #[command(subcommand)]
@@ -177,6 +196,28 @@ pub enum Command {
 pub enum Lang {
     En,
     Zh,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProveCommand {
+    /// The proof that the event at POSITION is in the tree of --size events.
+    Inclusion {
+        position: u64,
+        /// The tree size (default: the head).
+        #[arg(long)]
+        size: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The proof that the tree of OLD_SIZE events is a prefix of the tree of --size events.
+    Consistency {
+        old_size: u64,
+        /// The tree size (default: the head).
+        #[arg(long)]
+        size: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -401,6 +442,27 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         Command::Explain { metric, json, at } => {
             figures::explain(&open_existing(&cli.data)?, metric, at, *json)
         }
+        Command::Prove {
+            command:
+                ProveCommand::Inclusion {
+                    position,
+                    size,
+                    json,
+                },
+        } => proofs::inclusion(&cli.data, *position, *size, *json),
+        Command::Prove {
+            command:
+                ProveCommand::Consistency {
+                    old_size,
+                    size,
+                    json,
+                },
+        } => proofs::consistency(&cli.data, *old_size, *size, *json),
+        Command::Checkpoint {
+            key,
+            size,
+            verifier_key,
+        } => proofs::checkpoint(&cli.data, key.as_deref(), *size, *verifier_key),
         Command::Claims {
             command: ClaimsCommand::Check { json },
         } => figures::claims_check(&open_existing(&cli.data)?, *json),

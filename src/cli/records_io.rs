@@ -295,7 +295,8 @@ pub fn export(app: &App, format: ExportFormat) -> Result<u8, Failure> {
     app.for_each_event(1, |e| {
         let written = match format {
             ExportFormat::Jsonl => {
-                writeln!(out, "{}", cloudevent::to_cloudevent(&e.recorded, &e.event))
+                let line = crate::app::export::export_line(&e.recorded, &e.event)?;
+                writeln!(out, "{line}")
             }
             ExportFormat::Csv => {
                 let r = &e.recorded;

@@ -21,10 +21,12 @@ pub mod read;
 pub mod segments;
 pub mod sled;
 pub mod storage;
+pub mod tree;
 pub mod types;
 pub mod verify;
 pub mod writer;
 
+use crate::merkle;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -128,6 +130,12 @@ impl Log {
         };
         let journals_set_aside = Arc::new(std::sync::Mutex::new(report.journals_set_aside.clone()));
         let shared = Arc::new(read::Shared::new(storage.clone(), head));
+        if head_without_events.is_none() {
+            let built = tree::build_missing(&shared, storage.as_ref())?;
+            if built > 0 {
+                report.tree_built = Some(built);
+            }
+        }
         let writer = Arc::new(writer::WriterHandle::start(
             storage,
             shared.clone(),
@@ -141,6 +149,62 @@ impl Log {
             head_without_events,
             journals_set_aside,
         })
+    }
+
+    /// The size a proof is asked at: the durable head when not given, never past it.
+    fn proof_size(&self, size: Option<u64>) -> Result<u64, LogError> {
+        let head = self.shared.durable_head().0;
+        match size {
+            None => Ok(head),
+            Some(n) if n <= head => Ok(n),
+            Some(n) => Err(LogError::Tree(format!(
+                "the log holds {head} events, not {n}: ask for a size at most {head}"
+            ))),
+        }
+    }
+
+    /// The Merkle tree's size (the durable head, or `size`) and root: what a checkpoint signs.
+    pub fn tree_head(&self, size: Option<u64>) -> Result<(u64, merkle::Hash), LogError> {
+        let n = self.proof_size(size)?;
+        Ok((n, tree::root(self.shared.storage.as_ref(), n)?))
+    }
+
+    /// The RFC 9162 inclusion proof of the event at `position` in the tree of `size` events
+    /// (the durable head when None): (tree size, hashes).
+    pub fn inclusion_proof(
+        &self,
+        position: u64,
+        size: Option<u64>,
+    ) -> Result<(u64, Vec<merkle::Hash>), LogError> {
+        let n = self.proof_size(size)?;
+        if position == 0 || position > n {
+            return Err(LogError::Tree(format!(
+                "position {position} is not in a tree of {n} events: positions run 1..={n}"
+            )));
+        }
+        Ok((
+            n,
+            tree::inclusion_proof(self.shared.storage.as_ref(), position, n)?,
+        ))
+    }
+
+    /// The RFC 9162 consistency proof from the tree of `old_size` events to that of `size`
+    /// (the durable head when None): (tree size, hashes).
+    pub fn consistency_proof(
+        &self,
+        old_size: u64,
+        size: Option<u64>,
+    ) -> Result<(u64, Vec<merkle::Hash>), LogError> {
+        let n = self.proof_size(size)?;
+        if old_size > n {
+            return Err(LogError::Tree(format!(
+                "an older size of {old_size} is past the tree's {n}"
+            )));
+        }
+        Ok((
+            n,
+            tree::consistency_proof(self.shared.storage.as_ref(), old_size, n)?,
+        ))
     }
 
     /// Refuses appends to a store whose head names no event (damage, or sled losing the tail of

@@ -48,8 +48,15 @@ pub struct Commit {
     pub segments: Vec<(u64, Vec<u8>)>,
     /// (first position, encoded index chunk), one per segment.
     pub index_chunks: Vec<(u64, Vec<u8>)>,
+    /// (first stored index, 32-byte hashes): what the commit adds to the Merkle tree's stored
+    /// sequence (`crate::merkle`), in values of at most [`TREE_CHUNK_HASHES`] hashes.
+    pub tree_chunks: Vec<(u64, Vec<u8>)>,
     pub head: Option<StoredHeadV1>,
 }
+
+/// The most tree hashes one stored value holds (16 KiB: small enough to stay inline in an
+/// engine's pages, like a segment).
+pub const TREE_CHUNK_HASHES: usize = 512;
 
 /// What an open set aside: segments and index chunks past the stored head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +98,8 @@ pub struct OpenReport {
     pub tail_set_aside: Option<DiscardedTail>,
     /// Where the engine moved snapshot files it could not read (kept), if it did.
     pub snapshots_set_aside: Option<PathBuf>,
+    /// Events whose Merkle tree hashes this open built (a store made before the tree).
+    pub tree_built: Option<u64>,
     /// What the user should know (worded for them), in the order found; empty almost always.
     pub warnings: Vec<String>,
 }
@@ -131,6 +140,16 @@ pub trait Storage: Send + Sync {
     fn index_chunks(
         &self,
     ) -> Box<dyn Iterator<Item = Result<RawSegment, StorageError>> + Send + '_>;
+    /// The tree hashes at these stored indexes (see `crate::merkle::stored_index`).
+    fn tree_hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StorageError>;
+    /// How many tree hashes are stored (the end of the last chunk), 0 for none.
+    fn tree_stored_count(&self) -> Result<u64, StorageError>;
+    /// The stored tree chunks in order: (first stored index, hashes).
+    fn tree_chunks(&self)
+    -> Box<dyn Iterator<Item = Result<RawSegment, StorageError>> + Send + '_>;
+    /// Writes tree chunks outside a commit (building the tree of a store made before it had
+    /// one), durably on return.
+    fn write_tree_chunks(&self, chunks: Vec<(u64, Vec<u8>)>) -> Result<(), StorageError>;
     /// Approximate bytes on disk.
     fn size_on_disk(&self) -> Result<u64, StorageError>;
 }

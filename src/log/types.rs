@@ -62,6 +62,8 @@ pub enum LogError {
     },
     #[error("storage error: {0}")]
     Storage(#[from] StorageError),
+    #[error("the Merkle tree: {0}")]
+    Tree(String),
     #[error(transparent)]
     Codec(#[from] CodecError),
     #[error(transparent)]
@@ -210,6 +212,29 @@ pub struct RecordedEvent {
     pub payload: Vec<u8>,
     pub leaf_hash: [u8; 32],
     pub chain_hash: [u8; 32],
+}
+
+impl RecordedEvent {
+    /// The canonical bytes the event's leaf hash covers (`codec::StoredEventV1::canonical_bytes`).
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, CodecError> {
+        StoredEventV1 {
+            position: self.position,
+            event_id: *self.event_id.as_bytes(),
+            stream: self.stream.clone(),
+            stream_version: self.stream_version,
+            event_type: self.event_type.clone(),
+            schema_version: self.schema_version,
+            occurred_at: time::to_stored(&self.occurred_at),
+            recorded_at: time::to_stored(&self.recorded_at),
+            recorded_by: self.recorded_by.clone(),
+            correlation_id: self.correlation_id.map(|u| *u.as_bytes()),
+            causation_id: self.causation_id.map(|u| *u.as_bytes()),
+            payload: self.payload.clone(),
+            leaf_hash: self.leaf_hash,
+            chain_hash: self.chain_hash,
+        }
+        .canonical_bytes()
+    }
 }
 
 impl TryFrom<StoredEventV1> for RecordedEvent {

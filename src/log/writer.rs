@@ -30,6 +30,7 @@ use super::types::{
     MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, QUEUE_CAPACITY, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS,
 };
 use crate::codec::{self, SegmentRefV1, StoredEventV1, StoredHeadV1, StoredTime};
+use crate::merkle;
 use crate::time::{self, Clock};
 
 /// Commits written but not yet flushed, at most: the writer lays out the next group while the
@@ -119,6 +120,7 @@ impl WriterHandle {
         clock: Arc<dyn Clock>,
         head: Option<StoredHeadV1>,
     ) -> Result<Self, LogError> {
+        let tree_edge = super::tree::right_edge(storage.as_ref(), head.as_ref())?;
         let (sender, receiver) = sync_channel::<Request>(QUEUE_CAPACITY);
         let counters = Arc::new(Counters::default());
         let poison = Arc::new(Poison::default());
@@ -154,6 +156,7 @@ impl WriterHandle {
             shared,
             clock,
             head,
+            tree_edge,
             last_recorded,
             counters: counters.clone(),
             poison,
@@ -373,6 +376,8 @@ struct Writer {
     clock: Arc<dyn Clock>,
     /// The head including commits not yet durable.
     head: StoredHeadV1,
+    /// The Merkle tree's right edge at `head` (see `tree.rs`).
+    tree_edge: merkle::CompactRange,
     last_recorded: Option<time::Instant>,
     counters: Arc<Counters>,
     poison: Arc<Poison>,
@@ -465,7 +470,7 @@ impl Writer {
                 chains_from(&head_before_group, &group.events),
                 "a commit's events chain from the head before it"
             );
-            if let Err(e) = self.write(&group.events) {
+            if let Err(e) = self.write(&group.events, head_before_group.position) {
                 let reason = e.to_string();
                 self.poison.set(reason.clone());
                 self.head = head_before_group;
@@ -695,8 +700,22 @@ impl Writer {
 
     /// Writes the group's events as one atomic commit: its segments, each with its index chunk,
     /// and the head. Segments stay small (see [`SEGMENT_MAX_BYTES`]) so sled keeps them inline.
-    fn write(&self, events: &[StoredEventV1]) -> Result<(), LogError> {
+    fn write(&mut self, events: &[StoredEventV1], head_before: u64) -> Result<(), LogError> {
         let mut commit = Commit::default();
+        // The tree grows with the events, in the same commit; the edge moves on only once the
+        // commit was written.
+        assert_eq!(
+            self.tree_edge.size(),
+            head_before,
+            "the tree's edge is at the head"
+        );
+        let mut edge = self.tree_edge.clone();
+        let mut tree_hashes = Vec::with_capacity(events.len() * 2);
+        for e in events {
+            edge.append(super::tree::TREE_HASH, e.leaf_hash, &mut tree_hashes);
+        }
+        commit.tree_chunks =
+            super::tree::tree_chunks_of(merkle::stored_count(head_before), &tree_hashes);
         let mut start = 0;
         while start < events.len() {
             // A segment: up to SEGMENT_MAX_EVENTS events and SEGMENT_MAX_BYTES bytes.
@@ -727,6 +746,7 @@ impl Writer {
         }
         commit.head = Some(self.head);
         self.storage.commit(commit)?;
+        self.tree_edge = edge;
         Ok(())
     }
 }

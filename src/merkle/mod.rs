@@ -146,32 +146,66 @@ pub fn stored_index(level: u32, n: u64) -> u64 {
     stored_count(last_leaf) + u64::from(level)
 }
 
-/// The hashes that appending leaf `leaf_index` (0-based) adds to the stored sequence, in order:
-/// its leaf hash, then each subtree it completes. `read` gives the stored hashes it combines
-/// with (the left siblings, all stored before).
-pub fn hashes_to_append(
-    algorithm: HashAlgorithm,
-    leaf_index: u64,
-    leaf_hash: Hash,
-    read: &dyn HashReader,
-) -> Result<Vec<Hash>, MerkleError> {
-    let completed = (leaf_index + 1).trailing_zeros();
-    let siblings: Vec<u64> = (0..completed)
-        .map(|level| stored_index(level, (leaf_index >> level) ^ 1))
-        .collect();
-    let left = read.read_hashes(&siblings)?;
-    let mut out = Vec::with_capacity(1 + completed as usize);
-    let mut h = leaf_hash;
-    out.push(h);
-    for l in &left {
-        h = algorithm.node_hash(l, &h);
-        out.push(h);
+/// The right edge of a tree: the hashes of the complete subtrees its size decomposes into
+/// (largest first, one per 1-bit of the size). Enough to append the next leaf, and to give the
+/// root, without reading anything: the writer keeps one, and so does an auditor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactRange {
+    size: u64,
+    hashes: Vec<Hash>,
+}
+
+impl CompactRange {
+    /// The right edge of the stored tree of `size` leaves: popcount(size) reads.
+    pub fn load(size: u64, read: &dyn HashReader) -> Result<Self, MerkleError> {
+        let mut indexes = Vec::new();
+        let mut lo = 0u64;
+        for level in (0..64u32).rev() {
+            if size & (1 << level) != 0 {
+                indexes.push(stored_index(level, lo >> level));
+                lo += 1 << level;
+            }
+        }
+        let hashes = read.read_hashes(&indexes)?;
+        Ok(Self { size, hashes })
     }
-    debug_assert_eq!(
-        out.len() as u64,
-        stored_count(leaf_index + 1) - stored_count(leaf_index)
-    );
-    Ok(out)
+
+    /// How many leaves the range covers.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf; pushes onto `stored` the hashes the stored sequence gains, in order:
+    /// the leaf hash, then each subtree it completes (see [`stored_index`]).
+    pub fn append(&mut self, algorithm: HashAlgorithm, leaf_hash: Hash, stored: &mut Vec<Hash>) {
+        let completed = self.size.trailing_ones();
+        debug_assert!(self.hashes.len() >= completed as usize);
+        let mut h = leaf_hash;
+        stored.push(h);
+        for _ in 0..completed {
+            let Some(left) = self.hashes.pop() else {
+                break;
+            };
+            h = algorithm.node_hash(&left, &h);
+            stored.push(h);
+        }
+        self.hashes.push(h);
+        self.size += 1;
+        debug_assert_eq!(self.hashes.len() as u32, self.size.count_ones());
+    }
+
+    /// The root of the tree of `size()` leaves.
+    pub fn root(&self, algorithm: HashAlgorithm) -> Hash {
+        let mut iter = self.hashes.iter().rev();
+        let Some(last) = iter.next() else {
+            return algorithm.empty_root();
+        };
+        let mut h = *last;
+        for left in iter {
+            h = algorithm.node_hash(left, &h);
+        }
+        h
+    }
 }
 
 /// The largest power of two strictly below `n` (n ≥ 2): where RFC 9162 splits a tree.

@@ -46,12 +46,16 @@ fn leaf_bytes(i: usize) -> Vec<u8> {
 /// The stored sequence of a tree of the given leaves, built by appends.
 fn stored_tree(algorithm: HashAlgorithm, leaves: &[Vec<u8>]) -> Vec<Hash> {
     let mut stored: Vec<Hash> = Vec::new();
+    let mut edge = CompactRange::default();
     for (i, leaf) in leaves.iter().enumerate() {
         let i = i as u64;
         assert_eq!(stored.len() as u64, stored_count(i));
-        let new =
-            hashes_to_append(algorithm, i, algorithm.leaf_hash(leaf), &stored).expect("append");
-        stored.extend(new);
+        edge.append(algorithm, algorithm.leaf_hash(leaf), &mut stored);
+        assert_eq!(
+            edge.root(algorithm),
+            root(algorithm, i + 1, &stored).unwrap()
+        );
+        assert_eq!(CompactRange::load(i + 1, &stored).unwrap(), edge);
     }
     stored
 }

@@ -6,7 +6,8 @@
 //! | `M` | the durable head ([`crate::codec::StoredHeadV1`]), rewritten by every commit |
 //! | `B` ‖ first position (u64 big-endian) | a segment: the events of (part of) one commit |
 //! | `X` ‖ first position (u64 big-endian) | the index chunk of the segment at that position: ids, streams, versions |
-//! | `Q` ‖ a `B` or `X` key | a segment or index chunk that lay past the stored head at an open, set aside (kept, never read) |
+//! | `T` ‖ first stored index (u64 big-endian) | hashes of the Merkle tree (32 bytes each) from that index of the stored sequence on (`crate::merkle::stored_index`) |
+//! | `Q` ‖ a `B`, `X` or `T` key | a segment or index chunk that lay past the stored head at an open, set aside (kept, never read) |
 //!
 //! A commit writes a few values whatever its size (its segments and their index chunks, then the
 //! head, its commit point: see `storage.rs`): sled costs microseconds per key, so keys per event
@@ -18,6 +19,7 @@ pub const HEADER: &[u8] = b"H";
 pub const HEAD: &[u8] = b"M";
 pub const SEGMENT_PREFIX: u8 = b'B';
 pub const INDEX_PREFIX: u8 = b'X';
+pub const TREE_PREFIX: u8 = b'T';
 
 fn positioned(prefix: u8, position: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
@@ -65,4 +67,14 @@ pub fn index_chunk(first_position: u64) -> [u8; 9] {
 /// The first position of an index chunk key.
 pub fn index_chunk_position(key: &[u8]) -> Option<u64> {
     position_in(INDEX_PREFIX, key)
+}
+
+/// The key of the tree hashes that start at stored index `first_index`.
+pub fn tree_hashes(first_index: u64) -> [u8; 9] {
+    positioned(TREE_PREFIX, first_index)
+}
+
+/// The first stored index of a tree-hash key.
+pub fn tree_hashes_index(key: &[u8]) -> Option<u64> {
+    position_in(TREE_PREFIX, key)
 }

@@ -283,11 +283,17 @@ impl Storage for SledStorage {
             .iter()
             .map(|(first, _)| keys::segment(*first))
             .collect();
+        let tree_keys: Vec<[u8; 9]> = commit
+            .tree_chunks
+            .iter()
+            .map(|(first, _)| keys::tree_hashes(*first))
+            .collect();
         // The commit point (see the module overview): written after everything it covers.
         let writes: Vec<(&[u8], &[u8])> = chunk_keys
             .iter()
             .zip(&commit.index_chunks)
             .chain(segment_keys.iter().zip(&commit.segments))
+            .chain(tree_keys.iter().zip(&commit.tree_chunks))
             .map(|(key, (_, bytes))| (key.as_slice(), bytes.as_slice()))
             .chain(head.as_deref().map(|bytes| (keys::HEAD, bytes)))
             .collect();
@@ -313,7 +319,22 @@ impl Storage for SledStorage {
         };
         let segments = self.keys_in(keys::segment(past), keys::segment(u64::MAX))?;
         let chunks = self.keys_in(keys::index_chunk(past), keys::index_chunk(u64::MAX))?;
+        // The tree hashes of a commit cut before its head: those from the head's stored count on.
+        let tree_past = crate::merkle::stored_count(head_position);
+        let tree = self.keys_in(keys::tree_hashes(tree_past), keys::tree_hashes(u64::MAX))?;
+        if segments.is_empty() && chunks.is_empty() && tree.is_empty() {
+            return Ok(None);
+        }
+        for key in &tree {
+            if let Some(value) = self.tree.get(key).map_err(|e| self.io(e))? {
+                self.tree
+                    .insert(keys::set_aside(key), value)
+                    .map_err(|e| self.io(e))?;
+            }
+            self.tree.remove(key).map_err(|e| self.io(e))?;
+        }
         if segments.is_empty() && chunks.is_empty() {
+            self.flush_sled()?;
             return Ok(None);
         }
         let from_position = [
@@ -425,6 +446,81 @@ impl Storage for SledStorage {
                     Ok((first, v.to_vec()))
                 }),
         )
+    }
+
+    fn tree_hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StorageError> {
+        let missing = |index: u64, why: &str| StorageError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("Merkle tree hash {index} {why}: run `carelog verify`"),
+        };
+        let mut out = Vec::with_capacity(indexes.len());
+        for &index in indexes {
+            let found = self
+                .tree
+                .range(keys::tree_hashes(0)..=keys::tree_hashes(index))
+                .next_back()
+                .transpose()
+                .map_err(|e| self.io(e))?;
+            let Some((key, value)) = found else {
+                return Err(missing(index, "is not stored"));
+            };
+            let first =
+                keys::tree_hashes_index(&key).ok_or_else(|| missing(index, "has a damaged key"))?;
+            let at = usize::try_from(index - first)
+                .ok()
+                .and_then(|i| i.checked_mul(32))
+                .ok_or_else(|| missing(index, "is out of range"))?;
+            let bytes = value
+                .get(at..at + 32)
+                .ok_or_else(|| missing(index, "is not stored"))?;
+            let mut h = [0u8; 32];
+            h.copy_from_slice(bytes);
+            out.push(h);
+        }
+        Ok(out)
+    }
+
+    fn tree_stored_count(&self) -> Result<u64, StorageError> {
+        let last = self
+            .tree
+            .range(keys::tree_hashes(0)..=keys::tree_hashes(u64::MAX))
+            .next_back()
+            .transpose()
+            .map_err(|e| self.io(e))?;
+        Ok(match last {
+            None => 0,
+            Some((key, value)) => {
+                keys::tree_hashes_index(&key).unwrap_or(0) + (value.len() / 32) as u64
+            }
+        })
+    }
+
+    fn tree_chunks(
+        &self,
+    ) -> Box<dyn Iterator<Item = Result<RawSegment, StorageError>> + Send + '_> {
+        Box::new(
+            self.tree
+                .scan_prefix([keys::TREE_PREFIX])
+                .map(move |entry| {
+                    let (k, v) = entry.map_err(|e| self.io(e))?;
+                    self.let_sled_evict(&k);
+                    let first =
+                        keys::tree_hashes_index(&k).ok_or_else(|| StorageError::Corrupt {
+                            path: self.path.clone(),
+                            detail: "a Merkle tree key is damaged".into(),
+                        })?;
+                    Ok((first, v.to_vec()))
+                }),
+        )
+    }
+
+    fn write_tree_chunks(&self, chunks: Vec<(u64, Vec<u8>)>) -> Result<(), StorageError> {
+        for (first, bytes) in chunks {
+            self.tree
+                .insert(keys::tree_hashes(first), bytes)
+                .map_err(|e| self.io(e))?;
+        }
+        self.flush_sled()
     }
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {

@@ -27,6 +27,20 @@ fn corrupt() -> StorageError {
 }
 
 impl Storage for MemStorage {
+    fn tree_hashes(&self, _indexes: &[u64]) -> Result<Vec<[u8; 32]>, StorageError> {
+        Err(corrupt())
+    }
+    fn tree_stored_count(&self) -> Result<u64, StorageError> {
+        Ok(0)
+    }
+    fn tree_chunks(
+        &self,
+    ) -> Box<dyn Iterator<Item = Result<RawSegment, StorageError>> + Send + '_> {
+        Box::new(std::iter::empty())
+    }
+    fn write_tree_chunks(&self, _chunks: Vec<(u64, Vec<u8>)>) -> Result<(), StorageError> {
+        Err(corrupt())
+    }
     fn path(&self) -> &Path {
         Path::new("mem")
     }
