@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn a_category_span_includes_both_its_days() {
-        let mut spans = vec![CategorySpan {
+        let mut spans = [CategorySpan {
             category: Category::Orphan,
             from: day(1, 10),
             to: None,
