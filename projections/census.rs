@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::facts::{Fact, Facts, sorted_sources};
 use crate::domain::events::{Category, DropoutCause, LeavingReason};
+use crate::domain::lifecycle::{CategorySpan, CategorySpans};
 use crate::domain::{Date, DomainEvent};
 use crate::projection::{EventView, Figure, PairingBook, Projection, Query, Source};
 
@@ -20,8 +21,9 @@ pub struct Census;
 pub struct Pupil {
     /// (from, to) school spans.
     pub enrolled: Vec<(Date, Option<Date>)>,
-    /// (category, from, to, certifying event).
-    pub categories: Vec<(Category, Date, Option<Date>, Source)>,
+    /// Each certification and its certifying event (stored like the tuple
+    /// `(category, from, to, source)` it was before: same bincode layout).
+    pub categories: Vec<CategorySpan<Source>>,
 }
 
 impl Pupil {
@@ -32,10 +34,7 @@ impl Pupil {
     }
 
     fn category_on(&self, c: Category, d: Date) -> Option<Source> {
-        self.categories
-            .iter()
-            .find(|(x, from, to, _)| *x == c && *from <= d && to.is_none_or(|t| d <= t))
-            .map(|x| x.3)
+        self.categories.on(c, d).map(|span| span.source)
     }
 }
 
@@ -89,17 +88,16 @@ impl Projection for Census {
                     .pupils
                     .get_or_default(e.recipient_id)
                     .categories
-                    .push((e.category, e.from, e.to, ev.source()));
+                    .push(CategorySpan {
+                        category: e.category,
+                        from: e.from,
+                        to: e.to,
+                        source: ev.source(),
+                    });
             }
             E::CategoryEnded(e) => {
-                if let Some(p) = state.pupils.get_mut(&e.recipient_id)
-                    && let Some(c) = p
-                        .categories
-                        .iter_mut()
-                        .rev()
-                        .find(|c| c.0 == e.category && c.2.is_none())
-                {
-                    c.2 = Some(e.on);
+                if let Some(p) = state.pupils.get_mut(&e.recipient_id) {
+                    p.categories.end(e.category, e.on);
                 }
             }
             _ => {}

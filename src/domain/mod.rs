@@ -3,7 +3,10 @@
 //!
 //! - [`events`]: every event type, frozen, with examples ([`DomainEvent`]).
 //! - [`records`]: [`Records`], the current registry and pairings folded from events, and
-//!   [`Records::check`], the validation every new event passes before it is written.
+//!   [`Records::check`], the validation every new event passes before it is written; one
+//!   file per aggregate under `records/`.
+//! - [`lifecycle`]: a pairing's dated [`lifecycle::Lifecycle`] and the certified
+//!   [`lifecycle::CategorySpan`], folded by both the records and the projections' pairing book.
 //! - [`undo`]: the map and set the records keep, able to roll back a batch refused half way.
 //! - [`cloudevent`]: the CloudEvents 1.0 JSON form of events (input of `append`, output of
 //!   `export`, the HTTP body).
@@ -11,6 +14,7 @@
 pub mod cloudevent;
 pub mod date;
 pub mod events;
+pub mod lifecycle;
 pub mod money;
 pub mod records;
 pub mod undo;

@@ -5,6 +5,12 @@
 //! `query`/`figures`, and checkpoints it like a projection (`book-vBOOK_VERSION-POSITION.ckpt`).
 //! So the projections that need "the cadre holding this pairing on that day" (activity totals,
 //! coverage, funds, pairings) share one copy of it, and the rule is written once.
+//!
+//! The dated rules (active on a day, the holder on a day, a category covering a day) are the
+//! domain's own ([`Lifecycle`], [`lifecycle::CategorySpan`]), the ones the records check new
+//! events with; the book adds where each fact came from ([`Source`]).
+
+use std::ops::Deref;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +18,7 @@ use crate::projection::append_map::AppendMap;
 use uuid::Uuid;
 
 use crate::domain::events::{Category, RecipientKind};
+use crate::domain::lifecycle::{self, CategorySpans, Lifecycle, Tenure};
 use crate::domain::{Date, DomainEvent};
 use crate::projection::Source;
 
@@ -19,13 +26,8 @@ use crate::projection::Source;
 /// are then never used.
 pub const BOOK_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CategorySpan {
-    pub category: Category,
-    pub from: Date,
-    pub to: Option<Date>,
-    pub source: Source,
-}
+/// A certified category and the event that certified it.
+pub type CategorySpan = lifecycle::CategorySpan<Source>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecipientEntry {
@@ -36,9 +38,7 @@ pub struct RecipientEntry {
 
 impl RecipientEntry {
     pub fn category_on(&self, category: Category, d: Date) -> Option<&CategorySpan> {
-        self.categories
-            .iter()
-            .find(|c| c.category == category && c.from <= d && c.to.is_none_or(|t| d <= t))
+        self.categories.on(category, d)
     }
 }
 
@@ -49,39 +49,31 @@ pub struct Holder {
     pub source: Source,
 }
 
+impl Tenure for Holder {
+    fn holder(&self) -> Uuid {
+        self.cadre
+    }
+
+    fn from(&self) -> Date {
+        self.from
+    }
+}
+
+/// A pairing: its recipient, its lifecycle (holders with their sources) and the event that
+/// established it. Stored in checkpoints: `life`'s fields sit between `recipient` and `source`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairingEntry {
     pub recipient: Uuid,
-    pub established: Date,
-    pub holders: Vec<Holder>,
-    pub ended: Option<Date>,
-    pub suspensions: Vec<(Date, Option<Date>)>,
+    pub life: Lifecycle<Holder>,
     pub source: Source,
 }
 
-impl PairingEntry {
-    pub fn active_on(&self, d: Date) -> bool {
-        self.established <= d
-            && self.ended.is_none_or(|e| d <= e)
-            && !self
-                .suspensions
-                .iter()
-                .any(|(from, to)| *from <= d && to.is_none_or(|t| d < t))
-    }
+/// A pairing reads as its lifecycle (`p.active_on(d)`, `p.holder_on(d)`, `p.holders`, …).
+impl Deref for PairingEntry {
+    type Target = Lifecycle<Holder>;
 
-    pub fn holder_on(&self, d: Date) -> Option<&Holder> {
-        self.holders.iter().rev().find(|h| h.from <= d)
-    }
-
-    /// The first day of the stretch of activity that `d` falls in: the day it was established,
-    /// or the day it resumed after the last suspension that ended on or before `d`. A duty to
-    /// keep in touch runs from there.
-    pub fn active_since(&self, d: Date) -> Date {
-        self.suspensions
-            .iter()
-            .filter_map(|(_, to)| *to)
-            .filter(|to| *to <= d)
-            .fold(self.established, Date::max)
+    fn deref(&self) -> &Self::Target {
+        &self.life
     }
 }
 
@@ -133,14 +125,8 @@ impl PairingBook {
                 }
             }
             E::CategoryEnded(e) => {
-                if let Some(r) = self.recipients.get_mut(&e.recipient_id)
-                    && let Some(c) = r
-                        .categories
-                        .iter_mut()
-                        .rev()
-                        .find(|c| c.category == e.category && c.to.is_none())
-                {
-                    c.to = Some(e.on);
+                if let Some(r) = self.recipients.get_mut(&e.recipient_id) {
+                    r.categories.end(e.category, e.on);
                 }
             }
             E::PairingEstablished(e) => {
@@ -148,14 +134,14 @@ impl PairingBook {
                     e.pairing_id,
                     PairingEntry {
                         recipient: e.recipient_id,
-                        established: e.on,
-                        holders: vec![Holder {
-                            cadre: e.cadre_id,
-                            from: e.on,
-                            source,
-                        }],
-                        ended: None,
-                        suspensions: Vec::new(),
+                        life: Lifecycle::established(
+                            e.on,
+                            Holder {
+                                cadre: e.cadre_id,
+                                from: e.on,
+                                source,
+                            },
+                        ),
                         source,
                     },
                 );
@@ -163,7 +149,7 @@ impl PairingBook {
             }
             E::PairingTransferred(e) => {
                 if let Some(p) = self.pairings.get_mut(&e.pairing_id) {
-                    p.holders.push(Holder {
+                    p.life.transfer(Holder {
                         cadre: e.to_cadre_id,
                         from: e.on,
                         source,
@@ -172,19 +158,17 @@ impl PairingBook {
             }
             E::PairingSuspended(e) => {
                 if let Some(p) = self.pairings.get_mut(&e.pairing_id) {
-                    p.suspensions.push((e.on, None));
+                    p.life.suspend(e.on);
                 }
             }
             E::PairingResumed(e) => {
-                if let Some(p) = self.pairings.get_mut(&e.pairing_id)
-                    && let Some(last) = p.suspensions.last_mut()
-                {
-                    last.1 = Some(e.on);
+                if let Some(p) = self.pairings.get_mut(&e.pairing_id) {
+                    p.life.resume(e.on);
                 }
             }
             E::PairingEnded(e) => {
                 if let Some(p) = self.pairings.get_mut(&e.pairing_id) {
-                    p.ended = Some(e.on);
+                    p.life.end(e.on);
                 }
             }
             E::RecordVoided(v) => {
@@ -229,5 +213,80 @@ impl PairingBook {
             .into_iter()
             .filter(|c| r.category_on(*c, d).is_some())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::encode_state;
+
+    /// The entries as they were stored before they held the domain's [`Lifecycle`] and
+    /// [`lifecycle::CategorySpan`]: the layout of `BOOK_VERSION` 1.
+    #[derive(Serialize)]
+    struct StoredHolder(Uuid, Date, Source);
+    #[derive(Serialize)]
+    struct StoredPairing {
+        recipient: Uuid,
+        established: Date,
+        holders: Vec<StoredHolder>,
+        ended: Option<Date>,
+        suspensions: Vec<(Date, Option<Date>)>,
+        source: Source,
+    }
+    #[derive(Serialize)]
+    struct StoredSpan(Category, Date, Option<Date>, Source);
+
+    #[test]
+    fn the_entries_keep_the_stored_layout_of_book_version_1() {
+        let d = |m, x| Date::ymd(2023, m, x).unwrap_or(Date(chrono::NaiveDate::MIN));
+        let s = |n: u64| Source {
+            id: Uuid::from_u128(u128::from(n) + 99),
+            position: n,
+        };
+        let (r, a, b) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let holder = |cadre, from, source| Holder {
+            cadre,
+            from,
+            source,
+        };
+        let mut life = Lifecycle::established(d(1, 2), holder(a, d(1, 2), s(1)));
+        life.transfer(holder(b, d(2, 2), s(2)));
+        life.suspend(d(3, 1));
+        life.resume(d(3, 5));
+        life.suspend(d(4, 1));
+        life.end(d(5, 1));
+        let entry = PairingEntry {
+            recipient: r,
+            life,
+            source: s(1),
+        };
+        let stored = StoredPairing {
+            recipient: r,
+            established: d(1, 2),
+            holders: vec![
+                StoredHolder(a, d(1, 2), s(1)),
+                StoredHolder(b, d(2, 2), s(2)),
+            ],
+            ended: Some(d(5, 1)),
+            suspensions: vec![(d(3, 1), Some(d(3, 5))), (d(4, 1), None)],
+            source: s(1),
+        };
+        assert!(encode_state("pairing", &entry).is_ok());
+        assert_eq!(
+            encode_state("pairing", &entry).ok(),
+            encode_state("pairing", &stored).ok()
+        );
+        let span = CategorySpan {
+            category: Category::Orphan,
+            from: d(1, 1),
+            to: Some(d(2, 2)),
+            source: s(7),
+        };
+        let stored = StoredSpan(Category::Orphan, d(1, 1), Some(d(2, 2)), s(7));
+        assert_eq!(
+            encode_state("span", &span).ok(),
+            encode_state("span", &stored).ok()
+        );
     }
 }
