@@ -24,9 +24,10 @@
 
 use std::any::Any;
 
+use carelog::app::export::to_cloudevent;
 use carelog::app::{App, Keep, LoggedEvent};
 use carelog::domain::Date;
-use carelog::domain::cloudevent::{IncomingEvent, parse_value, to_cloudevent};
+use carelog::domain::cloudevent::{IncomingEvent, parse_value};
 use carelog::log::{AppendBatch, NewEvent};
 use carelog::projection::append_map::copied_bytes;
 use carelog::projection::checkpoint::Checkpoints;

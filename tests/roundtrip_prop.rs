@@ -4,8 +4,9 @@
 //! gives the same events (ids, order, streams, types, payloads, times with their offsets,
 //! recorded times and actors, hashes) and byte-identical exports.
 
+use carelog::app::export::to_cloudevent;
 use carelog::app::{App, Keep, LoggedEvent};
-use carelog::domain::cloudevent::{parse_line, parse_value, to_cloudevent};
+use carelog::domain::cloudevent::{parse_line, parse_value};
 use chrono::{DateTime, Duration, FixedOffset};
 use proptest::prelude::*;
 use serde_json::{Value, json};

@@ -120,7 +120,7 @@ fn page(events: &[LoggedEvent], from: u64, head_position: u64) -> Value {
     let next = events.last().map_or(from, |e| e.recorded.position + 1);
     let list: Vec<Value> = events
         .iter()
-        .map(|e| cloudevent::to_cloudevent(&e.recorded, &e.event))
+        .map(|e| crate::app::export::to_cloudevent(&e.recorded, &e.event))
         .collect();
     json!({"events": list, "next_from": next, "head_position": head_position})
 }
@@ -294,7 +294,7 @@ pub(super) async fn get_stream(
         .await?;
     let list: Vec<Value> = events
         .iter()
-        .map(|e| cloudevent::to_cloudevent(&e.recorded, &e.event))
+        .map(|e| crate::app::export::to_cloudevent(&e.recorded, &e.event))
         .collect();
     let next = events
         .last()

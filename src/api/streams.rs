@@ -24,7 +24,7 @@ use super::routes::Params;
 use super::{ApiError, ApiState, MAX_SUBSCRIBERS, STREAM_CHANNEL_CAPACITY};
 use crate::app::access::Action;
 use crate::app::{App, AppError, decode_recorded};
-use crate::domain::cloudevent;
+
 use crate::log::Log;
 
 /// Events read from the log per wake-up of a subscriber's thread.
@@ -142,7 +142,7 @@ fn follow(
             let event = match decode_recorded(recorded) {
                 Ok(e) => Event::default()
                     .id(position.to_string())
-                    .data(cloudevent::to_cloudevent(&e.recorded, &e.event).to_string()),
+                    .data(crate::app::export::to_cloudevent(&e.recorded, &e.event).to_string()),
                 Err(e) => {
                     let _ = tx.blocking_send(error_event(&e.into()));
                     return;

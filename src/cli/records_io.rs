@@ -239,7 +239,7 @@ pub fn journal_events(file: &Path) -> Result<u8, Failure> {
             writeln!(
                 out,
                 "{}",
-                cloudevent::to_cloudevent(&logged.recorded, &logged.event)
+                crate::app::export::to_cloudevent(&logged.recorded, &logged.event)
             )?;
         }
     }
@@ -345,7 +345,11 @@ pub fn show_log(
     let mut out = BufWriter::new(std::io::stdout().lock());
     for e in &events {
         if json_out {
-            writeln!(out, "{}", cloudevent::to_cloudevent(&e.recorded, &e.event))?;
+            writeln!(
+                out,
+                "{}",
+                crate::app::export::to_cloudevent(&e.recorded, &e.event)
+            )?;
         } else {
             let r = &e.recorded;
             writeln!(

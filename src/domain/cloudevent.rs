@@ -19,7 +19,6 @@ use uuid::Uuid;
 use super::events::{EventDecodeError, RecordCorrectedV1};
 use super::{DomainEvent, stream_of};
 use crate::codec::PayloadType;
-use crate::log::RecordedEvent;
 use crate::time::{self, Instant};
 
 /// The attributes accepted at the top level of an input event.
@@ -39,6 +38,7 @@ const KNOWN_ATTRIBUTES: &[&str] = &[
     "recordedby",
     "leafhash",
     "chainhash",
+    "leaf",
     "correlationid",
     "causationid",
 ];
@@ -303,36 +303,6 @@ pub fn event_data(event: &DomainEvent) -> Value {
     }
 }
 
-/// The CloudEvents form of a recorded event with its decoded domain event.
-pub fn to_cloudevent(recorded: &RecordedEvent, event: &DomainEvent) -> Value {
-    let mut obj = Map::new();
-    obj.insert("specversion".into(), json!("1.0"));
-    obj.insert("id".into(), json!(recorded.event_id));
-    obj.insert("source".into(), json!("/carelog"));
-    obj.insert("type".into(), json!(event.event_type()));
-    obj.insert("subject".into(), json!(recorded.stream));
-    obj.insert("time".into(), json!(recorded.occurred_at.to_rfc3339()));
-    obj.insert("datacontenttype".into(), json!("application/json"));
-    obj.insert("schemaversion".into(), json!(event.schema_version()));
-    obj.insert("position".into(), json!(recorded.position));
-    obj.insert("streamversion".into(), json!(recorded.stream_version));
-    obj.insert(
-        "recordedat".into(),
-        json!(recorded.recorded_at.to_rfc3339()),
-    );
-    obj.insert("recordedby".into(), json!(recorded.recorded_by));
-    if let Some(c) = recorded.correlation_id {
-        obj.insert("correlationid".into(), json!(c));
-    }
-    if let Some(c) = recorded.causation_id {
-        obj.insert("causationid".into(), json!(c));
-    }
-    obj.insert("leafhash".into(), json!(hex::encode(recorded.leaf_hash)));
-    obj.insert("chainhash".into(), json!(hex::encode(recorded.chain_hash)));
-    obj.insert("data".into(), event_data(event));
-    Value::Object(obj)
-}
-
 /// The CloudEvents form of an event to send (an example, or a new event before it is logged).
 pub fn to_input_cloudevent(id: Uuid, event: &DomainEvent, occurred_at: &Instant) -> Value {
     json!({
@@ -361,8 +331,9 @@ pub fn events_reference_markdown() -> String {
          input (a UUIDv7 is generated); `time` is when it happened, with its UTC offset. \
          Money is integer fen (`*_fen`), dates are `YYYY-MM-DD`.\n\n",
     );
+    // A fixed time: the reference is generated, and is the same on every run.
     let at = crate::time::parse_instant("2023-05-08T10:00:00+08:00")
-        .unwrap_or_else(|_| chrono::Utc::now().fixed_offset());
+        .unwrap_or_else(|_| chrono::DateTime::<chrono::Utc>::UNIX_EPOCH.fixed_offset());
     for ((name, version, doc), example) in super::EVENT_TYPES.iter().zip(DomainEvent::examples()) {
         let line = to_input_cloudevent(EXAMPLE_EVENT_ID, &example, &at);
         out.push_str(&format!(
