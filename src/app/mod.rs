@@ -12,6 +12,7 @@
 pub mod access;
 pub mod demo;
 pub mod report;
+pub mod scenario;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
