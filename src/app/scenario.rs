@@ -42,28 +42,30 @@ pub fn seeded_uuid(rng: &mut SplitMix64, unix_millis: i64) -> Uuid {
     uuid::Builder::from_unix_timestamp_millis(unix_millis.max(0) as u64, &bytes).into_uuid()
 }
 
-/// One event in the making: when it happened, when it is recorded, what it is.
+/// One event in the making: when it happened, when it is recorded, what it is (a
+/// [`DomainEvent`], or whatever a caller plans: the projection kit plans CloudEvents data as
+/// JSON, to go through the parser as `carelog append` does).
 #[derive(Debug, Clone)]
-pub struct PlannedEvent {
+pub struct PlannedEvent<E = DomainEvent> {
     pub id: Uuid,
     pub occurred_at: Instant,
     pub recorded_at: Instant,
-    pub event: DomainEvent,
+    pub event: E,
     /// Planning order, to break ties between equal recording times.
     seq: u64,
 }
 
 /// A seeded scenario under construction (see the module's overview).
 #[derive(Debug)]
-pub struct Scenario {
+pub struct Scenario<E = DomainEvent> {
     /// The scenario's only source of chance: draw from it for every choice.
     pub rng: SplitMix64,
-    planned: Vec<PlannedEvent>,
+    planned: Vec<PlannedEvent<E>>,
     /// The backfill clock: historical facts are entered one after another from it.
     backfill_at: Instant,
 }
 
-impl Scenario {
+impl<E> Scenario<E> {
     /// An empty scenario; historical facts are entered from `backfill_from` on.
     pub fn new(seed: u64, backfill_from: Instant) -> Self {
         Self {
@@ -86,7 +88,7 @@ impl Scenario {
     }
 
     /// A live event: recorded 30 minutes to 10.5 hours after it happened.
-    pub fn live(&mut self, occurred_at: Instant, event: DomainEvent) -> Uuid {
+    pub fn live(&mut self, occurred_at: Instant, event: E) -> Uuid {
         let delay = Duration::minutes(30 + self.rng.in_range(0, 600));
         let recorded_at = occurred_at + delay;
         self.record(occurred_at, recorded_at, event)
@@ -94,19 +96,14 @@ impl Scenario {
 
     /// A historical fact entered during the backfill: 15 seconds after the previous one, and
     /// never less than 30 minutes after it happened.
-    pub fn backfill(&mut self, occurred_at: Instant, event: DomainEvent) -> Uuid {
+    pub fn backfill(&mut self, occurred_at: Instant, event: E) -> Uuid {
         self.backfill_at += Duration::seconds(15);
         let recorded_at = self.backfill_at.max(occurred_at + Duration::minutes(30));
         self.record(occurred_at, recorded_at, event)
     }
 
     /// An event that happened at `occurred_at` and is recorded at `recorded_at`; its id.
-    pub fn record(
-        &mut self,
-        occurred_at: Instant,
-        recorded_at: Instant,
-        event: DomainEvent,
-    ) -> Uuid {
+    pub fn record(&mut self, occurred_at: Instant, recorded_at: Instant, event: E) -> Uuid {
         let id = self.id_at(recorded_at.timestamp_millis());
         let seq = self.planned.len() as u64;
         self.planned.push(PlannedEvent {
@@ -129,7 +126,7 @@ impl Scenario {
     }
 
     /// The planned events in recorded order (ties in planning order).
-    pub fn into_planned(self) -> Vec<PlannedEvent> {
+    pub fn into_planned(self) -> Vec<PlannedEvent<E>> {
         let mut planned = self.planned;
         planned.sort_by(|x, y| x.recorded_at.cmp(&y.recorded_at).then(x.seq.cmp(&y.seq)));
         debug_assert!(
@@ -139,7 +136,9 @@ impl Scenario {
         );
         planned
     }
+}
 
+impl Scenario<DomainEvent> {
     /// The events in recorded order, ready to append, each with its id, both times and the
     /// recorder `recorded_by` names for it.
     pub fn into_events(self, recorded_by: impl Fn(&DomainEvent) -> String) -> Vec<IncomingEvent> {
