@@ -1068,79 +1068,179 @@ fn the_contact_line_used_below_parses() {
     parse_line(&contact_line().to_string()).unwrap();
 }
 
-#[test]
-fn unknown_event_type_is_a_format_error_on_type() {
-    let mut v = contact_line();
-    v["type"] = json!("carelog.contact.made");
-    let e = format_error(v);
-    assert_eq!(e.field, "type");
-    assert!(e.rule.contains("carelog.contact.made"), "{e}");
+/// What a format error must name.
+enum Names {
+    /// Exactly this field.
+    Field(&'static str),
+    /// A field under this one (what holds today, whatever the field named).
+    Under(&'static str),
 }
 
-#[test]
-fn missing_data_field_is_a_format_error_naming_it() {
-    let mut v = contact_line();
-    v["data"].as_object_mut().unwrap().remove("summary");
-    let e = format_error(v);
-    assert_eq!(e.field, "data.summary", "{e}");
-    let mut v = contact_line();
-    v.as_object_mut().unwrap().remove("data");
-    assert_eq!(format_error(v).field, "data");
-    let mut v = contact_line();
-    v.as_object_mut().unwrap().remove("time");
-    assert_eq!(format_error(v).field, "time");
+/// A format error of the table: the contact line, edited, does not parse; the error names
+/// the field, and its rule holds the fragment.
+struct FormatCase {
+    name: &'static str,
+    edit: fn(&mut Value),
+    names: Names,
+    rule_holds: &'static str,
 }
 
-#[test]
-fn unknown_data_field_is_a_format_error_naming_it() {
-    let mut v = contact_line();
-    v["data"]["mood"] = json!("good");
-    let e = format_error(v);
-    assert_eq!(e.field, "data.mood", "{e}");
-}
+const FORMAT_ERRORS: &[FormatCase] = &[
+    FormatCase {
+        name: "unknown event type",
+        edit: |v| v["type"] = json!("carelog.contact.made"),
+        names: Names::Field("type"),
+        rule_holds: "carelog.contact.made",
+    },
+    FormatCase {
+        name: "missing data field",
+        edit: |v| {
+            v["data"].as_object_mut().unwrap().remove("summary");
+        },
+        names: Names::Field("data.summary"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "missing data",
+        edit: |v| {
+            v.as_object_mut().unwrap().remove("data");
+        },
+        names: Names::Field("data"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "missing time",
+        edit: |v| {
+            v.as_object_mut().unwrap().remove("time");
+        },
+        names: Names::Field("time"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "unknown data field",
+        edit: |v| v["data"]["mood"] = json!("good"),
+        names: Names::Field("data.mood"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "a number for a text in data",
+        edit: |v| v["data"]["summary"] = json!(5),
+        names: Names::Field("data.summary"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "a text for a number in data",
+        edit: |v| v["data"]["duration_minutes"] = json!("ten"),
+        names: Names::Field("data.duration_minutes"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "a number for a text in data (under data)",
+        edit: |v| v["data"]["summary"] = json!(5),
+        names: Names::Under("data"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "a text for a number in data (under data)",
+        edit: |v| v["data"]["duration_minutes"] = json!("ten"),
+        names: Names::Under("data"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "an unknown channel",
+        edit: |v| v["data"]["channel"] = json!("pigeon"),
+        names: Names::Under("data"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "a pairing id that is not a UUID",
+        edit: |v| v["data"]["pairing_id"] = json!("not-a-uuid"),
+        names: Names::Under("data"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "a number for the time",
+        edit: |v| v["time"] = json!(20230301),
+        names: Names::Field("time"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "a number for the id",
+        edit: |v| v["id"] = json!(17),
+        names: Names::Field("id"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "a time without its offset",
+        edit: |v| v["time"] = json!("2023-03-01T10:00:00"),
+        names: Names::Field("time"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "the nil UUID as the id",
+        edit: |v| v["id"] = json!(Uuid::nil()),
+        names: Names::Field("id"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "unknown top-level attribute",
+        edit: |v| v["pairing"] = json!("x"),
+        names: Names::Field("pairing"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "missing specversion",
+        edit: |v| {
+            v.as_object_mut().unwrap().remove("specversion");
+        },
+        names: Names::Field("specversion"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "another specversion",
+        edit: |v| v["specversion"] = json!("0.3"),
+        names: Names::Field("specversion"),
+        rule_holds: "",
+    },
+    FormatCase {
+        name: "a schemaversion other than the current",
+        edit: |v| v["schemaversion"] = json!(1),
+        names: Names::Field("schemaversion"),
+        rule_holds: "",
+    },
+];
 
 #[test]
-fn wrong_type_in_data_is_a_format_error_naming_the_field() {
-    let mut v = contact_line();
-    v["data"]["summary"] = json!(5);
-    let e = format_error(v);
-    assert_eq!(e.field, "data.summary", "{e}");
-    let mut v = contact_line();
-    v["data"]["duration_minutes"] = json!("ten");
-    let e = format_error(v);
-    assert_eq!(e.field, "data.duration_minutes", "{e}");
-}
-
-#[test]
-fn wrong_type_in_data_is_a_format_error() {
-    // What holds today, whatever the field named: the event does not parse.
-    for (field, value) in [
-        ("summary", json!(5)),
-        ("duration_minutes", json!("ten")),
-        ("channel", json!("pigeon")),
-        ("pairing_id", json!("not-a-uuid")),
-    ] {
+fn every_format_error_of_the_table_names_its_field() {
+    for case in FORMAT_ERRORS {
         let mut v = contact_line();
-        v["data"][field] = value;
-        let e = format_error(v);
-        assert!(e.field.starts_with("data"), "{field}: {e}");
+        (case.edit)(&mut v);
+        let e = match parse_value(v.clone()) {
+            Ok(e) => panic!("{}: should not parse: {v}\n{e:?}", case.name),
+            Err(e) => e,
+        };
+        match case.names {
+            Names::Field(field) => assert_eq!(e.field, field, "{}: {e}", case.name),
+            Names::Under(prefix) => {
+                assert!(e.field.starts_with(prefix), "{}: {e}", case.name)
+            }
+        }
+        assert!(
+            e.rule.contains(case.rule_holds),
+            "{}: the rule holds {:?}: {e}",
+            case.name,
+            case.rule_holds
+        );
     }
+    // The cases' count is kept: a case dropped from the table shows here.
+    assert_eq!(FORMAT_ERRORS.len(), 19);
 }
 
 #[test]
-fn wrong_type_of_a_top_level_attribute_names_it() {
+fn the_current_schemaversion_parses() {
     let mut v = contact_line();
-    v["time"] = json!(20230301);
-    assert_eq!(format_error(v).field, "time");
-    let mut v = contact_line();
-    v["id"] = json!(17);
-    assert_eq!(format_error(v).field, "id");
-    let mut v = contact_line();
-    v["time"] = json!("2023-03-01T10:00:00");
-    assert_eq!(format_error(v).field, "time", "a time needs its offset");
-    let mut v = contact_line();
-    v["id"] = json!(Uuid::nil());
-    assert_eq!(format_error(v).field, "id", "the nil UUID is not an id");
+    v["schemaversion"] = json!(2);
+    parse_value(v).unwrap();
 }
 
 #[test]
@@ -1156,34 +1256,6 @@ fn malformed_json_line_is_a_format_error_on_line() {
     }
     let e = parse_line(&contact_line().to_string()[1..]).unwrap_err();
     assert_eq!(e.field, "line");
-}
-
-#[test]
-fn unknown_top_level_attribute_is_a_format_error_naming_it() {
-    let mut v = contact_line();
-    v["pairing"] = json!("x");
-    let e = format_error(v);
-    assert_eq!(e.field, "pairing", "{e}");
-}
-
-#[test]
-fn missing_or_wrong_specversion_is_a_format_error() {
-    let mut v = contact_line();
-    v.as_object_mut().unwrap().remove("specversion");
-    assert_eq!(format_error(v).field, "specversion");
-    let mut v = contact_line();
-    v["specversion"] = json!("0.3");
-    assert_eq!(format_error(v).field, "specversion");
-}
-
-#[test]
-fn a_schemaversion_other_than_the_current_is_a_format_error() {
-    let mut v = contact_line();
-    v["schemaversion"] = json!(1);
-    assert_eq!(format_error(v).field, "schemaversion");
-    let mut v = contact_line();
-    v["schemaversion"] = json!(2);
-    parse_value(v).unwrap();
 }
 
 #[test]
