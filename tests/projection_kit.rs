@@ -25,6 +25,7 @@
 use std::any::Any;
 
 use carelog::app::export::to_cloudevent;
+use carelog::app::scenario::{self, Scenario};
 use carelog::app::{App, Keep, LoggedEvent};
 use carelog::domain::Date;
 use carelog::domain::cloudevent::{IncomingEvent, parse_value};
@@ -38,7 +39,8 @@ use carelog::projection::{
 };
 use carelog::projections::registry;
 use carelog::rng::SplitMix64;
-use chrono::{Datelike, Duration, FixedOffset, NaiveDate, SecondsFormat, TimeZone, Utc};
+use carelog::time::Instant;
+use chrono::{Datelike, Duration, NaiveDate, SecondsFormat, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
@@ -50,17 +52,21 @@ fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("a valid date")
 }
 
-/// A time on a Shanghai day, written either at +08:00 or in UTC (same instant, same day).
-fn at(d: NaiveDate, hour: u32, minute: u32, as_utc: bool) -> String {
-    let local = d.and_hms_opt(hour, minute, 0).expect("a valid time");
-    let shanghai = FixedOffset::east_opt(8 * 3600).expect("+08:00");
-    let t = shanghai
-        .from_local_datetime(&local)
-        .single()
-        .expect("a fixed offset has one local time");
+/// A time on a Shanghai day, written either at +08:00 or in UTC (same instant, same day): the
+/// instant keeps the offset, and the line's `time` is written with it.
+fn at(d: NaiveDate, hour: u32, minute: u32, as_utc: bool) -> Instant {
+    let t = scenario::shanghai_at(d, i64::from(hour) * 60 + i64::from(minute) - 8 * 60);
     if as_utc {
-        t.with_timezone(&Utc)
-            .to_rfc3339_opts(SecondsFormat::Secs, true)
+        t.with_timezone(&Utc).fixed_offset()
+    } else {
+        t
+    }
+}
+
+/// How an instant is written in a line: `Z` when it is in UTC, else with its offset.
+fn written(t: Instant) -> String {
+    if t.offset().local_minus_utc() == 0 {
+        t.to_rfc3339_opts(SecondsFormat::Secs, true)
     } else {
         t.to_rfc3339()
     }
@@ -94,59 +100,44 @@ impl PairingPlan {
     }
 }
 
-struct Item {
-    /// (the day it is recorded, order of generation): events are appended in this order.
-    key: (NaiveDate, u32),
-    json: Value,
+/// An event's type and data, planned on the library's [`Scenario`] (which draws the ids and
+/// keeps the order), written as a CloudEvents line at the end.
+struct Line {
+    ty: String,
+    data: Value,
 }
 
 struct Gen {
-    seed: u64,
-    rng: SplitMix64,
-    serial: u32,
-    entities: u32,
-    items: Vec<Item>,
+    rng_and_plan: Scenario<Line>,
 }
 
 const SETUP_DAY: (i32, u32, u32) = (2022, 1, 1);
 
 impl Gen {
     fn new(seed: u64) -> Self {
+        let (y, m, d) = SETUP_DAY;
         Self {
-            seed,
-            rng: SplitMix64(seed),
-            serial: 0,
-            entities: 0,
-            items: Vec::new(),
+            rng_and_plan: Scenario::new(seed, at(ymd(y, m, d), 9, 0, false)),
         }
     }
 
-    fn entity(&mut self, kind: u8) -> Uuid {
-        self.entities += 1;
-        Uuid::from_u128(
-            (0x018b_d200_0000_7000_8000u128 << 48)
-                | (u128::from(self.seed & 0xffff) << 40)
-                | (u128::from(kind) << 32)
-                | u128::from(self.entities),
-        )
+    fn rng(&mut self) -> &mut SplitMix64 {
+        &mut self.rng_and_plan.rng
     }
 
-    /// Adds an event recorded on `record_on`, having happened at `time`.
-    fn push(&mut self, record_on: NaiveDate, time: String, ty: &str, data: Value) -> Uuid {
-        self.serial += 1;
-        let id = Uuid::from_u128(
-            (0x018b_d200_0000_7000_8000u128 << 48)
-                | (u128::from(self.seed & 0xffff) << 40)
-                | (0xeeu128 << 32)
-                | u128::from(self.serial),
-        );
-        self.items.push(Item {
-            key: (record_on, self.serial),
-            json: json!({
-                "specversion": "1.0", "id": id, "source": "/kit", "type": ty, "time": time, "data": data,
-            }),
-        });
-        id
+    fn entity(&mut self) -> Uuid {
+        self.rng_and_plan.entity()
+    }
+
+    /// Adds an event recorded on `record_on`, having happened at `time`. Events recorded on
+    /// the same day are appended in the order they were generated.
+    fn push(&mut self, record_on: NaiveDate, time: Instant, ty: &str, data: Value) -> Uuid {
+        let recorded = at(record_on, 12, 0, false);
+        let line = Line {
+            ty: ty.to_string(),
+            data,
+        };
+        self.rng_and_plan.record(time, recorded, line)
     }
 
     /// A setup event: recorded before everything else, in generation order.
@@ -157,22 +148,22 @@ impl Gen {
 
     /// An event recorded on the day it happened, at a random hour, sometimes written in UTC.
     fn on(&mut self, d: NaiveDate, ty: &str, data: Value) -> Uuid {
-        let hour = 8 + self.rng.below(11) as u32;
-        let minute = self.rng.below(60) as u32;
-        let utc = self.rng.chance(30);
+        let hour = 8 + self.rng().below(11) as u32;
+        let minute = self.rng().below(60) as u32;
+        let utc = self.rng().chance(30);
         self.push(d, at(d, hour, minute, utc), ty, data)
     }
 
     /// An activity, sometimes recorded a few days after it happened (backdated entry).
     fn activity(&mut self, d: NaiveDate, ty: &str, data: Value) -> Uuid {
-        let delay = if self.rng.chance(15) {
-            self.rng.below(10) as i64
+        let delay = if self.rng().chance(15) {
+            self.rng().below(10) as i64
         } else {
             0
         };
-        let hour = 8 + self.rng.below(11) as u32;
-        let minute = self.rng.below(60) as u32;
-        let utc = self.rng.chance(30);
+        let hour = 8 + self.rng().below(11) as u32;
+        let minute = self.rng().below(60) as u32;
+        let utc = self.rng().chance(30);
         // Never recorded after the year-end voids and corrections that may target it.
         let record_on = (d + Duration::days(delay)).min(ymd(2023, 12, 27).max(d));
         self.push(record_on, at(d, hour, minute, utc), ty, data)
@@ -180,7 +171,7 @@ impl Gen {
 
     fn day_in(&mut self, from: NaiveDate, to: NaiveDate) -> NaiveDate {
         let span = (to - from).num_days().max(0) as u64;
-        from + Duration::days(self.rng.below(span + 1) as i64)
+        from + Duration::days(self.rng().below(span + 1) as i64)
     }
 
     fn active_day(&mut self, p: &PairingPlan, last: NaiveDate) -> Option<NaiveDate> {
@@ -194,9 +185,17 @@ impl Gen {
     }
 
     /// The events in the order they are appended.
-    fn finish(mut self) -> Vec<Value> {
-        self.items.sort_by_key(|i| i.key);
-        self.items.into_iter().map(|i| i.json).collect()
+    fn finish(self) -> Vec<Value> {
+        self.rng_and_plan
+            .into_planned()
+            .into_iter()
+            .map(|p| {
+                json!({
+                    "specversion": "1.0", "id": p.id, "source": "/kit", "type": p.event.ty,
+                    "time": written(p.occurred_at), "data": p.event.data,
+                })
+            })
+            .collect()
     }
 }
 
@@ -206,29 +205,29 @@ fn generate(seed: u64) -> Vec<Value> {
     let setup_on = ymd(2022, 8, 1);
 
     // Org units.
-    let bureau = g.entity(1);
+    let bureau = g.entity();
     g.setup(setup_on, "carelog.unit.registered", json!({"unit_id": bureau, "name": "city education bureau", "kind": "city_bureau", "parent_id": null, "official_code": "621000"}));
-    let county = g.entity(1);
+    let county = g.entity();
     g.setup(setup_on, "carelog.unit.registered", json!({"unit_id": county, "name": "Huan county", "kind": "county", "parent_id": bureau, "official_code": null}));
     let mut townships = Vec::new();
     for name in ["Maojing", "Hongde"] {
-        let t = g.entity(1);
+        let t = g.entity();
         g.setup(setup_on, "carelog.unit.registered", json!({"unit_id": t, "name": name, "kind": "township", "parent_id": county, "official_code": null}));
         townships.push(t);
     }
     let mut schools = Vec::new();
     for (i, name) in ["Maojing primary", "Hongde middle"].iter().enumerate() {
-        let s = g.entity(1);
+        let s = g.entity();
         g.setup(setup_on, "carelog.unit.registered", json!({"unit_id": s, "name": name, "kind": "school", "parent_id": townships[i], "official_code": null}));
         schools.push(s);
     }
-    let home = g.entity(1);
+    let home = g.entity();
     g.setup(setup_on, "carelog.unit.registered", json!({"unit_id": home, "name": "county welfare home", "kind": "welfare_home", "parent_id": county, "official_code": null}));
 
     // Staff: five cadres who hold pairings, one who only goes along, three teachers.
     let mut cadres = Vec::new();
     for i in 0..6 {
-        let c = g.entity(2);
+        let c = g.entity();
         let unit = if i == 5 { townships[0] } else { bureau };
         g.setup(setup_on, "carelog.staff.registered", json!({"person_id": c, "name": format!("cadre {i}"), "role": "cadre", "unit_id": unit, "since": "2022-08-01"}));
         cadres.push(c);
@@ -236,7 +235,7 @@ fn generate(seed: u64) -> Vec<Value> {
     let companion = cadres[5];
     let mut teachers = Vec::new();
     for i in 0..3 {
-        let t = g.entity(2);
+        let t = g.entity();
         g.setup(setup_on, "carelog.staff.registered", json!({"person_id": t, "name": format!("teacher {i}"), "role": "teacher", "unit_id": schools[i % 2], "since": "2022-08-01"}));
         teachers.push(t);
     }
@@ -244,7 +243,7 @@ fn generate(seed: u64) -> Vec<Value> {
     // Recipients with categories, each paired with a cadre in early January.
     let mut recipients = Vec::new();
     for i in 0..24u32 {
-        let r = g.entity(3);
+        let r = g.entity();
         let (kind, category) = match i {
             0..=7 => ("person", "orphan"),
             8..=13 => ("person", "severely_disabled"),
@@ -257,7 +256,7 @@ fn generate(seed: u64) -> Vec<Value> {
     }
     let mut plans = Vec::new();
     for (i, r) in recipients.iter().enumerate() {
-        let p = g.entity(4);
+        let p = g.entity();
         let established = ymd(2023, 1, 2 + (i as u32 % 9));
         let cadre = cadres[i % 5];
         g.setup(established, "carelog.pairing.established", json!({"pairing_id": p, "cadre_id": cadre, "recipient_id": r, "on": established.to_string()}));
@@ -273,7 +272,7 @@ fn generate(seed: u64) -> Vec<Value> {
     // Pupils with special categories, enrolled in September 2022.
     let mut pupils = Vec::new();
     for i in 0..20u32 {
-        let k = g.entity(5);
+        let k = g.entity();
         let school = schools[(i % 2) as usize];
         g.setup(setup_on, "carelog.recipient.registered", json!({"recipient_id": k, "kind": "person", "name": format!("pupil {i}"), "unit_id": school, "birth_date": "2012-03-01"}));
         let categories: &[&str] = match i {
@@ -302,7 +301,7 @@ fn generate(seed: u64) -> Vec<Value> {
     let modes = ["regular_class", "special_school", "home_teaching"];
     let mut placements = Vec::new();
     for (i, (k, school)) in pupils.iter().enumerate().take(19).skip(13) {
-        let pl = g.entity(6);
+        let pl = g.entity();
         g.setup(ymd(2022, 9, 5), "carelog.placement.decided", json!({"placement_id": pl, "pupil_id": k, "mode": modes[i % 3], "school_id": school, "on": "2022-09-05"}));
         placements.push(pl);
     }
@@ -332,9 +331,9 @@ fn generate(seed: u64) -> Vec<Value> {
         json!({"person_id": cadres[4], "unit_id": townships[1], "on": "2023-07-01"}),
     );
     // A pairing established by mistake and voided two days later.
-    let extra = g.entity(3);
+    let extra = g.entity();
     g.on(ymd(2023, 2, 1), "carelog.recipient.registered", json!({"recipient_id": extra, "kind": "household", "name": "entered by mistake", "unit_id": townships[0], "birth_date": null}));
-    let mistaken = g.entity(4);
+    let mistaken = g.entity();
     let mistake = g.on(ymd(2023, 2, 1), "carelog.pairing.established", json!({"pairing_id": mistaken, "cadre_id": cadres[0], "recipient_id": extra, "on": "2023-02-01"}));
     g.on(
         ymd(2023, 2, 3),
@@ -348,17 +347,17 @@ fn generate(seed: u64) -> Vec<Value> {
     let mut aids = Vec::new();
     let channels = ["phone", "video", "message"];
     for n in 0..620 {
-        let p = g.rng.pick(&plans).clone();
+        let p = g.rng().pick(&plans).clone();
         let Some(d) = g.active_day(&p, last_day) else {
             continue;
         };
-        let roll = g.rng.below(100);
+        let roll = g.rng().below(100);
         if roll < 40 {
-            let ch = *g.rng.pick(&channels);
+            let ch = *g.rng().pick(&channels);
             let id = g.activity(d, "carelog.contact.recorded", json!({"pairing_id": p.id, "channel": ch, "summary": format!("contact {n}"), "duration_minutes": if n % 3 == 0 { Value::Null } else { json!(5 + n % 40) }}));
             contacts.push((id, p.id, d));
         } else if roll < 62 {
-            let group = g.rng.chance(30);
+            let group = g.rng().chance(30);
             let holder = p.holder(d);
             let companions = if group && holder != companion {
                 vec![companion]
@@ -381,13 +380,13 @@ fn generate(seed: u64) -> Vec<Value> {
                 json!({"pairing_id": p.id, "description": "renewed a card", "result": "done"}),
             );
         } else {
-            let fund = *g.rng.pick(&["cadre's own", "bureau union", "charity"]);
-            let data = if g.rng.chance(60) {
-                let fen = 100 * (100 + g.rng.below(1900) as i64);
+            let fund = *g.rng().pick(&["cadre's own", "bureau union", "charity"]);
+            let data = if g.rng().chance(60) {
+                let fen = 100 * (100 + g.rng().below(1900) as i64);
                 json!({"pairing_id": p.id, "form": "cash", "value_fen": fen, "fund_source": fund, "item": null, "quantity": null, "unit_value_fen": null, "receipt_ref": format!("R-{n}")})
             } else {
-                let q = 1 + g.rng.below(5) as i64;
-                let unit = 100 * (20 + g.rng.below(200) as i64);
+                let q = 1 + g.rng().below(5) as i64;
+                let unit = 100 * (20 + g.rng().below(200) as i64);
                 json!({"pairing_id": p.id, "form": "goods", "value_fen": q * unit, "fund_source": fund, "item": "rice, 10 kg bag", "quantity": q, "unit_value_fen": unit, "receipt_ref": format!("R-{n}")})
             };
             let id = g.activity(d, "carelog.aid.given", data.clone());
@@ -397,13 +396,13 @@ fn generate(seed: u64) -> Vec<Value> {
 
     // Difficulties: resolved, dropped, or still open.
     for n in 0..14 {
-        let p = g.rng.pick(&plans).clone();
+        let p = g.rng().pick(&plans).clone();
         let Some(d) = g.active_day(&p, ymd(2023, 11, 1)) else {
             continue;
         };
-        let id = g.entity(7);
+        let id = g.entity();
         g.on(d, "carelog.difficulty.raised", json!({"difficulty_id": id, "pairing_id": p.id, "description": format!("difficulty {n}")}));
-        let later = d + Duration::days(1 + g.rng.below(40) as i64);
+        let later = d + Duration::days(1 + g.rng().below(40) as i64);
         match n % 3 {
             0 | 1 => {
                 g.on(
@@ -425,11 +424,11 @@ fn generate(seed: u64) -> Vec<Value> {
 
     // Escalations at every stage; one raised by mistake and voided.
     for n in 0..10 {
-        let p = g.rng.pick(&plans).clone();
+        let p = g.rng().pick(&plans).clone();
         let Some(d) = g.active_day(&p, ymd(2023, 11, 1)) else {
             continue;
         };
-        let id = g.entity(8);
+        let id = g.entity();
         let raised = g.on(d, "carelog.escalation.raised", json!({"escalation_id": id, "pairing_id": p.id, "to_level": "county civil affairs bureau", "issue": format!("issue {n}")}));
         if n == 9 {
             g.on(
@@ -510,18 +509,18 @@ fn generate(seed: u64) -> Vec<Value> {
     // Placements: a change, an ending, a new one.
     g.on(ymd(2023, 3, 1), "carelog.placement.changed", json!({"placement_id": placements[1], "mode": "home_teaching", "school_id": pupils[14].1, "on": "2023-03-01"}));
     g.on(ymd(2023, 7, 1), "carelog.placement.ended", json!({"placement_id": placements[2], "on": "2023-07-01", "reason": "finished compulsory schooling"}));
-    let late = g.entity(6);
+    let late = g.entity();
     g.on(ymd(2023, 2, 10), "carelog.placement.decided", json!({"placement_id": late, "pupil_id": pupils[19].0, "mode": "special_school", "school_id": pupils[19].1, "on": "2023-02-10"}));
 
     // Care plans: one pupil one plan for the orphans, one-to-one for three disabled children.
     let mut care = Vec::new();
     for (i, (k, _)) in pupils.iter().enumerate().take(5) {
-        let id = g.entity(9);
+        let id = g.entity();
         g.on(ymd(2023, 2, 1), "carelog.care_plan.opened", json!({"plan_id": id, "pupil_id": k, "teacher_id": teachers[0], "scheme": "one_pupil_one_plan", "goals": format!("goals {i}"), "measures": "weekly talk", "next_review": "2023-05-01"}));
         care.push(id);
     }
     for (i, (k, _)) in pupils.iter().enumerate().skip(14).take(3) {
-        let id = g.entity(9);
+        let id = g.entity();
         g.on(ymd(2023, 2, 15), "carelog.care_plan.opened", json!({"plan_id": id, "pupil_id": k, "teacher_id": teachers[1], "scheme": "one_to_one", "goals": format!("goals {i}"), "measures": "tutoring", "next_review": "2023-06-15"}));
     }
     for id in care.iter().take(3) {
@@ -543,10 +542,10 @@ fn generate(seed: u64) -> Vec<Value> {
     );
 
     // Claims: one corrected, one voided.
-    let claim = g.entity(10);
+    let claim = g.entity();
     let filed = g.on(ymd(2023, 12, 20), "carelog.claim.filed", json!({"claim_id": claim, "metric": "home_visits", "scope_unit_id": null, "period_from": "2023-01-01", "period_to": "2023-12-31", "value": 100, "comparison": "exactly", "source_document": "annual report", "reported_on": "2023-12-20"}));
     g.on(ymd(2023, 12, 22), "carelog.record.corrected", json!({"target_event_id": filed, "reason": "typo", "corrected_type": "carelog.claim.filed", "corrected": {"claim_id": claim, "metric": "home_visits", "scope_unit_id": null, "period_from": "2023-01-01", "period_to": "2023-12-31", "value": 120, "comparison": "at_least", "source_document": "annual report", "reported_on": "2023-12-20"}}));
-    let other = g.entity(10);
+    let other = g.entity();
     let filed = g.on(ymd(2023, 12, 20), "carelog.claim.filed", json!({"claim_id": other, "metric": "contacts", "scope_unit_id": county, "period_from": null, "period_to": null, "value": 300, "comparison": "more_than", "source_document": "county report", "reported_on": "2023-12-19"}));
     g.on(
         ymd(2023, 12, 23),

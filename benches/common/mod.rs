@@ -3,7 +3,9 @@
 //! way to fill a log with them, and the measuring helpers (directory size, RSS, percentiles,
 //! where to put stores).
 //!
-//! The generator goes straight to [`NewEvent`]s with [`DomainEvent::encode`] payloads: the
+//! The generator draws its ids as [`carelog::app::scenario`] does, but streams: a bench log of
+//! ten million events cannot be planned in memory and sorted, as a `Scenario` is, so events
+//! are made in recorded order one at a time. The generator goes straight to [`NewEvent`]s with [`DomainEvent::encode`] payloads: the
 //! projections only need decodable domain events, and this builds a million-event log in seconds
 //! (the validated `App::append` path is what the demo bench measures).
 
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use chrono::{Duration, FixedOffset, TimeZone};
 use uuid::Uuid;
 
+use carelog::app::scenario;
 use carelog::domain::events::*;
 use carelog::domain::{Date, DomainEvent, Money, stream_of};
 use carelog::log::{AppendBatch, Log, NewEvent, OpenOptions};
@@ -108,12 +111,10 @@ impl Generator {
         g
     }
 
+    /// A fresh id stamped with the current time, drawn as the library's scenarios draw theirs.
     fn id(&mut self) -> Uuid {
-        let mut bytes = [0u8; 10];
-        bytes[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
-        bytes[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes()[..2]);
-        let ms = self.now().timestamp_millis().max(0) as u64;
-        uuid::Builder::from_unix_timestamp_millis(ms, &bytes).into_uuid()
+        let ms = self.now().timestamp_millis();
+        scenario::seeded_uuid(&mut self.rng, ms)
     }
 
     /// When the next event happened: spread evenly over the span.

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod demo;
 pub mod export;
 pub mod report;
+pub mod scenario;
 pub mod verify;
 
 use std::collections::{BTreeMap, HashSet};
