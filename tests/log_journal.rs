@@ -205,8 +205,8 @@ fn segments_sled_lost_under_its_head_are_written_back_from_the_journal() {
     let replay = log.open_report().replayed.expect("keys written back");
     assert_eq!(replay.commits, 0, "nothing past the head");
     assert_eq!(
-        replay.keys_restored, 20,
-        "ten commits, a segment and an index chunk each"
+        replay.keys_restored, 30,
+        "ten commits, a segment, an index chunk and a tree chunk each"
     );
     assert_eq!((replay.from_position, replay.to_position), (1, 50));
     assert_intact_with(&log, &digest);
