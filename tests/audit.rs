@@ -81,7 +81,9 @@ fn checkpoint(store: &Path, size: usize, name: &str) -> PathBuf {
 }
 
 fn verifier_key(store: &Path) -> String {
-    ok(store, &["checkpoint", "--verifier-key"]).trim().to_string()
+    ok(store, &["checkpoint", "--verifier-key"])
+        .trim()
+        .to_string()
 }
 
 fn audit(export: &Path, checkpoint: &Path, key: &str, previous: Option<&Path>) -> Output {
@@ -119,8 +121,14 @@ fn an_export_verifies_against_its_signed_checkpoint_and_an_older_one() {
         "{stdout}{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(stdout.starts_with(&format!("verified: {SIZE} events")), "{stdout}");
-    assert!(stdout.contains(&format!("only grew since size {OLD_SIZE}")), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("verified: {SIZE} events")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("only grew since size {OLD_SIZE}")),
+        "{stdout}"
+    );
 
     // An export longer than the checkpoint verifies its signed prefix and says what is not.
     let longer = audit(&export, &old, &key, None);
@@ -141,7 +149,10 @@ fn a_changed_removed_or_reordered_line_is_named_by_its_position() {
     let mut changed = f.export.clone();
     let mut line: Value = serde_json::from_str(&changed[99]).expect("JSON");
     let data = line["data"].as_object_mut().expect("data");
-    let (k, _) = data.iter().find(|(_, v)| v.is_string()).expect("a text field");
+    let (k, _) = data
+        .iter()
+        .find(|(_, v)| v.is_string())
+        .expect("a text field");
     let k = k.clone();
     data.insert(k, Value::String("改过的".into()));
     changed[99] = line.to_string();
@@ -153,7 +164,9 @@ fn a_changed_removed_or_reordered_line_is_named_by_its_position() {
     // The leaf changed too, consistently: its hash is no longer the one the root was made of.
     let mut releafed = f.export.clone();
     let mut line: Value = serde_json::from_str(&releafed[10]).expect("JSON");
-    let mut leaf = BASE64.decode(line["leaf"].as_str().expect("leaf")).expect("base64");
+    let mut leaf = BASE64
+        .decode(line["leaf"].as_str().expect("leaf"))
+        .expect("base64");
     let last = leaf.len() - 1;
     leaf[last] ^= 0x20;
     line["leaf"] = Value::String(BASE64.encode(&leaf));
@@ -193,7 +206,10 @@ fn a_checkpoint_of_another_key_store_or_size_is_refused() {
 
     // Another store's key: no signature by it.
     let other_key = verifier_key(&f.other_store);
-    refused(&audit(&export, &cp, &other_key, None), "no signature by key");
+    refused(
+        &audit(&export, &cp, &other_key, None),
+        "no signature by key",
+    );
 
     // A changed size or root: the signature no longer verifies.
     let text = std::fs::read_to_string(&cp).expect("cp");
@@ -216,7 +232,10 @@ fn a_checkpoint_of_another_key_store_or_size_is_refused() {
         ],
     );
     let forged = write("forged.txt", &forged);
-    refused(&audit(&export, &forged, &key, None), "is not the log that was signed");
+    refused(
+        &audit(&export, &forged, &key, None),
+        "is not the log that was signed",
+    );
 
     // An older checkpoint of the other log: another origin.
     let other_old = ok(
@@ -270,7 +289,9 @@ fn proofs_from_the_cli_verify_with_the_rfc_algorithms_against_the_signed_root() 
         assert_eq!(proof["leaf_index"], position as u64 - 1);
         assert_eq!(proof["tree_size"], SIZE as u64);
         let line: Value = serde_json::from_str(&f.export[position - 1]).expect("JSON");
-        let leaf = BASE64.decode(line["leaf"].as_str().expect("leaf")).expect("b64");
+        let leaf = BASE64
+            .decode(line["leaf"].as_str().expect("leaf"))
+            .expect("b64");
         let leaf_hash = HashAlgorithm::Sha256.leaf_hash(&leaf);
         merkle::verify_inclusion(
             HashAlgorithm::Sha256,
@@ -312,7 +333,10 @@ fn proofs_from_the_cli_verify_with_the_rfc_algorithms_against_the_signed_root() 
     .expect("consistency");
 
     // Past the head: refused, exit 2, saying the head.
-    let o = carelog(&f.store, &["prove", "inclusion", "1", "--size", "999999999"]);
+    let o = carelog(
+        &f.store,
+        &["prove", "inclusion", "1", "--size", "999999999"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("221677"));
 }
