@@ -145,9 +145,9 @@ fn a_refused_open_keeps_the_journal_for_the_next_one() {
     let root = tempfile::tempdir().unwrap();
     let (_store, image, digest) = store_and_crash_image(root.path(), 40);
     let journal_before = std::fs::read(image.join(journal::JOURNAL_FILE)).unwrap();
-    set_format_version(&image, 3);
+    set_format_version(&image, 4);
     let err = Log::open(&image, options()).err().expect("refused");
-    assert!(err.to_string().contains("store format 3"), "{err}");
+    assert!(err.to_string().contains("store format 4"), "{err}");
     assert_eq!(
         std::fs::read(image.join(journal::JOURNAL_FILE)).unwrap(),
         journal_before,

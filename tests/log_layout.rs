@@ -84,17 +84,28 @@ fn a_payload_over_the_limit_is_refused_by_name() {
     assert_eq!(log.head_position(), 0);
 }
 
+/// A store of one commit of events 1..=30, closed; returns its anchor's bytes then.
+fn anchor_after_first_commit(dir: &Path) -> Vec<u8> {
+    let log = Log::open(dir, OpenOptions::default()).unwrap();
+    log.append(AppendBatch::new((1..=30).map(|n| event(n, 100)).collect()))
+        .unwrap();
+    drop(log);
+    std::fs::read(dir.join("anchor")).unwrap()
+}
+
 /// Two commits of 30 events, then the head rolled back to 30, as if the second commit's head had
 /// never reached the disk: what a crash between a commit's segments and its head leaves.
+/// The store's anchor is put back as it was after the first commit's clean close: a crash
+/// leaves the anchor's floor at or below what sled holds (never the floor of a later close).
 /// Returns the second commit's events.
 fn store_with_an_interrupted_commit(dir: &Path) -> Vec<NewEvent> {
     let second: Vec<NewEvent> = (31..=60).map(|n| event(n, 100)).collect();
+    let anchor = anchor_after_first_commit(dir);
     {
         let log = Log::open(dir, OpenOptions::default()).unwrap();
-        log.append(AppendBatch::new((1..=30).map(|n| event(n, 100)).collect()))
-            .unwrap();
         log.append(AppendBatch::new(second.clone())).unwrap();
     }
+    std::fs::write(dir.join("anchor"), anchor).unwrap();
     let db = open_sled(dir);
     let tree = db.open_tree(common::LOG_TREE).unwrap();
     let segment: SegmentV1 =
@@ -200,13 +211,15 @@ fn keys_past_the_head_that_do_not_continue_it_are_set_aside_and_fail_verify() {
 #[test]
 fn a_head_without_its_events_refuses_appends() {
     let dir = tempfile::tempdir().unwrap();
+    let anchor = anchor_after_first_commit(dir.path());
     {
         let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
-        log.append(AppendBatch::new((1..=30).map(|n| event(n, 100)).collect()))
-            .unwrap();
         log.append(AppendBatch::new((31..=60).map(|n| event(n, 100)).collect()))
             .unwrap();
     }
+    // As a power loss after the first close can leave it (the journal lost with the anchor's
+    // later floor); a later floor makes the open refuse (tests/store_damage.rs).
+    std::fs::write(dir.path().join("anchor"), anchor).unwrap();
     {
         let db = open_sled(dir.path());
         let tree = db.open_tree(common::LOG_TREE).unwrap();
@@ -292,12 +305,15 @@ fn a_format_1_store_is_moved_to_format_2_at_open() {
     }
     set_format_version(dir.path(), 1);
     let log = open_retrying(dir.path());
-    assert_eq!(log.header().unwrap().format_version, 2);
+    assert_eq!(
+        log.header().unwrap().format_version,
+        carelog::log::storage::STORE_FORMAT_VERSION
+    );
     assert_eq!(log.head_position(), 5);
     drop(log);
     // A format this build does not know is refused, naming it.
-    set_format_version(dir.path(), 3);
+    set_format_version(dir.path(), 4);
     // (Log::open itself waits out the lock the closed sled handle may still hold.)
     let err = Log::open(dir.path(), OpenOptions::default()).err().unwrap();
-    assert!(err.to_string().contains("store format 3"), "{err}");
+    assert!(err.to_string().contains("store format 4"), "{err}");
 }

@@ -4,6 +4,7 @@
 //! Errors go to stderr and name the line, the field and the rule.
 
 mod figures;
+mod guard;
 mod output;
 mod proofs;
 mod records_io;
@@ -272,7 +273,15 @@ pub(crate) fn usage(message: impl Into<String>) -> Failure {
 /// Runs the command line; returns the process's exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    match dispatch(&cli) {
+    // `verify`'s answer about a store sled cannot even read is "not intact" (1).
+    let damage_code = if matches!(cli.command, Command::Verify { .. }) {
+        1
+    } else {
+        2
+    };
+    let outcome = guard::check_data_location(&cli.data)
+        .and_then(|()| guard::run_guarded(&cli.data, damage_code, || dispatch(&cli)));
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             if f.message.contains("Broken pipe") {
@@ -532,7 +541,9 @@ fn verify(
     let log = match crate::log::Log::open(dir, crate::log::OpenOptions::existing()) {
         Ok(log) => log,
         // A store that does not even open is a failed check, not bad usage.
-        Err(LogError::Storage(e @ StorageError::Corrupt { .. })) => {
+        Err(LogError::Storage(
+            e @ (StorageError::Corrupt { .. } | StorageError::Damaged { .. }),
+        )) => {
             return Err(Failure {
                 code: 1,
                 message: format!("verify failed: {e}"),

@@ -35,7 +35,7 @@ use uuid::Uuid;
 use crate::codec::StoredEventRefV1;
 use crate::time::{Clock, SystemClock};
 
-pub use self::sled::{SledStorage, journal, keys};
+pub use self::sled::{SledStorage, journal, keys, panic_message};
 pub use read::{EventIter, Subscription};
 pub use storage::{DiscardedTail, JournalReplay, OpenReport, Storage, StorageError};
 pub use types::*;

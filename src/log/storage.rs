@@ -27,6 +27,12 @@ pub enum StorageError {
     Locked { path: PathBuf },
     #[error("the store at {path} is corrupt or unreadable ({detail}): restore it from a backup")]
     Corrupt { path: PathBuf, detail: String },
+    /// Evidence that the store held more (or another log) than what is left: never opened as it
+    /// is, so that damage can never pass for a shorter, an empty or a new log.
+    #[error(
+        "the store at {path} is damaged: {detail}. Nothing was changed: carelog will not go on from what is left, which would lose or rewrite acknowledged history. Restore the store from a backup (keep this directory as evidence)"
+    )]
+    Damaged { path: PathBuf, detail: String },
     #[error(
         "{path} is not a carelog store ({detail}): pass --data with an empty or carelog directory"
     )]
@@ -104,10 +110,11 @@ pub struct OpenReport {
     pub warnings: Vec<String>,
 }
 
-/// The store format this build writes (in the store header): 2 has the commit journal. A
-/// format-1 store is moved to 2 at its first open, so that an older build, which would ignore
-/// the journal after a crash, refuses it instead of losing what only the journal holds.
-pub const STORE_FORMAT_VERSION: u32 = 2;
+/// The store format this build writes (in the store header): 2 has the commit journal, 3 the
+/// anchor (`sled/anchor.rs`). An older store is moved to 3 at its first open, so that an older
+/// build, which would ignore the journal after a crash or never check the anchor, refuses it
+/// instead of losing what only they hold.
+pub const STORE_FORMAT_VERSION: u32 = 3;
 
 /// A raw segment as stored: its key's first position and its bytes (not yet decoded, so that
 /// `verify` can report undecodable bytes at their position).

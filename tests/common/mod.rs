@@ -49,8 +49,10 @@ pub fn set_format_version(dir: &Path, format_version: u32) {
     db.flush().unwrap();
 }
 
-/// Replaces the log tree of the store at `to` with a copy of the one at `from`.
+/// Replaces the log tree of the store at `to` with a copy of the one at `from`, and its anchor
+/// with `from`'s (the anchor witnesses sled's tree: the two go together).
 pub fn copy_log_tree(from: &Path, to: &Path) {
+    std::fs::copy(from.join("anchor"), to.join("anchor")).unwrap();
     let source = open_sled(from);
     let source_tree = source.open_tree(LOG_TREE).unwrap();
     let db = open_sled(to);

@@ -29,6 +29,7 @@
 //! ([`crate::log::OpenReport::replayed`]). A journal is only ever reset after sled holds all it says,
 //! durably: at every open (after the replay), when full, and at a clean close, never after a
 
+pub mod anchor;
 pub mod journal;
 pub mod keys;
 mod open;
@@ -67,6 +68,17 @@ pub struct SledStorage {
     failure: OnceLock<String>,
     /// The length of sled's file when it was last synced (see the module overview).
     synced_db_bytes: AtomicU64,
+    /// SHA-256 of the store header's bytes, as the anchor records it ([`anchor`]).
+    header_sha256: [u8; 32],
+}
+
+/// What a caught panic said.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// How to open a sled store (see [`crate::log::OpenOptions`]).
@@ -78,6 +90,11 @@ pub struct SledOptions {
     /// sled's background flush (and segment cleaning) period; None turns it off.
     pub sled_flush_every_ms: Option<u64>,
 }
+
+/// The most events a crash can leave in sled past its head: the commits the writer has in
+/// flight, written to sled and not yet to the journal, never acknowledged.
+const UNACKNOWLEDGED_EVENTS_MAX: u64 =
+    (crate::log::writer::COMMITS_IN_FLIGHT * crate::log::MAX_COMMIT_EVENTS) as u64;
 
 /// See [`SledStorage::let_sled_evict`].
 const SCAN_EXTRA_READS_PER_VALUE: usize = 8;
@@ -92,6 +109,29 @@ impl SledStorage {
         sync_sled_file(&self.path, &self.log_file)?;
         self.synced_db_bytes.store(bytes, Ordering::Release);
         Ok(())
+    }
+
+    /// Flushes sled, then starts the journal's next generation: first the anchor takes as its
+    /// floor the head sled held before the flush (a commit written to sled while the flush runs
+    /// may not be durable, and is not the journal's until its record is), then the journal is
+    /// reset, so every commit after the floor is always in the journal.
+    fn flush_and_renew_journal(&self, journal: &mut Journal) -> Result<(), StorageError> {
+        let head = self.head()?;
+        self.flush_sled()?;
+        self.write_anchor(head.as_ref())?;
+        journal.reset()
+    }
+
+    /// Writes the anchor with `head` as its floor: sled must hold it durably already.
+    fn write_anchor(&self, head: Option<&StoredHeadV1>) -> Result<(), StorageError> {
+        anchor::write(
+            &self.path,
+            &anchor::Anchor {
+                header_sha256: self.header_sha256,
+                floor_position: head.map_or(0, |h| h.position),
+                floor_chain_hash: head.map_or(crate::log::hash::GENESIS_CHAIN, |h| h.chain_hash),
+            },
+        )
     }
 
     /// Syncs sled's file when sled grew it since the last sync: what sled writes past the old
@@ -322,6 +362,29 @@ impl Storage for SledStorage {
         // The tree hashes of a commit cut before its head: those from the head's stored count on.
         let tree_past = crate::merkle::stored_count(head_position);
         let tree = self.keys_in(keys::tree_hashes(tree_past), keys::tree_hashes(u64::MAX))?;
+        // What a crash leaves past the head is what the writer had in flight and the journal
+        // never took (never acknowledged). More than that means the head was lost or changed
+        // (history sled still holds), and setting it aside would shorten the log.
+        let furthest = [
+            segments.last().and_then(|k| keys::segment_position(k)),
+            chunks.last().and_then(|k| keys::index_chunk_position(k)),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(furthest) = furthest
+            && furthest - head_position > UNACKNOWLEDGED_EVENTS_MAX
+        {
+            return Err(StorageError::Damaged {
+                path: self.path.clone(),
+                detail: format!(
+                    "sled holds events up to at least position {furthest} past its head \
+                     (position {head_position}, key `M`): more than the \
+                     {UNACKNOWLEDGED_EVENTS_MAX} a crash can leave of commits never \
+                     acknowledged, so the head was lost or changed"
+                ),
+            });
+        }
         if segments.is_empty() && chunks.is_empty() && tree.is_empty() {
             return Ok(None);
         }
@@ -399,7 +462,7 @@ impl Storage for SledStorage {
             .and_then(|appended| match appended {
                 Appended::Written => Ok(()),
                 // Every queued record's writes are in sled already: flushing it covers them.
-                Appended::Full => self.flush_sled().and_then(|()| journal.reset()),
+                Appended::Full => self.flush_and_renew_journal(&mut journal),
             });
         flushed.map_err(|e| self.failed(e))
     }
@@ -539,11 +602,8 @@ impl Drop for SledStorage {
             return;
         }
         let holds_records = self.journal.get_mut().is_ok_and(|j| j.holds_records());
-        if holds_records
-            && self.flush_sled().is_ok()
-            && let Ok(journal) = self.journal.get_mut()
-        {
-            let _ = journal.reset();
+        if holds_records && let Ok(mut journal) = self.journal.lock() {
+            let _ = self.flush_and_renew_journal(&mut journal);
         }
     }
 }

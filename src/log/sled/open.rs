@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use super::anchor::{self, Anchor};
 use super::journal::{self, Journal};
 use super::recovery::{self, JournalRecords, View};
 use super::{SledOptions, SledStorage, file_bytes, flush_and_sync, keys, sled_error};
@@ -24,25 +25,24 @@ impl SledStorage {
     pub fn open(path: &Path, options: SledOptions) -> Result<(Self, OpenReport), StorageError> {
         let create = options.create;
         let path = path.to_path_buf();
-        let has_db = path.join("db").exists() || path.join("conf").exists();
-        if !has_db {
+        let files = StoreFiles::look(&path)?;
+        if !files.sled {
+            if let Some(evidence) = files.evidence() {
+                return Err(StorageError::Damaged {
+                    path,
+                    detail: format!(
+                        "sled's database file (db) is missing, but the store's {evidence} is there"
+                    ),
+                });
+            }
             if !create {
                 return Err(StorageError::Missing { path });
             }
-            if path.exists() {
-                let non_empty = std::fs::read_dir(&path)
-                    .map_err(|e| StorageError::Io {
-                        path: path.clone(),
-                        detail: e.to_string(),
-                    })?
-                    .next()
-                    .is_some();
-                if non_empty {
-                    return Err(StorageError::NotAStore {
-                        path,
-                        detail: "the directory holds other files and no sled database".into(),
-                    });
-                }
+            if files.others {
+                return Err(StorageError::NotAStore {
+                    path,
+                    detail: "the directory holds other files and no sled database".into(),
+                });
             }
         }
         let segment_bytes = sled_segment_bytes(&path);
@@ -53,7 +53,16 @@ impl SledStorage {
             detail: format!("cannot open sled's log file to sync it: {e}"),
         })?;
         // Before the journal is touched: a store this build refuses keeps its journal as is.
-        ensure_header(&path, &db, &tree, &log_file, create)?;
+        let kept_anchor = anchor::read(&path)?;
+        let header_sha256 = ensure_header(
+            &path,
+            &db,
+            &tree,
+            &log_file,
+            create,
+            kept_anchor.as_ref(),
+            &files,
+        )?;
         let opened_journal = Journal::open(&path, options.journal_max_bytes)?;
         let mut report = OpenReport::default();
         if let Some(moved_to) = &snapshots_moved_to {
@@ -85,12 +94,13 @@ impl SledStorage {
             healthy: AtomicBool::new(false),
             failure: OnceLock::new(),
             synced_db_bytes: AtomicU64::new(synced_db_bytes),
+            header_sha256,
         };
         let records = JournalRecords {
             payloads: &opened_journal.payloads,
             damaged_record_at: opened_journal.damaged_record_at,
         };
-        storage.replay_journal(&records, &mut report)?;
+        storage.replay_journal(&records, kept_anchor.as_ref(), &mut report)?;
         report.snapshots_set_aside = snapshots_moved_to;
         report.journals_set_aside = journals_set_aside(&storage.path);
         if let Some(warning) = segment_size_warning(storage.segment_bytes) {
@@ -118,13 +128,19 @@ impl SledStorage {
     fn replay_journal(
         &self,
         records: &JournalRecords<'_>,
+        kept_anchor: Option<&Anchor>,
         report: &mut OpenReport,
     ) -> Result<(), StorageError> {
-        self.flush_sled()?;
         let view = SledView {
             storage: self,
             head: self.head()?,
         };
+        // Before anything is written: a store that held more than sled does now is refused as
+        // it is, its journal untouched.
+        if let Some(kept) = kept_anchor {
+            check_floor(&self.path, kept, &view)?;
+        }
+        self.flush_sled()?;
         let plan = recovery::plan(records, &view)?;
         for restore in &plan.restores {
             self.tree
@@ -141,6 +157,10 @@ impl SledStorage {
             self.flush_sled()?;
         }
         let mut journal = self.lock_journal()?;
+        // Nothing else writes during an open: sled's head now is what the flush above (or the
+        // one after the plan's writes) made durable.
+        let head = self.head()?;
+        self.write_anchor(head.as_ref())?;
         match &plan.problem {
             None => journal.reset()?,
             Some(what) => {
@@ -219,67 +239,195 @@ fn segment_size_warning(segment_bytes: usize) -> Option<String> {
     })
 }
 
-/// Checks the store header (creating it in a new store, moving a format-1 store to
-/// [`STORE_FORMAT_VERSION`]).
+/// What the store directory holds, looked at before sled is opened.
+struct StoreFiles {
+    /// sled's own files (`db`, `conf`).
+    sled: bool,
+    /// The commit journal, or one an open set aside.
+    journal: bool,
+    /// The anchor ([`anchor`]).
+    anchor: bool,
+    /// Anything at all.
+    others: bool,
+}
+
+impl StoreFiles {
+    fn look(path: &Path) -> Result<Self, StorageError> {
+        let mut files = Self {
+            sled: path.join("db").exists() || path.join("conf").exists(),
+            journal: false,
+            anchor: anchor::path_in(path).exists(),
+            others: false,
+        };
+        if !path.exists() {
+            return Ok(files);
+        }
+        let entries = std::fs::read_dir(path).map_err(|e| StorageError::Io {
+            path: path.to_path_buf(),
+            detail: format!("cannot list the store's directory: {e}"),
+        })?;
+        for entry in entries.flatten() {
+            files.others = true;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            files.journal |= name == journal::JOURNAL_FILE || journal::is_set_aside_name(&name);
+        }
+        Ok(files)
+    }
+
+    /// What of a store, beside sled's files, says one existed here.
+    fn evidence(&self) -> Option<&'static str> {
+        match (self.anchor, self.journal) {
+            (true, true) => Some("anchor (file `anchor`) and commit journal (`journal`)"),
+            (true, false) => Some("anchor (file `anchor`)"),
+            (false, true) => Some("commit journal (`journal`)"),
+            (false, false) => None,
+        }
+    }
+}
+
+/// SHA-256 of a stored header's bytes, as the anchor keeps it.
+fn header_sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// The first store format that keeps an anchor.
+const ANCHORED_FORMAT: u32 = 3;
+
+/// Checks the store header against the anchor kept beside sled (creating both in a new store,
+/// moving an older store to [`STORE_FORMAT_VERSION`]); returns the SHA-256 of the header's
+/// bytes. Refuses, changing nothing, whatever says the store held more than sled does now.
 fn ensure_header(
     path: &Path,
     db: &sled::Db,
     tree: &sled::Tree,
     log_file: &std::fs::File,
     create: bool,
-) -> Result<(), StorageError> {
-    match tree.get(keys::HEADER).map_err(|e| sled_error(path, e))? {
-        Some(bytes) => {
-            let header: StoreHeaderV1 =
-                codec::decode("store header", &bytes).map_err(|e| StorageError::Corrupt {
-                    path: path.to_path_buf(),
-                    detail: e.to_string(),
-                })?;
-            if !(1..=STORE_FORMAT_VERSION).contains(&header.format_version)
-                || header.hash_algorithm != crate::log::hash::ALGORITHM
-            {
-                return Err(StorageError::NotAStore {
-                    path: path.to_path_buf(),
-                    detail: format!(
-                        "store format {} with hash {:?}; this build reads formats 1 to {STORE_FORMAT_VERSION} with sha256",
-                        header.format_version, header.hash_algorithm
-                    ),
-                });
-            }
-            if header.format_version < STORE_FORMAT_VERSION {
-                let upgraded = StoreHeaderV1 {
-                    format_version: STORE_FORMAT_VERSION,
-                    ..header
-                };
-                tree.insert(keys::HEADER, codec::encode("store header", &upgraded)?)
-                    .map_err(|e| sled_error(path, e))?;
-                flush_and_sync(path, db, log_file)?;
-            }
-            Ok(())
+    kept_anchor: Option<&Anchor>,
+    files: &StoreFiles,
+) -> Result<[u8; 32], StorageError> {
+    let damaged = |detail: String| StorageError::Damaged {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let Some(bytes) = tree.get(keys::HEADER).map_err(|e| sled_error(path, e))? else {
+        if tree.iter().next().is_some() {
+            return Err(damaged(
+                "its header (sled key `H`) is missing but events are present".into(),
+            ));
         }
-        None => {
-            let non_empty = tree.iter().next().is_some();
-            if non_empty {
-                return Err(StorageError::Corrupt {
-                    path: path.to_path_buf(),
-                    detail: "the store header is missing but events are present".into(),
-                });
-            }
-            if !create {
-                return Err(StorageError::Missing {
-                    path: path.to_path_buf(),
-                });
-            }
-            let header = StoreHeaderV1 {
-                format_version: STORE_FORMAT_VERSION,
-                hash_algorithm: crate::log::hash::ALGORITHM.to_string(),
-                created_at: crate::time::to_stored(&chrono::Utc::now().fixed_offset()),
-            };
-            let bytes = codec::encode("store header", &header)?;
-            tree.insert(keys::HEADER, bytes)
-                .map_err(|e| sled_error(path, e))?;
-            flush_and_sync(path, db, log_file)
+        if let Some(kept) = kept_anchor {
+            return Err(damaged(format!(
+                "sled's database holds nothing, but the store's anchor (file `anchor`) records \
+                 that it held {} event(s): sled's file `db` was cut short, damaged or replaced",
+                kept.floor_position
+            )));
         }
+        if let Some(evidence) = files.evidence() {
+            return Err(damaged(format!(
+                "sled's database holds nothing, but the store's {evidence} is there: sled's \
+                 file `db` was cut short, damaged or replaced"
+            )));
+        }
+        if !create {
+            return Err(StorageError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let header = StoreHeaderV1 {
+            format_version: STORE_FORMAT_VERSION,
+            hash_algorithm: crate::log::hash::ALGORITHM.to_string(),
+            created_at: crate::time::to_stored(&chrono::Utc::now().fixed_offset()),
+        };
+        let bytes = codec::encode("store header", &header)?;
+        tree.insert(keys::HEADER, bytes.as_slice())
+            .map_err(|e| sled_error(path, e))?;
+        flush_and_sync(path, db, log_file)?;
+        return Ok(header_sha256(&bytes));
+    };
+    let header: StoreHeaderV1 = codec::decode("store header", &bytes)
+        .map_err(|e| damaged(format!("its header (sled key `H`) cannot be read: {e}")))?;
+    if !(1..=STORE_FORMAT_VERSION).contains(&header.format_version)
+        || header.hash_algorithm != crate::log::hash::ALGORITHM
+    {
+        return Err(StorageError::NotAStore {
+            path: path.to_path_buf(),
+            detail: format!(
+                "store format {} with hash {:?}; this build reads formats 1 to {STORE_FORMAT_VERSION} with sha256",
+                header.format_version, header.hash_algorithm
+            ),
+        });
+    }
+    if header.format_version >= ANCHORED_FORMAT {
+        match kept_anchor {
+            Some(kept) if kept.header_sha256 != header_sha256(&bytes) => {
+                return Err(damaged(
+                    "its header (sled key `H`) is not the one its anchor (file `anchor`) \
+                     recorded: the header was changed or damaged, or sled's database is another \
+                     store's"
+                        .into(),
+                ));
+            }
+            // A create that stopped before its first anchor leaves the header alone.
+            None if tree.iter().nth(1).is_some() => {
+                return Err(damaged(
+                    "its anchor (file `anchor`), which every store of format 3 or later keeps \
+                     beside sled's files, is missing"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if header.format_version == STORE_FORMAT_VERSION {
+        return Ok(header_sha256(&bytes));
+    }
+    let upgraded = StoreHeaderV1 {
+        format_version: STORE_FORMAT_VERSION,
+        ..header
+    };
+    let bytes = codec::encode("store header", &upgraded)?;
+    tree.insert(keys::HEADER, bytes.as_slice())
+        .map_err(|e| sled_error(path, e))?;
+    flush_and_sync(path, db, log_file)?;
+    Ok(header_sha256(&bytes))
+}
+
+/// Refuses a sled whose head is below the anchor's floor, or whose event at the floor is not
+/// the one the anchor recorded: acknowledged history is missing or was changed.
+fn check_floor(path: &Path, kept: &Anchor, view: &SledView<'_>) -> Result<(), StorageError> {
+    let floor = kept.floor_position;
+    if floor == 0 {
+        return Ok(());
+    }
+    let damaged = |detail: String| StorageError::Damaged {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let head_position = view.head().map_or(0, |h| h.position);
+    if head_position < floor {
+        return Err(damaged(format!(
+            "sled's head (key `M`) is at position {head_position}, but the store's anchor (file \
+             `anchor`) records that sled held {floor} events durably: events {}..={floor} are \
+             missing (the head was lost or changed, or sled's file `db` was cut short)",
+            head_position + 1
+        )));
+    }
+    match view.chain_hash_at(floor) {
+        Ok(Some(hash)) if hash == kept.floor_chain_hash => Ok(()),
+        Ok(Some(_)) => Err(damaged(format!(
+            "the event at position {floor} is not the one the store's anchor (file `anchor`) \
+             recorded (another chain hash): history up to it was changed"
+        ))),
+        Ok(None) => Err(damaged(format!(
+            "no event is stored at position {floor}, which the store's anchor (file `anchor`) \
+             records that sled held"
+        ))),
+        Err(e) => Err(damaged(format!(
+            "the event at position {floor}, which the store's anchor (file `anchor`) records, \
+             cannot be read ({e})"
+        ))),
     }
 }
 
@@ -320,13 +468,26 @@ fn open_with_retry(
     let started = std::time::Instant::now();
     let mut snapshots_moved_to = None;
     loop {
-        let opened = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .segment_size(segment_bytes)
             .cache_capacity(options.cache_capacity_bytes)
-            .flush_every_ms(options.sled_flush_every_ms)
-            .open();
-        match opened.map_err(|e| open_error(path, e)) {
+            .flush_every_ms(options.sled_flush_every_ms);
+        // sled 0.34 panics on some damaged files (a cut or flipped `db`) instead of returning
+        // an error: that is damage to report, never a crash of the command.
+        let opened = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+        {
+            Ok(opened) => opened.map_err(|e| open_error(path, e)),
+            Err(panic) => Err(StorageError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "sled could not read its files ({}): {}",
+                    path.join("db").display(),
+                    super::panic_message(panic.as_ref())
+                ),
+            }),
+        };
+        match opened {
             Err(StorageError::Locked { .. })
                 if started.elapsed().as_millis() < u128::from(LOCK_RETRY_MILLIS_TOTAL) =>
             {
