@@ -29,7 +29,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -89,6 +88,9 @@ enum Phase {
 struct ConnectionState {
     phase: Mutex<Phase>,
     limits: Limits,
+    /// The task of a read left waiting without a deadline (while busy): woken when the
+    /// connection goes idle, so the idle deadline is armed.
+    reader: Mutex<Option<std::task::Waker>>,
 }
 
 impl ConnectionState {
@@ -99,7 +101,13 @@ impl ConnectionState {
                 first: true,
             }),
             limits,
+            reader: Mutex::new(None),
         }
+    }
+
+    fn park_reader(&self, waker: &std::task::Waker) {
+        let mut reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        *reader = Some(waker.clone());
     }
 
     fn with_phase<T>(&self, f: impl FnOnce(&mut Phase) -> T) -> T {
@@ -146,20 +154,28 @@ impl ConnectionState {
     }
 
     fn response_ended(&self) {
-        self.with_phase(|phase| {
+        let idle = self.with_phase(|phase| {
             if let Phase::Busy { requests } = *phase {
-                *phase = if requests > 1 {
-                    Phase::Busy {
+                if requests > 1 {
+                    *phase = Phase::Busy {
                         requests: requests - 1,
-                    }
+                    };
                 } else {
-                    Phase::Waiting {
+                    *phase = Phase::Waiting {
                         since: Instant::now(),
                         first: false,
-                    }
-                };
+                    };
+                    return true;
+                }
             }
+            false
         });
+        if idle {
+            let parked = self.reader.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(waker) = parked {
+                waker.wake();
+            }
+        }
     }
 }
 
@@ -176,6 +192,33 @@ impl RequestGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         self.0.response_ended();
+    }
+}
+
+/// A response body that holds its request's [`RequestGuard`] until it is dropped; everything
+/// else (frames, size hint, so `content-length`) is the inner body's.
+struct TrackedBody {
+    inner: Body,
+    _guard: RequestGuard,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -241,8 +284,16 @@ impl AsyncRead for TimedStream {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                let Some(deadline) = this.state.read_deadline() else {
-                    return Poll::Pending;
+                let deadline = match this.state.read_deadline() {
+                    Some(deadline) => deadline,
+                    None => {
+                        this.state.park_reader(cx.waker());
+                        // The connection may have gone idle between the two looks.
+                        match this.state.read_deadline() {
+                            Some(deadline) => deadline,
+                            None => return Poll::Pending,
+                        }
+                    }
                 };
                 if this.read_armed_for != Some(deadline) {
                     this.read_timer.as_mut().reset(deadline);
@@ -433,10 +484,10 @@ async fn serve_connection<S>(
             let Ok(response) = service.oneshot(request.map(Body::new)).await;
             // The guard lives as long as the response body: until the response is sent whole.
             Ok::<_, Infallible>(response.map(|body| {
-                Body::new(body.map_frame(move |frame| {
-                    let _alive = &guard;
-                    frame
-                }))
+                Body::new(TrackedBody {
+                    inner: body,
+                    _guard: guard,
+                })
             }))
         }
     });
