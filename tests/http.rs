@@ -10,7 +10,6 @@
 
 mod http_support;
 
-use std::io::Write;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -317,7 +317,7 @@ async fn rss_under_500_slow_clients() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("store");
     cli(&data, &["demo"]);
-    let recorder = cli(&data, &["token", "create", "--role", "admin"]);
+    let admin = cli(&data, &["token", "create", "--role", "admin"]);
     let server = Server::start(&data, &dir.path().join("server.log"));
     let pid = server.child.id();
     let (status, _) = server.get("/healthz", None).await;
@@ -334,7 +334,7 @@ async fn rss_under_500_slow_clients() {
                 .expect("write");
         } else {
             let head = format!(
-                "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {recorder}\r\nContent-Length: {}\r\n\r\n",
+                "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nContent-Length: {}\r\n\r\n",
                 4 * 1024 * 1024
             );
             socket.write_all(head.as_bytes()).expect("write");
