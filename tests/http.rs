@@ -8,392 +8,17 @@
 //! The throughput and p99 latency of `POST /v1/events` with 64 concurrent clients:
 //! `cargo test --release --test http -- --ignored --nocapture post_events_throughput`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod http_support;
+
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_carelog");
-
-// ---- the programme every test starts from -------------------------------------------------------
-
-/// Two counties under a city bureau; in each a township with one cadre and one recipient, paired.
-struct Programme {
-    city: Uuid,
-    county_a: Uuid,
-    county_b: Uuid,
-    cadre_a: Uuid,
-    cadre_b: Uuid,
-    pairing_a: Uuid,
-    pairing_b: Uuid,
-    claim_a: Uuid,
-    claim_b: Uuid,
-}
-
-fn event(event_type: &str, time: &str, data: Value) -> Value {
-    json!({"specversion": "1.0", "id": Uuid::now_v7(), "type": event_type, "source": "/test",
-           "time": time, "data": data})
-}
-
-const SETUP_TIME: &str = "2024-01-10T10:00:00+08:00";
-const CONTACT_TIME: &str = "2024-02-01T10:00:00+08:00";
-
-impl Programme {
-    fn new() -> Self {
-        Self {
-            city: Uuid::now_v7(),
-            county_a: Uuid::now_v7(),
-            county_b: Uuid::now_v7(),
-            cadre_a: Uuid::now_v7(),
-            cadre_b: Uuid::now_v7(),
-            pairing_a: Uuid::now_v7(),
-            pairing_b: Uuid::now_v7(),
-            claim_a: Uuid::now_v7(),
-            claim_b: Uuid::now_v7(),
-        }
-    }
-
-    fn events(&self) -> Vec<Value> {
-        let unit = |id: Uuid, name: &str, kind: &str, parent: Option<Uuid>| {
-            event(
-                "carelog.unit.registered",
-                SETUP_TIME,
-                json!({"unit_id": id, "name": name, "kind": kind, "parent_id": parent, "official_code": null}),
-            )
-        };
-        let (township_a, township_b) = (Uuid::now_v7(), Uuid::now_v7());
-        let (recipient_a, recipient_b) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut out = vec![
-            unit(self.city, "庆阳市", "city_bureau", None),
-            unit(self.county_a, "环县", "county", Some(self.city)),
-            unit(self.county_b, "华池县", "county", Some(self.city)),
-            unit(township_a, "毛井乡", "township", Some(self.county_a)),
-            unit(township_b, "乔河乡", "township", Some(self.county_b)),
-        ];
-        for (cadre, name, township, recipient, pairing) in [
-            (
-                self.cadre_a,
-                "张明",
-                township_a,
-                recipient_a,
-                self.pairing_a,
-            ),
-            (
-                self.cadre_b,
-                "王芳",
-                township_b,
-                recipient_b,
-                self.pairing_b,
-            ),
-        ] {
-            out.push(event(
-                "carelog.staff.registered",
-                SETUP_TIME,
-                json!({"person_id": cadre, "name": name, "role": "cadre", "unit_id": township, "since": "2024-01-01"}),
-            ));
-            out.push(event(
-                "carelog.recipient.registered",
-                SETUP_TIME,
-                json!({"recipient_id": recipient, "kind": "person", "name": "李华", "unit_id": township, "birth_date": null}),
-            ));
-            out.push(event(
-                "carelog.pairing.established",
-                SETUP_TIME,
-                json!({"pairing_id": pairing, "cadre_id": cadre, "recipient_id": recipient, "on": "2024-01-10"}),
-            ));
-        }
-        for (claim, county) in [(self.claim_a, self.county_a), (self.claim_b, self.county_b)] {
-            out.push(event(
-                "carelog.claim.filed",
-                SETUP_TIME,
-                json!({"claim_id": claim, "metric": "contacts", "scope_unit_id": county,
-                       "period_from": "2024-01-01", "period_to": "2024-12-31", "value": 0,
-                       "comparison": "at_least", "source_document": "test report", "reported_on": "2024-01-10"}),
-            ));
-        }
-        out
-    }
-}
-
-fn contact(pairing: Uuid) -> Value {
-    event(
-        "carelog.contact.recorded",
-        CONTACT_TIME,
-        json!({"pairing_id": pairing, "channel": "phone", "summary": "called about the winter coal", "duration_minutes": 5}),
-    )
-}
-
-// ---- the CLI and the server ---------------------------------------------------------------------
-
-fn cli(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("run carelog");
-    assert!(
-        out.status.success(),
-        "carelog {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A store with the programme and one token of each kind.
-struct Store {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    log: PathBuf,
-    p: Programme,
-    admin: String,
-    auditor: String,
-    supervisor: String,
-    scoped_supervisor: String,
-    recorder_a: String,
-    recorder_b: String,
-}
-
-impl Store {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("store");
-        let p = Programme::new();
-        let file = dir.path().join("programme.jsonl");
-        let mut f = std::fs::File::create(&file).expect("create");
-        for e in p.events() {
-            writeln!(f, "{e}").expect("write");
-        }
-        drop(f);
-        cli(&data, &["import", file.to_str().expect("utf-8 path")]);
-        let token = |args: &[&str]| cli(&data, &[&["token", "create"], args].concat());
-        let admin = token(&["--role", "admin"]);
-        let auditor = token(&["--role", "auditor"]);
-        let supervisor = token(&["--role", "supervisor"]);
-        let county_a = p.county_a.to_string();
-        let scoped_supervisor = token(&["--role", "supervisor", "--unit", &county_a]);
-        let recorder_a = token(&["--role", "recorder", "--cadre", &p.cadre_a.to_string()]);
-        let recorder_b = token(&["--role", "recorder", "--cadre", &p.cadre_b.to_string()]);
-        Self {
-            log: dir.path().join("server.log"),
-            _dir: dir,
-            data,
-            p,
-            admin,
-            auditor,
-            supervisor,
-            scoped_supervisor,
-            recorder_a,
-            recorder_b,
-        }
-    }
-
-    fn start(&self) -> Server {
-        Server::start(&self.data, &self.log)
-    }
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    client: reqwest::Client,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(data: &Path, log: &Path) -> Server {
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("server log");
-        let mut child = Command::new(BIN)
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("start carelog serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server prints its address");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}: {}", read(log)))
-            .to_string();
-        Server {
-            child,
-            base: addr,
-            client: reqwest::Client::new(),
-            log: log.to_path_buf(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        let mut req = self.client.get(self.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.expect("GET");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn post_raw(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        body: Vec<u8>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .post(self.url(path))
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.expect("POST");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn post(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
-        self.post_raw(path, Some(token), body.to_string().into_bytes())
-            .await
-    }
-
-    async fn head(&self, token: &str) -> u64 {
-        let (status, digest) = self.get("/v1/digest", Some(token)).await;
-        assert_eq!(status, StatusCode::OK, "{digest}");
-        digest["position"].as_u64().expect("position")
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn log_text(&self) -> String {
-        read(&self.log)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-/// A POST /v1/events over a plain socket: the head with `extra_headers`, then `body`, then the
-/// answer read to the end. (status, JSON body)
-async fn raw_post(base: &str, token: &str, extra_headers: &str, body: Vec<u8>) -> (u16, Value) {
-    use std::io::Read;
-    let addr = base.trim_start_matches("http://").to_string();
-    let head = format!(
-        "POST /v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nConnection: close\r\n{extra_headers}\r\n"
-    );
-    tokio::task::spawn_blocking(move || {
-        let mut socket = std::net::TcpStream::connect(&addr).expect("connect");
-        socket
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        socket.write_all(head.as_bytes()).expect("write head");
-        socket.write_all(&body).expect("write body");
-        let mut answer = Vec::new();
-        let _ = socket.read_to_end(&mut answer);
-        let text = String::from_utf8_lossy(&answer).to_string();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let json = text
-            .split_once("\r\n\r\n")
-            .and_then(|(_, b)| serde_json::from_str(b).ok())
-            .unwrap_or(Value::String(text));
-        (status, json)
-    })
-    .await
-    .expect("raw post")
-}
-
-/// Asserts the JSON error shape and returns (field, rule).
-fn error_of(body: &Value) -> (Option<String>, String) {
-    let e = &body["error"];
-    assert!(e.is_object(), "not an error body: {body}");
-    assert!(
-        e["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    (
-        e["field"].as_str().map(str::to_string),
-        e["rule"].as_str().expect("rule").to_string(),
-    )
-}
-
-/// Reads Server-Sent Events until `count` events came or the deadline passed: (id, data).
-async fn read_sse(resp: reqwest::Response, count: usize, timeout: Duration) -> Vec<(u64, Value)> {
-    let mut stream = resp.bytes_stream();
-    let mut buffer = String::new();
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + timeout;
-    while out.len() < count {
-        let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(c))) => c,
-            _ => break,
-        };
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let mut id = None;
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id:") {
-                    id = v.trim().parse().ok();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim_start());
-                }
-            }
-            if let Some(id) = id {
-                out.push((id, serde_json::from_str(&data).expect("event data is JSON")));
-            }
-        }
-    }
-    out
-}
+use http_support::*;
 
 // ---- the tests ------------------------------------------------------------------------------
 
@@ -470,13 +95,25 @@ async fn a_recorder_records_for_its_own_pairing_only_and_the_actor_is_the_token_
         format!("recorder/person/{}", p.cadre_a)
     );
 
-    // Another cadre's pairing: 403 with the reason, nothing written.
+    // Another cadre's pairing: 403 naming the rule, nothing written, and nothing of the other
+    // cadre: neither who holds the pairing nor whether it exists (a pairing that is not there
+    // gets the very same answer).
     let (status, body) = server
         .post("/v1/events", &store.recorder_a, &contact(p.pairing_b))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let message = body["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains(&p.cadre_b.to_string()), "{message}");
+    assert_eq!(error_of(&body).1, "own_records_only", "{body}");
+    let text = body.to_string();
+    assert!(!text.contains(&p.cadre_b.to_string()), "{text}");
+    assert!(!text.contains(&p.cadre_a.to_string()), "{text}");
+    let (status, unknown) = server
+        .post("/v1/events", &store.recorder_a, &contact(Uuid::now_v7()))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{unknown}");
+    assert_eq!(
+        unknown, body,
+        "another's pairing and none are refused alike"
+    );
     // A batch with one foreign event among own ones: all refused.
     let batch = json!([
         contact(p.pairing_a),
@@ -519,7 +156,7 @@ async fn each_role_is_refused_what_it_may_not_do() {
             .post("/v1/events", token, &contact(store.p.pairing_a))
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-        assert_eq!(error_of(&body).1, "forbidden");
+        assert_eq!(error_of(&body).1, "role");
     }
     assert_eq!(server.head(&store.admin).await, head, "nothing written");
     let refused: &[(&str, &[&String])] = &[

@@ -48,6 +48,36 @@ impl ApiError {
         self
     }
 
+    /// The same refusal under a more precise rule name.
+    pub fn with_rule(mut self, rule: &str) -> Self {
+        self.rule = rule.to_string();
+        self
+    }
+
+    /// 403 for an event a recorder may not record (`App::append_as`'s refusal). The app's
+    /// reason names the person a pairing is recorded for, which tells a stranger that the
+    /// pairing exists and who holds it: the answer says only which rule refused, the same for
+    /// another's pairing as for none. Other errors pass unchanged.
+    pub fn not_own_record(e: AppError) -> Self {
+        let AppError::Forbidden(reason) = &e else {
+            return e.into();
+        };
+        // The app's reason reads "event N: …" (the event's place in the batch).
+        let index = reason
+            .strip_prefix("event ")
+            .and_then(|rest| rest.split_once(':'))
+            .and_then(|(n, _)| n.parse::<usize>().ok());
+        let place = index.map_or(String::new(), |i| format!("event {i}: "));
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "own_records_only",
+            format!(
+                "{place}a recorder records only for the pairings it holds and the care plans it teaches, on the event's day (the registry, pairings, claims, voids, corrections and tokens are an admin's); this event is not one of them: check its ids and date, or ask an admin to record it; nothing was written"
+            ),
+        )
+        .with_index(index)
+    }
+
     fn with_index(mut self, index: Option<usize>) -> Self {
         self.index = index;
         self
@@ -99,12 +129,21 @@ impl ApiError {
 /// The rule of a 503 that waiting will not end: it carries no `Retry-After`.
 const NEEDS_OPERATOR: &str = "needs_operator";
 
+/// A refusal's rule and message, carried in its response's extensions to the one log line of
+/// the response (`super::log_response`), so that nothing else logs it again.
+#[derive(Debug, Clone)]
+pub(super) struct Refusal {
+    pub rule: String,
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(status = %self.status, rule = %self.rule, "{}", self.message);
-        }
         let mut response = (self.status, Json(self.body())).into_response();
+        response.extensions_mut().insert(Refusal {
+            rule: self.rule.clone(),
+            message: self.message.clone(),
+        });
         if self.status == StatusCode::SERVICE_UNAVAILABLE && self.rule != NEEDS_OPERATOR {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

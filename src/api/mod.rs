@@ -16,6 +16,9 @@
 //! | `GET /v1/claims` | supervisor, auditor, admin | the claims check |
 //! | `GET /v1/verify`, `/v1/digest` | auditor, admin | as the CLI |
 //! | `GET /v1/export` | auditor, admin | every event as JSON lines, streamed |
+//! | `GET /v1/checkpoint?size=N` | supervisor, auditor, admin | the signed checkpoint (text/plain), as `carelog checkpoint` |
+//! | `GET /v1/proof/inclusion?position=P&size=N` | supervisor, auditor, admin | as `carelog prove inclusion --json` |
+//! | `GET /v1/proof/consistency?old_size=M&size=N` | supervisor, auditor, admin | as `carelog prove consistency --json` |
 //! | `GET /metrics` | admin | Prometheus text |
 //! | `POST /v1/tokens`, `POST /v1/tokens/{id}/revoke` | admin | grant and revoke tokens (events) |
 //!
@@ -24,25 +27,36 @@
 //! actor of what it writes is the token's holder ([`crate::app::access::Principal::actor`]),
 //! never a field of the request.
 //!
+//! A route that takes a body (`POST`) checks the bearer token before it reads a byte of it: a
+//! client without a usable token is answered 401 at once, whatever it claims to send.
+//!
 //! Every refusal is a JSON body ([`ApiError`]). Bounds: a body is at most [`MAX_BODY_BYTES`] and
-//! [`MAX_EVENTS_PER_POST`] events (413 beyond); at most [`MAX_CONCURRENT_REQUESTS`] requests are
-//! served at once and one more is shed with 503; a request that takes longer than
+//! [`MAX_EVENTS_PER_POST`] events (413 beyond), read within the body timeout (408 beyond), and
+//! bodies being read hold at most [`MAX_BODY_BUDGET_BYTES`] together (503 beyond); connections
+//! are bounded in number, time and buffer ([`server`], [`Limits`]); at most
+//! [`Limits::max_requests`] requests are served at once and one more is shed with 503; a
+//! request that takes longer than
 //! [`REQUEST_TIMEOUT_SECONDS`] gets 503 (an append it started still completes: resend with the
 //! same ids to learn its positions); at most [`MAX_SUBSCRIBERS`] subscribers,
 //! [`MAX_EXPORTS`] exports and [`MAX_HEAVY_QUERIES`] replays (report, projections, explain,
 //! claims, verify) run at once, and one more gets 503. Streams (subscribe, export) are fed by a
 //! thread through a channel of [`STREAM_CHANNEL_CAPACITY`] items: a slow client slows its thread,
-//! never grows memory.
+//! never grows memory. A stream asks the app whether its token is still valid before each item
+//! it sends: revocation or expiry ends it at once.
 //!
-//! Logs: one line per response at INFO (method, path, the caller's token holder as `actor`,
-//! status, latency), errors of the store at ERROR; `RUST_LOG` filters (e.g. `RUST_LOG=warn`).
+//! Logs: one line per response (method, path, the caller's token holder as `actor`, status,
+//! latency, and a refusal's rule and message): at INFO, at WARN for a 503 (a shed request, a
+//! bound reached), at ERROR for other 5xx (a fault of the store or of this build). `RUST_LOG`
+//! filters (e.g. `RUST_LOG=warn`).
 //!
 //! Shutdown (SIGINT, SIGTERM): the listener closes, streams end, open requests finish, for at
 //! most [`SHUTDOWN_GRACE_SECONDS`]; what was acknowledged is durable already.
 
 mod error;
 mod metrics;
+mod proofs;
 mod routes;
+pub mod server;
 mod streams;
 
 use std::future::Future;
@@ -50,6 +64,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Request, State};
@@ -57,15 +72,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Router, ServiceExt};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
-use tower_http::LatencyUnit;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use server::Limits;
 
 use crate::app::access::{self, Action, Principal};
 use crate::app::{App, AppError};
@@ -74,8 +88,10 @@ use crate::app::{App, AppError};
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// The most events one POST may carry (one all-or-nothing batch).
 pub const MAX_EVENTS_PER_POST: usize = 1_000;
-/// Requests served at once; one more is answered 503 at once (load shedding).
+/// Requests served at once by default; one more is answered 503 at once (load shedding).
 pub const MAX_CONCURRENT_REQUESTS: usize = 512;
+/// The bytes of request bodies being read at once, together; a body that would pass it is 503.
+pub const MAX_BODY_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 /// The longest a request may take to produce its response head.
 pub const REQUEST_TIMEOUT_SECONDS: u64 = 60;
 /// Live Server-Sent Events subscribers.
@@ -108,13 +124,26 @@ struct Shared {
     stop: watch::Receiver<bool>,
     /// Stream threads still running.
     threads: Arc<AtomicUsize>,
+    limits: Limits,
+    /// Bytes of request bodies being read, against [`MAX_BODY_BUDGET_BYTES`].
+    body_budget: Arc<Semaphore>,
+    /// The store's checkpoint signer, loaded (or made) at the first checkpoint asked for.
+    signer: std::sync::Mutex<Option<crate::merkle::note::NoteSigner>>,
 }
 
 impl ApiState {
-    fn new(app: Arc<App>, stop: watch::Receiver<bool>, stopping: Arc<AtomicBool>) -> Self {
+    fn new(
+        app: Arc<App>,
+        limits: Limits,
+        stop: watch::Receiver<bool>,
+        stopping: Arc<AtomicBool>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 app,
+                limits,
+                body_budget: Arc::new(Semaphore::new(MAX_BODY_BUDGET_BYTES)),
+                signer: std::sync::Mutex::new(None),
                 metrics: metrics::Metrics::default(),
                 subscribers: Arc::new(metrics::Subscribers::default()),
                 exports: Arc::new(Semaphore::new(MAX_EXPORTS)),
@@ -179,7 +208,19 @@ pub(super) fn authorize_in(
     span: &tracing::Span,
 ) -> Result<Principal, ApiError> {
     let who = app.authenticate(bearer)??;
-    access::permit(&who, action)?;
+    access::permit(&who, action).map_err(|e| {
+        // Which rule refused: the role, or (when the same role unscoped would pass) the scope.
+        let unscoped = Principal {
+            unit_id: None,
+            ..who.clone()
+        };
+        let rule = if access::permit(&unscoped, action).is_ok() {
+            "unit_scope"
+        } else {
+            "role"
+        };
+        ApiError::from(e).with_rule(rule)
+    })?;
     span.record("actor", who.actor());
     Ok(who)
 }
@@ -211,16 +252,40 @@ fn router(state: ApiState) -> Router {
         .route("/v1/verify", get(routes::verify))
         .route("/v1/digest", get(routes::digest))
         .route("/v1/export", get(streams::export))
+        .route("/v1/checkpoint", get(proofs::checkpoint))
+        .route("/v1/proof/inclusion", get(proofs::inclusion))
+        .route("/v1/proof/consistency", get(proofs::consistency))
         .route("/v1/tokens", post(routes::create_token))
         .route("/v1/tokens/{token_id}/revoke", post(routes::revoke_token))
         .route("/metrics", get(routes::metrics))
         .with_state(state)
 }
 
-async fn shed(e: tower::BoxError) -> ApiError {
+fn shed(max_requests: usize, e: &tower::BoxError) -> ApiError {
     ApiError::overloaded(format!(
-        "the service is at its limit of {MAX_CONCURRENT_REQUESTS} requests at once ({e}): retry shortly"
+        "the service is at its limit of {max_requests} requests at once ({e}): retry shortly"
     ))
+}
+
+/// The one log line of a response: its level follows the status (a 503 is a bound reached,
+/// WARN; another 5xx a fault, ERROR); a refusal's rule and message come from the [`ApiError`]
+/// that made it.
+fn log_response<B>(response: &axum::http::Response<B>, latency: Duration) {
+    let status = response.status();
+    let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    let (rule, message) = response
+        .extensions()
+        .get::<error::Refusal>()
+        .map_or(("", ""), |r| (r.rule.as_str(), r.message.as_str()));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        tracing::warn!(status = status.as_u16(), latency_us, rule, "{message}");
+    } else if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), latency_us, rule, "{message}");
+    } else if rule.is_empty() {
+        tracing::info!(status = status.as_u16(), latency_us, "answered");
+    } else {
+        tracing::info!(status = status.as_u16(), latency_us, rule, "{message}");
+    }
 }
 
 /// Counts every response, and gives the ones the framework or a layer made (404, 405, 413, a
@@ -245,7 +310,7 @@ async fn json_errors(State(state): State<ApiState>, req: Request, next: Next) ->
     let error = match status {
         StatusCode::NOT_FOUND => ApiError::not_found(
             "no_route",
-            "no such route: the service has /healthz, /metrics, and under /v1: events, streams/{stream}, subscribe, report, projections, projections/{name}, explain/{metric}, claims, verify, digest, export, tokens",
+            "no such route: the service has /healthz, /metrics, and under /v1: events, streams/{stream}, subscribe, report, projections, projections/{name}, explain/{metric}, claims, verify, digest, export, checkpoint, proof/inclusion, proof/consistency, tokens",
         ),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
             status,
@@ -287,12 +352,14 @@ async fn json_errors(State(state): State<ApiState>, req: Request, next: Next) ->
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
+    limits: Limits,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopping = Arc::new(AtomicBool::new(false));
-    let state = ApiState::new(app, stop_rx.clone(), stopping.clone());
+    let state = ApiState::new(app, limits, stop_rx.clone(), stopping.clone());
     let threads = state.shared.threads.clone();
+    let max_requests = limits.max_requests;
     // The middleware wraps the whole router, not each route (as `Router::layer` would), so the
     // concurrency limit is one limit for the service. Outermost first.
     let service = ServiceBuilder::new()
@@ -312,40 +379,38 @@ pub async fn serve(
                     )
                 })
                 .on_response(
-                    DefaultOnResponse::new()
-                        .level(tracing::Level::INFO)
-                        .latency_unit(LatencyUnit::Micros),
-                ),
+                    |response: &axum::http::Response<_>, latency, _: &tracing::Span| {
+                        log_response(response, latency);
+                    },
+                )
+                // `log_response` logs every response once, the failures included.
+                .on_failure(()),
         )
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(HandleErrorLayer::new(shed))
+        .layer(HandleErrorLayer::new(
+            move |e: tower::BoxError| async move { shed(max_requests, &e) },
+        ))
         .load_shed()
-        .concurrency_limit(MAX_CONCURRENT_REQUESTS)
+        .concurrency_limit(max_requests)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(REQUEST_TIMEOUT_SECONDS),
         ))
         .service(router(state));
-    let graceful = async move {
+    tokio::spawn(async move {
         signal.await;
         tracing::info!("shutting down: closing streams, finishing open requests");
         stopping.store(true, Ordering::SeqCst);
         let _ = stop_tx.send(true);
-    };
-    let server =
-        axum::serve(listener, service.into_make_service()).with_graceful_shutdown(graceful);
-    let mut stop_wait = stop_rx;
-    let deadline = async move {
-        let _ = stop_wait.wait_for(|stopped| *stopped).await;
-        tokio::time::sleep(Duration::from_secs(SHUTDOWN_GRACE_SECONDS)).await;
-    };
-    let result = tokio::select! {
-        r = server => r,
-        () = deadline => {
-            tracing::warn!("connections still open after {SHUTDOWN_GRACE_SECONDS} s: closing them");
-            Ok(())
-        }
-    };
+    });
+    let result = server::run(
+        listener,
+        service,
+        limits,
+        stop_rx,
+        Duration::from_secs(SHUTDOWN_GRACE_SECONDS),
+    )
+    .await;
     // Stream threads see the stop flag within a second; let them finish before the store closes.
     for _ in 0..40 {
         if threads.load(Ordering::SeqCst) == 0 {

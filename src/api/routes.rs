@@ -14,10 +14,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{ApiError, ApiState, MAX_BODY_BYTES, MAX_EVENTS_PER_POST, MAX_READ_LIMIT};
-use crate::app::LoggedEvent;
-use crate::app::access::{self, AccessError, Action};
+use super::{
+    ApiError, ApiState, MAX_BODY_BUDGET_BYTES, MAX_BODY_BYTES, MAX_EVENTS_PER_POST, MAX_READ_LIMIT,
+};
+use crate::app::access::{self, Action};
 use crate::app::report::{check_metric_name, check_projection_name, projection_list};
+use crate::app::{AppError, LoggedEvent};
 use crate::domain::cloudevent::{self, IncomingEvent};
 use crate::log::MAX_NAME_BYTES;
 use crate::projection::{AsOf, Period, Query as ProjectionQuery};
@@ -56,6 +58,25 @@ impl Params {
                 )
             }),
         }
+    }
+
+    /// A whole-number parameter the caller may leave out.
+    pub(super) fn optional_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.0.contains_key(name) {
+            false => Ok(None),
+            true => self.u64(name, 0).map(Some),
+        }
+    }
+
+    /// A whole-number parameter the route needs.
+    pub(super) fn required_u64(&self, name: &str) -> Result<u64, ApiError> {
+        self.optional_u64(name)?.ok_or_else(|| {
+            ApiError::bad_request(
+                name,
+                "missing_parameter",
+                format!("this route needs {name}=N (a whole number)"),
+            )
+        })
     }
 
     fn limit(&self) -> Result<usize, ApiError> {
@@ -125,33 +146,83 @@ fn page(events: &[LoggedEvent], from: u64, head_position: u64) -> Value {
     json!({"events": list, "next_from": next, "head_position": head_position})
 }
 
-/// Reads a request body whole, up to [`MAX_BODY_BYTES`]: 413 beyond.
-async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|e| {
-            let too_large =
-                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |err| {
-                    err.source()
-                })
-                .any(|err| err.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "the body is larger than {MAX_BODY_BYTES} bytes: send fewer events per request"
-                ),
-            )
-            .with_field("body")
-            } else {
-                ApiError::bad_request(
-                    "body",
-                    "unreadable",
-                    format!("could not read the body: {e}"),
-                )
+/// A request body read whole, with its share of [`MAX_BODY_BUDGET_BYTES`] (given back when
+/// this is dropped).
+pub(super) struct ReadBody {
+    pub bytes: axum::body::Bytes,
+    _budget: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the body is larger than {MAX_BODY_BYTES} bytes: send fewer events per request"),
+    )
+    .with_field("body")
+}
+
+/// Reads a request body whole: up to [`MAX_BODY_BYTES`] (413 beyond), within the body timeout
+/// (408 beyond), each chunk taken from the budget of all bodies being read (503 when it is
+/// spent). Memory follows the bytes that came, never the length a client announced.
+pub(super) async fn read_body(state: &ApiState, body: Body) -> Result<ReadBody, ApiError> {
+    let budget = state.shared.body_budget.clone();
+    let timeout = state.shared.limits.body_timeout;
+    let read = async move {
+        let mut stream = body.into_data_stream();
+        let mut bytes: Vec<u8> = Vec::new();
+        let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+        while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+            let chunk = chunk.map_err(|e| {
+                let limited =
+                    std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |err| {
+                        err.source()
+                    })
+                    .any(|err| err.is::<http_body_util::LengthLimitError>());
+                if limited {
+                    too_large()
+                } else {
+                    ApiError::bad_request(
+                        "body",
+                        "unreadable",
+                        format!("could not read the body: {e}"),
+                    )
+                }
+            })?;
+            if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_large());
             }
+            let more = u32::try_from(chunk.len())
+                .ok()
+                .and_then(|n| budget.clone().try_acquire_many_owned(n).ok())
+                .ok_or_else(|| {
+                    ApiError::overloaded(format!(
+                        "the bodies being received hold {} MiB, the service's bound: retry shortly",
+                        MAX_BODY_BUDGET_BYTES >> 20
+                    ))
+                })?;
+            match held.as_mut() {
+                Some(permit) => permit.merge(more),
+                None => held = Some(more),
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(ReadBody {
+            bytes: bytes.into(),
+            _budget: held,
         })
+    };
+    tokio::time::timeout(timeout, read).await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the body did not arrive whole within {} s: send it at once, or in smaller requests",
+                timeout.as_secs()
+            ),
+        )
+        .with_field("body"))
+    })
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
@@ -213,18 +284,20 @@ pub(super) async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    // One trip to a blocking thread for the token, the parse and the append: the hot path.
-    let Some(bearer) = super::bearer_of(&headers) else {
-        return Err(AccessError::Missing.into());
-    };
-    let bytes = read_body(body).await?;
+    // The token is checked before a byte of the body is read (a stranger gets 401 at once,
+    // whatever length it announced), and again when the events are appended (it may have been
+    // revoked while the body came).
+    let bearer = super::bearer_of(&headers);
+    state.authorize(&headers, Action::Record).await?;
+    let body = read_body(&state, body).await?;
     let span = tracing::Span::current();
     let started = Instant::now();
     let acks = state
         .run_api(move |app| {
-            let who = super::authorize_in(app, Some(&bearer), Action::Record, &span)?;
-            let incoming = parse_events(&bytes)?;
-            Ok(app.append_as(&who, incoming)?)
+            let who = super::authorize_in(app, bearer.as_deref(), Action::Record, &span)?;
+            let incoming = parse_events(&body.bytes)?;
+            app.append_as(&who, incoming)
+                .map_err(ApiError::not_own_record)
         })
         .await?;
     let metrics = &state.shared.metrics;
@@ -287,9 +360,20 @@ pub(super) async fn get_stream(
     let limit = params.limit()?;
     let name = stream.clone();
     let (events, version) = state
-        .run(move |app| {
-            let events = app.read_stream_for(&who, &name, from, limit)?;
-            Ok((events, app.log().stream_version(&name)?))
+        .run_api(move |app| {
+            let events = app.read_stream_for(&who, &name, from, limit).map_err(|e| {
+                let scoped = matches!(e, AppError::Forbidden(_));
+                let error = ApiError::from(e);
+                if scoped {
+                    error.with_rule("unit_scope")
+                } else {
+                    error
+                }
+            })?;
+            Ok((
+                events,
+                app.log().stream_version(&name).map_err(AppError::from)?,
+            ))
         })
         .await?;
     let list: Vec<Value> = events
@@ -497,8 +581,8 @@ pub(super) async fn create_token(
     body: Body,
 ) -> Result<Response, ApiError> {
     let who = state.authorize(&headers, Action::ManageTokens).await?;
-    let bytes = read_body(body).await?;
-    let request: TokenRequest = serde_json::from_value(parse_json(&bytes)?)
+    let body = read_body(&state, body).await?;
+    let request: TokenRequest = serde_json::from_value(parse_json(&body.bytes)?)
         .map_err(|e| ApiError::bad_request("body", "format", format!("{e}")))?;
     let role = access::parse_role(&request.role)
         .map_err(|e| ApiError::bad_request("role", "unknown_role", e))?;
@@ -525,11 +609,11 @@ pub(super) async fn revoke_token(
     let token_id = Uuid::try_parse(&token_id).map_err(|e| {
         ApiError::bad_request("token_id", "not_a_uuid", format!("{token_id:?}: {e}"))
     })?;
-    let bytes = read_body(body).await?;
-    let request: RevokeRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
+    let body = read_body(&state, body).await?;
+    let request: RevokeRequest = if body.bytes.iter().all(u8::is_ascii_whitespace) {
         RevokeRequest::default()
     } else {
-        serde_json::from_value(parse_json(&bytes)?)
+        serde_json::from_value(parse_json(&body.bytes)?)
             .map_err(|e| ApiError::bad_request("body", "format", format!("{e}")))?
     };
     let reason = request

@@ -3,7 +3,10 @@
 //! [`crate::log::Subscription`] waits on a condition variable; an export walks every segment),
 //! through a bounded channel to the response body: a slow client makes its thread wait, and
 //! memory stays flat however long the log is. A thread ends when its client goes away (the
-//! channel closes), at the end of the log (export), or when the server shuts down.
+//! channel closes), at the end of the log (export), when the server shuts down, or when its
+//! token stops being valid: before each item it sends, a thread asks the app whether the token
+//! it was opened with is still valid ([`TokenCheck`]), so a revocation or an expiry ends the
+//! stream at once and nothing recorded after the revocation reaches it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,8 +28,6 @@ use super::{ApiError, ApiState, MAX_SUBSCRIBERS, STREAM_CHANNEL_CAPACITY};
 use crate::app::access::Action;
 use crate::app::{App, AppError, decode_recorded};
 
-use crate::log::Log;
-
 /// Events read from the log per wake-up of a subscriber's thread.
 const SUBSCRIBE_BATCH_EVENTS: usize = 256;
 /// How long a caught-up subscriber's thread waits for new events before it looks again at
@@ -36,6 +37,31 @@ const SUBSCRIBE_POLL: Duration = Duration::from_millis(500);
 const EXPORT_CHUNK_BYTES: usize = 64 * 1024;
 /// The response header naming the head position an export runs to.
 const HEAD_HEADER: &str = "x-carelog-head-position";
+
+/// The token a stream was opened with, asked about before each item the stream sends.
+struct TokenCheck {
+    app: Arc<App>,
+    bearer: Option<String>,
+}
+
+impl TokenCheck {
+    fn new(app: &Arc<App>, headers: &HeaderMap) -> Self {
+        Self {
+            app: app.clone(),
+            bearer: super::bearer_of(headers),
+        }
+    }
+
+    /// Why the stream must end now, if it must: the app's answer on the token (revoked,
+    /// expired, unknown), or the store's failure to answer.
+    fn refusal(&self) -> Option<ApiError> {
+        match self.app.authenticate(self.bearer.as_deref()) {
+            Ok(Ok(_)) => None,
+            Ok(Err(refused)) => Some(refused.into()),
+            Err(e) => Some(e.into()),
+        }
+    }
+}
 
 /// The items of a channel, as a stream.
 fn receiver_stream<T: Send + 'static>(rx: mpsc::Receiver<T>) -> impl Stream<Item = T> + Send {
@@ -102,10 +128,10 @@ pub(super) async fn subscribe(
     let shared = &state.shared;
     let guard = shared.subscribers.register(after, MAX_SUBSCRIBERS)?;
     let (tx, rx) = mpsc::channel::<Event>(STREAM_CHANNEL_CAPACITY);
-    let log = state.app().log().clone();
+    let token = TokenCheck::new(state.app(), &headers);
     let stopping = shared.stopping.clone();
     spawn_stream_thread("carelog-subscriber", &shared.threads, move || {
-        follow(&log, after, &tx, &guard, &stopping);
+        follow(&token, after, &tx, &guard, &stopping);
     })?;
     let events = receiver_stream(rx)
         .map(Ok::<_, Infallible>)
@@ -120,15 +146,16 @@ fn error_event(e: &ApiError) -> Event {
 }
 
 /// A subscriber's thread: reads durable events after `after` and sends them until the client
-/// goes away or the server stops.
+/// goes away, the server stops or the token is no longer valid (asked before each event, and
+/// at each wake-up with none, so an expiry ends an idle stream too).
 fn follow(
-    log: &Log,
+    token: &TokenCheck,
     after: u64,
     tx: &mpsc::Sender<Event>,
     guard: &SubscriberGuard,
     stopping: &AtomicBool,
 ) {
-    let mut subscription = log.subscribe(after);
+    let mut subscription = token.app.log().subscribe(after);
     while !stopping.load(Ordering::SeqCst) && !tx.is_closed() {
         let batch = match subscription.next_batch(SUBSCRIBE_BATCH_EVENTS, SUBSCRIBE_POLL) {
             Ok(batch) => batch,
@@ -137,7 +164,19 @@ fn follow(
                 return;
             }
         };
+        if batch.is_empty()
+            && let Some(refused) = token.refusal()
+        {
+            let _ = tx.blocking_send(error_event(&refused));
+            return;
+        }
         for recorded in batch {
+            // The revocation is folded into the records before it is durable, so by the time
+            // this thread reads it (or anything after it), the token is refused here.
+            if let Some(refused) = token.refusal() {
+                let _ = tx.blocking_send(error_event(&refused));
+                return;
+            }
             let position = recorded.position;
             let event = match decode_recorded(recorded) {
                 Ok(e) => Event::default()
@@ -173,12 +212,12 @@ pub(super) async fn export(
         ))
     })?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(STREAM_CHANNEL_CAPACITY);
-    let app = state.app().clone();
-    let head = app.log().head_position();
+    let token = TokenCheck::new(state.app(), &headers);
+    let head = state.app().log().head_position();
     let stopping = shared.stopping.clone();
     spawn_stream_thread("carelog-export", &shared.threads, move || {
         let _permit = permit;
-        write_export(&app, head, &tx, &stopping);
+        write_export(&token, head, &tx, &stopping);
     })?;
     Ok((
         [
@@ -200,15 +239,29 @@ enum Stop {
     Failed(String),
 }
 
+/// Sends one chunk of an export once the token is still valid: Err(why not) when the export
+/// must end.
+fn send_chunk(
+    token: &TokenCheck,
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    chunk: Vec<u8>,
+) -> Result<(), Stop> {
+    if let Some(refused) = token.refusal() {
+        return Err(Stop::Failed(refused.message));
+    }
+    tx.blocking_send(Ok(Bytes::from(chunk)))
+        .map_err(|_| Stop::ClientGone)
+}
+
 fn write_export(
-    app: &App,
+    token: &TokenCheck,
     head: u64,
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
     stopping: &AtomicBool,
 ) {
     let mut chunk: Vec<u8> = Vec::with_capacity(EXPORT_CHUNK_BYTES + 4096);
     let mut stop: Option<Stop> = None;
-    let walked = app.for_each_event(1, |e| {
+    let walked = token.app.for_each_event(1, |e| {
         if e.recorded.position > head {
             stop = Some(Stop::AtHead);
             return Err(AppError::Usage("the export reached its head".into()));
@@ -230,9 +283,9 @@ fn write_export(
         chunk.push(b'\n');
         if chunk.len() >= EXPORT_CHUNK_BYTES {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(EXPORT_CHUNK_BYTES + 4096));
-            if tx.blocking_send(Ok(Bytes::from(full))).is_err() {
-                stop = Some(Stop::ClientGone);
-                return Err(AppError::Usage("the client went away".into()));
+            if let Err(why) = send_chunk(token, tx, full) {
+                stop = Some(why);
+                return Err(AppError::Usage("the export ended early".into()));
             }
         }
         Ok(())
@@ -243,12 +296,17 @@ fn write_export(
         (Err(_), Some(Stop::Failed(message))) => Some(message),
         (Err(e), None) => Some(e.to_string()),
     };
+    let failure = match failure {
+        None if chunk.is_empty() => None,
+        None => match send_chunk(token, tx, chunk) {
+            Ok(()) | Err(Stop::ClientGone) => None,
+            Err(Stop::Failed(message)) => Some(message),
+            Err(Stop::AtHead) => None,
+        },
+        failed => failed,
+    };
     match failure {
-        None => {
-            if !chunk.is_empty() {
-                let _ = tx.blocking_send(Ok(Bytes::from(chunk)));
-            }
-        }
+        None => {}
         Some(message) => {
             tracing::error!("export failed: {message}");
             let _ = tx.blocking_send(Err(std::io::Error::other(message)));

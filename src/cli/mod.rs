@@ -185,6 +185,8 @@ pub enum Command {
         /// states; past it they thin out, and figures as of a point replay more events.
         #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
         timeline_mib: u64,
+        #[command(flatten)]
+        limits: serve::ServeLimits,
     },
     /// Grant or revoke an HTTP API token (both are events).
     Token {
@@ -479,10 +481,12 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             addr,
             no_timeline,
             timeline_mib,
+            limits,
         } => serve::serve(
             &cli.data,
             addr,
             (!no_timeline).then_some(timeline_mib.saturating_mul(1 << 20)),
+            limits.limits(),
         ),
         Command::Token { command } => serve::token(&cli.data, command, &actor(cli)),
     }

@@ -11,15 +11,56 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use uuid::Uuid;
 
 use super::output::print_json;
 use super::{Failure, usage};
+use crate::api::Limits;
 use crate::app::access::{self, Role};
 
 /// How long, after the server has stopped, blocking work still running may take to finish.
 const RUNTIME_SHUTDOWN_SECONDS: u64 = 5;
+
+/// The bounds of `carelog serve`'s connections ([`crate::api::server`]).
+#[derive(Debug, Clone, Args)]
+pub struct ServeLimits {
+    /// Seconds a client has to send a whole request head, from its first byte (from the
+    /// connection's opening, for its first request); the connection is closed then.
+    #[arg(long, default_value_t = Limits::default().header_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_seconds: u64,
+    /// Seconds a client has to send a whole request body (408 beyond).
+    #[arg(long, default_value_t = Limits::default().body_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_seconds: u64,
+    /// Seconds a keep-alive connection may wait for its next request, or a client leave what
+    /// it is sent unread, before it is closed.
+    #[arg(long, default_value_t = Limits::default().idle_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout_seconds: u64,
+    /// Connections open at once; one more is answered 503 and closed.
+    #[arg(long, default_value_t = Limits::default().max_connections as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Requests served at once; one more is shed with 503.
+    #[arg(long, default_value_t = Limits::default().max_requests as u64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_requests: u64,
+}
+
+impl ServeLimits {
+    pub fn limits(&self) -> Limits {
+        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        Limits {
+            header_timeout: Duration::from_secs(self.header_timeout_seconds),
+            body_timeout: Duration::from_secs(self.body_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            max_connections: count(self.max_connections),
+            max_requests: count(self.max_requests),
+        }
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -116,8 +157,13 @@ async fn shutdown_signal() {
 
 /// `carelog serve --addr HOST:PORT`.
 /// `timeline_bytes`: hold a timeline for figures as of a point, its snapshots within that many
-/// bytes (estimated); None: load checkpoints and replay for each.
-pub fn serve(dir: &Path, addr: &str, timeline_bytes: Option<u64>) -> Result<u8, Failure> {
+/// bytes (estimated); None: load checkpoints and replay for each. `limits`: the connections'.
+pub fn serve(
+    dir: &Path,
+    addr: &str,
+    timeline_bytes: Option<u64>,
+    limits: Limits,
+) -> Result<u8, Failure> {
     init_tracing();
     let addr: SocketAddr = addr.parse().map_err(|e| {
         usage(format!(
@@ -178,8 +224,8 @@ pub fn serve(dir: &Path, addr: &str, timeline_bytes: Option<u64>) -> Result<u8, 
             writeln!(out, "listening on http://{local}")?;
             out.flush()?;
         }
-        tracing::info!(addr = %local, store = %dir.display(), live_tokens, "serving");
-        crate::api::serve(app, listener, shutdown_signal()).await?;
+        tracing::info!(addr = %local, store = %dir.display(), live_tokens, ?limits, "serving");
+        crate::api::serve(app, listener, limits, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(0)
     });
