@@ -219,6 +219,19 @@ fn every_fixture_on_disk_belongs_to_a_known_type() {
     }
 }
 
+/// The store's anchor (`src/log/sled/anchor.rs`): what an open checks sled against.
+#[test]
+fn the_store_anchor_decodes_from_its_fixture() {
+    use carelog::log::sled::anchor::Anchor;
+    let anchor = Anchor {
+        header_sha256: [0x11; 32],
+        floor_position: 6_000,
+        floor_chain_hash: [0xab; 32],
+    };
+    let bytes = check_golden("store/anchor.v1.bin", &anchor.encode());
+    assert_eq!(Anchor::decode(&bytes), Ok(anchor));
+}
+
 /// The commit journal's layout (`src/log/journal.rs`): a file header and one record of a commit
 /// of two writes. A crash leaves these bytes for the next build to replay.
 #[test]

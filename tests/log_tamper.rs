@@ -71,6 +71,20 @@ fn tamper<R>(dir: &Path, f: impl FnOnce(&sled::Tree) -> R) -> R {
     let out = f(&tree);
     tree.flush().unwrap();
     db.flush().unwrap();
+    // A careful tamperer also lowers the anchor's floor (tests/store_damage.rs shows that a
+    // floor left as it was makes the open refuse): these cases test what the hashes and a kept
+    // digest catch on their own.
+    use sha2::Digest as _;
+    let header: [u8; 32] = sha2::Sha256::digest(tree.get(keys::HEADER).unwrap().unwrap()).into();
+    carelog::log::sled::anchor::write(
+        dir,
+        &carelog::log::sled::anchor::Anchor {
+            header_sha256: header,
+            floor_position: 0,
+            floor_chain_hash: hash::GENESIS_CHAIN,
+        },
+    )
+    .unwrap();
     out
 }
 

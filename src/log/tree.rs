@@ -6,7 +6,9 @@
 //!   hashes in the same commit as the events ([`tree_chunks_of`]), before the head: the tree is
 //!   never ahead of or behind the log past one interrupted commit, which is set aside with it.
 //! - A store made before the tree existed gets it at its first open ([`build_missing`]), from the
-//!   leaf hashes it stores; `verify` rechecks every stored hash against the leaves.
+//!   leaf hashes it stores. `verify` does not yet recheck the stored tree hashes against the
+//!   leaves (it rechecks every leaf and chain hash); `carelog-audit` rebuilds the root from the
+//!   leaves' bytes, trusting no stored hash.
 //! - The tree's leaf index is the position − 1; its size is a head position.
 
 use crate::codec::StoredHeadV1;

@@ -81,6 +81,13 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
+/// The anchor floor a head makes: its position and chain hash (the genesis for none).
+fn floor_of(head: Option<&StoredHeadV1>) -> (u64, [u8; 32]) {
+    head.map_or((0, crate::log::hash::GENESIS_CHAIN), |h| {
+        (h.position, h.chain_hash)
+    })
+}
+
 /// How to open a sled store (see [`crate::log::OpenOptions`]).
 #[derive(Debug, Clone, Copy)]
 pub struct SledOptions {
@@ -118,18 +125,21 @@ impl SledStorage {
     fn flush_and_renew_journal(&self, journal: &mut Journal) -> Result<(), StorageError> {
         let head = self.head()?;
         self.flush_sled()?;
-        self.write_anchor(head.as_ref())?;
+        self.write_anchor(floor_of(head.as_ref()))?;
         journal.reset()
     }
 
-    /// Writes the anchor with `head` as its floor: sled must hold it durably already.
-    fn write_anchor(&self, head: Option<&StoredHeadV1>) -> Result<(), StorageError> {
+    /// Writes the anchor with this floor (position, chain hash): sled must hold it durably.
+    fn write_anchor(
+        &self,
+        (floor_position, floor_chain_hash): (u64, [u8; 32]),
+    ) -> Result<(), StorageError> {
         anchor::write(
             &self.path,
             &anchor::Anchor {
                 header_sha256: self.header_sha256,
-                floor_position: head.map_or(0, |h| h.position),
-                floor_chain_hash: head.map_or(crate::log::hash::GENESIS_CHAIN, |h| h.chain_hash),
+                floor_position,
+                floor_chain_hash,
             },
         )
     }

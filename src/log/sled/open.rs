@@ -159,8 +159,21 @@ impl SledStorage {
         let mut journal = self.lock_journal()?;
         // Nothing else writes during an open: sled's head now is what the flush above (or the
         // one after the plan's writes) made durable.
+        // A head whose event sled does not hold (damage the log reports) is no floor: the
+        // kept one stays.
         let head = self.head()?;
-        self.write_anchor(head.as_ref())?;
+        let head_event_held = match &head {
+            None => true,
+            Some(h) => view.chain_hash_at(h.position).ok().flatten() == Some(h.chain_hash),
+        };
+        let floor = if head_event_held {
+            super::floor_of(head.as_ref())
+        } else {
+            kept_anchor.map_or((0, crate::log::hash::GENESIS_CHAIN), |a| {
+                (a.floor_position, a.floor_chain_hash)
+            })
+        };
+        self.write_anchor(floor)?;
         match &plan.problem {
             None => journal.reset()?,
             Some(what) => {
