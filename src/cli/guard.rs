@@ -50,10 +50,12 @@ pub fn run_guarded(
 ) -> Result<u8, Failure> {
     let default_hook = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
+        // Only the command's own thread is answered by `run_guarded`; a sled panic on another
+        // thread (a server's worker) keeps its message.
         let in_sled = info
             .location()
             .is_some_and(|l| l.file().contains("/sled-0.34"));
-        if in_sled {
+        if in_sled && std::thread::current().name() == Some("main") {
             let place = info
                 .location()
                 .map(|l| format!(" (at {}:{})", l.file(), l.line()))
