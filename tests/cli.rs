@@ -218,6 +218,52 @@ fn append_from_a_file_and_from_stdin_acks_each_event() {
     assert_eq!(head(&data), 9);
 }
 
+/// `expectedversion` on a line: the version the pairing's stream is at passes; another stops
+/// the append at that line, naming the line, the stream and both versions, nothing of it
+/// written.
+#[test]
+fn an_append_line_with_a_stale_expected_version_is_refused_naming_the_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("store");
+    let tiny = Tiny::new();
+    let file = write(tmp.path(), "registry.jsonl", &tiny.text());
+    ok(&data, &["append", s(&file)], None);
+    let with_expected = |line: String, expected: Value| {
+        let mut v = json_of(&line);
+        v["expectedversion"] = expected;
+        v.to_string()
+    };
+    // The pairing's stream holds its establishment: version 1.
+    let (c1, l1) = tiny.contact(&at("2023-03-01"));
+    let out = ok(&data, &["append"], Some(&with_expected(l1, json!(1))));
+    assert_eq!(ack_lines(&out)[0]["id"], json!(c1));
+    let before = head(&data);
+    let (_, ok_line) = tiny.contact(&at("2023-03-02"));
+    let (_, stale) = tiny.contact(&at("2023-03-03"));
+    let text = format!(
+        "{}\n{}\n",
+        with_expected(ok_line, json!("any")),
+        with_expected(stale, json!(1))
+    );
+    let o = run(&data, &["append"], Some(&text));
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("line 2"), "names the line: {err}");
+    assert!(
+        err.contains(&format!("pairing-{}", tiny.pairing)),
+        "names the stream: {err}"
+    );
+    assert!(
+        err.contains("at version 3") && err.contains("expects version 1"),
+        "names both versions: {err}"
+    );
+    assert_eq!(
+        head(&data),
+        before + 1,
+        "the line before it is kept, it is not"
+    );
+}
+
 #[test]
 fn a_bad_line_in_the_middle_stops_there_and_keeps_the_lines_before() {
     let tmp = tempfile::tempdir().unwrap();

@@ -326,6 +326,44 @@ async fn bad_input_names_the_field_and_rule_and_writes_nothing() {
     assert_eq!(error_of(&body), (Some("id".into()), "id_conflict".into()));
     assert_eq!(server.head(&store.admin).await, head + 1);
 
+    // Optimistic concurrency: a wrong `expectedversion` is 409 naming the stream and both
+    // versions, and writes nothing; the version it names is then accepted, once.
+    let stream = format!("pairing-{}", p.pairing_a);
+    let mut stale = contact(p.pairing_a);
+    stale["expectedversion"] = json!(999);
+    let (status, body) = post(stale.to_string().into_bytes()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        error_of(&body),
+        (Some("expectedversion".into()), "version_conflict".into())
+    );
+    assert_eq!(body["error"]["stream"], json!(stream));
+    assert_eq!(body["error"]["expected"], 999);
+    let actual = body["error"]["actual"].as_u64().expect("the version found");
+    assert!(actual >= 2, "established and contacted: {body}");
+    assert_eq!(server.head(&store.admin).await, head + 1, "nothing written");
+    let mut current = contact(p.pairing_a);
+    current["expectedversion"] = json!(actual.to_string());
+    let (status, body) = post(current.to_string().into_bytes()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["acks"][0]["stream_version"], actual + 1);
+    let mut again = contact(p.pairing_a);
+    again["expectedversion"] = json!(actual);
+    let (status, body) = post(again.to_string().into_bytes()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["actual"], actual + 1);
+    let mut none = contact(p.pairing_a);
+    none["expectedversion"] = json!("none");
+    let (status, body) = post(none.to_string().into_bytes()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["expected"], "none");
+    let mut bad = contact(p.pairing_a);
+    bad["expectedversion"] = json!("soon");
+    let (status, body) = post(bad.to_string().into_bytes()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_of(&body).0.as_deref(), Some("expectedversion"));
+    assert_eq!(server.head(&store.admin).await, head + 2);
+
     // Bad query parameters.
     let (status, body) = server.get("/v1/events?from=abc", Some(&store.admin)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -772,6 +810,9 @@ async fn metrics_show_appends_and_subscribers_and_sigterm_stops_the_server_clean
         "carelog_log_events_written_total 2",
         "carelog_http_append_seconds_count 1",
         "carelog_subscriber_lag_events_max 0",
+        // Folded once, at the first append; nothing refused since.
+        "carelog_records_rebuilds_total 1",
+        "carelog_records_batches_rolled_back_total 0",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
     }

@@ -1,6 +1,7 @@
 //! [`ApiError`]: every refusal of the HTTP service, as a status code and one JSON body
 //! `{"error": {"field": …, "rule": …, "message": …}}` (plus `"index"`, the event's place in a
-//! posted array, when the error is about one event).
+//! posted array, when the error is about one event; `"stream"`, `"expected"` and `"actual"`
+//! for a version conflict).
 //!
 //! The mapping from the application's errors to status codes lives here and only here:
 //! 400 malformed input, 401 no usable token, 403 not allowed, 404 no such thing, 409 an id
@@ -30,6 +31,9 @@ pub struct ApiError {
     pub message: String,
     /// The index of the event in a posted array, when the error is about one event.
     pub index: Option<usize>,
+    /// Further members of the error object, for a client to act on (a version conflict's
+    /// stream and versions).
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -40,6 +44,7 @@ impl ApiError {
             rule: rule.into(),
             message: message.into(),
             index: None,
+            details: serde_json::Map::new(),
         }
     }
 
@@ -122,6 +127,9 @@ impl ApiError {
         if let Some(i) = self.index {
             error["index"] = json!(i);
         }
+        for (k, v) in &self.details {
+            error[k] = v.clone();
+        }
         json!({ "error": error })
     }
 }
@@ -178,6 +186,7 @@ impl From<AccessError> for ApiError {
             rule: e.rule().to_string(),
             message: e.to_string(),
             index: None,
+            details: serde_json::Map::new(),
         }
     }
 }
@@ -239,6 +248,25 @@ impl From<AppError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "id_conflict", message)
                     .with_field("id")
                     .with_index(index)
+            }
+            AppError::VersionConflict {
+                stream,
+                expected,
+                actual,
+                ..
+            } => {
+                let mut e = ApiError::new(StatusCode::CONFLICT, "version_conflict", message)
+                    .with_field("expectedversion")
+                    .with_index(index);
+                let expected = match expected {
+                    crate::log::ExpectedVersion::Any => json!("any"),
+                    crate::log::ExpectedVersion::NoStream => json!("none"),
+                    crate::log::ExpectedVersion::Exact(v) => json!(v),
+                };
+                e.details.insert("stream".into(), json!(stream));
+                e.details.insert("expected".into(), expected);
+                e.details.insert("actual".into(), json!(actual));
+                e
             }
             AppError::InFlight { .. } => ApiError::new(StatusCode::CONFLICT, "in_flight", message)
                 .with_field("id")

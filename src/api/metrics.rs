@@ -96,6 +96,7 @@ impl Metrics {
         &self,
         writer: &WriterStats,
         head_position: u64,
+        records: &crate::app::RecordsStats,
         subscribers: &[SubscriberLag],
     ) -> String {
         let mut out = String::with_capacity(4096);
@@ -110,6 +111,18 @@ impl Metrics {
             "gauge",
             "The durable head: the last position a reader may see.",
             head_position as f64,
+        );
+        metric(
+            "carelog_records_rebuilds_total",
+            "counter",
+            "Times the current records were folded from the whole log: once at first use, then only after a refusal the undo journal could not account for.",
+            records.rebuilds as f64,
+        );
+        metric(
+            "carelog_records_batches_rolled_back_total",
+            "counter",
+            "Batches the log refused after they were folded into the records, taken back out in place.",
+            records.batches_rolled_back as f64,
         );
         metric(
             "carelog_log_events_written_total",

@@ -552,10 +552,11 @@ pub(super) async fn metrics(
     let log = state.app().log();
     let head = log.head_position();
     let lags = state.shared.subscribers.lags(head);
+    let records = state.app().records_stats();
     let text = state
         .shared
         .metrics
-        .render(&log.writer_stats(), head, &lags);
+        .render(&log.writer_stats(), head, &records, &lags);
     Ok((
         [(
             header::CONTENT_TYPE,

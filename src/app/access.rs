@@ -441,6 +441,7 @@ impl App {
             recorded_at: None,
             correlation_id: None,
             causation_id: None,
+            expected_version: None,
         };
         let acks = self.append(vec![incoming], actor, Keep::default(), &|_, _| Ok(()))?;
         acks.into_iter()

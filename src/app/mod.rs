@@ -5,9 +5,13 @@
 //! append checks each event against the records, folds it in, and hands the batch to the log's
 //! writer, all under one lock, then waits for durability outside the lock, so concurrent callers
 //! still share the writer's group commit. A batch refused half way is rolled back out of the
-//! records (an undo journal, [`crate::domain::undo`]); one too large to journal, or one refused
-//! by the log, marks the records stale: the next call rebuilds them from the log, which is the
-//! truth, plus the batches still in flight.
+//! records, and so is a batch the log refuses after it was folded (a failed store refuses it and
+//! every batch queued behind it, which are rolled back with it): each batch is folded under its
+//! own epoch of an undo journal ([`crate::domain::undo`]) that is forgotten once it is durable.
+//! Only a batch too large to journal (an import), a refusal the journal cannot account for, or a
+//! panic mark the records stale: the next call rebuilds them from the log, which is the truth,
+//! plus the batches still in flight. An in-flight copy the log refuses changes nothing: it was
+//! never folded.
 
 pub mod access;
 pub mod checkpoint;
@@ -26,7 +30,9 @@ use uuid::Uuid;
 use crate::domain::cloudevent::{FormatError, IncomingEvent};
 use crate::domain::events::EventDecodeError;
 use crate::domain::{DomainError, DomainEvent, Records, stream_of};
-use crate::log::{Ack, AppendBatch, Log, LogError, NewEvent, OpenOptions, RecordedEvent};
+use crate::log::{
+    Ack, AppendBatch, ExpectedVersion, Log, LogError, NewEvent, OpenOptions, RecordedEvent,
+};
 use crate::projection::Timeline;
 use crate::time::{self, Clock, SystemClock};
 
@@ -59,6 +65,15 @@ pub enum AppError {
     #[error("event {index}: id {event_id} is being written by another request right now: retry")]
     InFlight { index: usize, event_id: Uuid },
     #[error(
+        "event {index}: stream {stream:?} is at version {actual}, but the event expects {expected}; nothing was written. Read the stream again and retry"
+    )]
+    VersionConflict {
+        index: usize,
+        stream: String,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
+    #[error(
         "{already} of the batch's {total} events are already in the log; nothing was written. Resend the batch whole, or only its new events"
     )]
     PartialDuplicate { already: usize, total: usize },
@@ -89,7 +104,8 @@ impl AppError {
             AppError::Format { index, .. }
             | AppError::Rejected { index, .. }
             | AppError::IdConflict { index, .. }
-            | AppError::InFlight { index, .. } => Some(*index),
+            | AppError::InFlight { index, .. }
+            | AppError::VersionConflict { index, .. } => Some(*index),
             AppError::Log(LogError::InvalidEvent { index, .. }) => Some(*index),
             _ => None,
         }
@@ -110,11 +126,31 @@ struct RecordsState {
     records: Records,
     /// Not built yet, or holding events the log refused: rebuilt before the next use.
     stale: bool,
-    /// The batches checked and queued but not yet settled, by submission number, with their
-    /// events: a rebuild folds the log, then these (the ones not yet durable) again.
-    in_flight: BTreeMap<u64, Vec<(Uuid, DomainEvent, crate::time::Instant)>>,
+    /// The batches checked and queued but not yet settled, by submission number (the epoch of
+    /// the records' undo journal they were folded under): a rebuild folds the log, then these
+    /// (the ones not yet durable) again.
+    in_flight: BTreeMap<u64, InFlight>,
     in_flight_ids: HashSet<Uuid>,
     next_submission: u64,
+    stats: RecordsStats,
+}
+
+/// How the records were kept up since the app opened (the service's metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordsStats {
+    /// Times the records were folded from the whole log (the first use, then only after a
+    /// refusal the undo journal could not account for, or a panic).
+    pub rebuilds: u64,
+    /// Batches the log refused after they were folded, taken back out in place.
+    pub batches_rolled_back: u64,
+}
+
+/// A batch folded into the records and queued, not yet settled.
+struct InFlight {
+    events: Vec<(Uuid, DomainEvent, crate::time::Instant)>,
+    /// Whether the records' undo journal holds its changes (false: too large to journal, or
+    /// folded by a rebuild), so a refusal by the log can be rolled back in place.
+    journaled: bool,
 }
 
 /// The application: a log and its current records.
@@ -163,6 +199,7 @@ impl App {
                 in_flight: BTreeMap::new(),
                 in_flight_ids: HashSet::new(),
                 next_submission: 0,
+                stats: RecordsStats::default(),
             }),
             clock,
             use_checkpoints: std::sync::atomic::AtomicBool::new(true),
@@ -287,8 +324,10 @@ impl App {
             let occurred = time::from_stored(&stored.occurred_at).map_err(LogError::from)?;
             records.apply(Uuid::from_bytes(stored.event_id), &event, &occurred);
         }
-        for batch in state.in_flight.values() {
-            for (id, event, occurred) in batch {
+        for batch in state.in_flight.values_mut() {
+            // Folded now without a journal: a refusal of it rebuilds again.
+            batch.journaled = false;
+            for (id, event, occurred) in &batch.events {
                 let folded = self.log.position_of(*id)?.is_some_and(|p| p <= head);
                 if !folded {
                     records.apply(*id, event, occurred);
@@ -297,7 +336,13 @@ impl App {
         }
         state.records = records;
         state.stale = false;
+        state.stats.rebuilds += 1;
         Ok(state)
+    }
+
+    /// How the records were kept up since the app opened.
+    pub fn records_stats(&self) -> RecordsStats {
+        self.lock().stats
     }
 
     /// A copy-free look at the current records.
@@ -352,15 +397,13 @@ impl App {
             if state.in_flight_ids.contains(&id) {
                 // A copy must be the same event as the original in flight (so it is never
                 // written unchecked in the original's place).
-                let same = state
-                    .in_flight
-                    .values()
-                    .flatten()
-                    .any(|(fid, event, occurred)| {
+                let same = state.in_flight.values().flat_map(|b| &b.events).any(
+                    |(fid, event, occurred)| {
                         *fid == id
                             && *event == e.event
                             && time::to_stored(occurred) == time::to_stored(&e.occurred_at)
-                    });
+                    },
+                );
                 if !same {
                     return Err(AppError::InFlight {
                         index,
@@ -405,11 +448,9 @@ impl App {
                 .iter()
                 .map(|e| new_event(e, actor, keep))
                 .collect::<Result<Vec<_>, _>>()?;
-            let ids = events.iter().map(|e| e.event_id).collect();
             let pending = self.log.submit(AppendBatch::new(events))?;
             return Ok(PendingAppend {
                 app: self,
-                ids,
                 submission: None,
                 inner: Some(Inner::Waiting(pending)),
             });
@@ -418,7 +459,6 @@ impl App {
             if duplicates.len() == incoming.len() {
                 return Ok(PendingAppend {
                     app: self,
-                    ids: Vec::new(),
                     submission: None,
                     inner: Some(Inner::Done(duplicates)),
                 });
@@ -441,25 +481,47 @@ impl App {
         crate::log::writer::check_shape(&shaped)?;
 
         // Check and fold each event in order (a later event may name what an earlier one
-        // created). A refusal after the first takes the events before it back out: rolled back
-        // when the batch is small enough to journal, else the records are rebuilt.
-        let journaled = incoming.len() > 1 && incoming.len() <= UNDO_BATCH_EVENTS_MAX;
+        // created), under this submission's epoch of the undo journal. A refusal after the first
+        // takes the events before it back out: rolled back when the batch is small enough to
+        // journal, else the records are rebuilt.
+        let submission = state.next_submission;
+        state.next_submission += 1;
+        let journaled = incoming.len() <= UNDO_BATCH_EVENTS_MAX;
         if journaled {
-            state.records.begin();
+            state.records.begin(submission);
         }
         let refuse = |state: &mut RecordsState, index: usize, error: AppError| {
             if journaled {
-                state.records.roll_back();
+                state.records.roll_back_from(submission);
             } else if index > 0 {
                 state.stale = true;
             }
             Err(error)
         };
         let mut events = Vec::with_capacity(incoming.len());
+        let mut expectations: Vec<(String, ExpectedVersion)> = Vec::new();
         for ((index, e), new) in incoming.iter().enumerate().zip(shaped.events) {
             if let Err(reason) = authorize(&state.records, e) {
                 let error = AppError::Forbidden(format!("event {index}: {reason}"));
                 return refuse(&mut state, index, error);
+            }
+            if let Some(expected) = e.expected_version {
+                // The records count every event folded in, durable or queued ahead of this one:
+                // the version the writer will find when it lays this event out.
+                let actual = state.records.stream_version(&new.stream);
+                if !expected.holds(actual) {
+                    let error = AppError::VersionConflict {
+                        index,
+                        stream: new.stream.clone(),
+                        expected,
+                        actual,
+                    };
+                    return refuse(&mut state, index, error);
+                }
+                // The writer checks it again at commit time (its version before the batch).
+                if !events.iter().any(|n: &NewEvent| n.stream == new.stream) {
+                    expectations.push((new.stream.clone(), expected));
+                }
             }
             if let Err(error) = state.records.check(&e.event, &e.occurred_at, &now) {
                 let error = AppError::Rejected {
@@ -473,7 +535,7 @@ impl App {
             events.push(new);
         }
         if journaled {
-            state.records.commit();
+            state.records.end();
         }
 
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
@@ -482,34 +544,44 @@ impl App {
             .zip(&incoming)
             .map(|(id, e)| (*id, e.event.clone(), e.occurred_at))
             .collect();
-        let batch = AppendBatch::new(events);
+        let batch = expectations
+            .into_iter()
+            .fold(AppendBatch::new(events), |batch, (stream, expected)| {
+                batch.expect(stream, expected)
+            });
         let keeps_time = keep.recorded_at && incoming.iter().any(|e| e.recorded_at.is_some());
         let pending = match self.log.submit(batch) {
             Ok(p) => p,
             Err(e) => {
-                state.stale = true;
+                if journaled {
+                    state.records.roll_back_from(submission);
+                } else {
+                    state.stale = true;
+                }
                 return Err(e.into());
             }
         };
+        state.in_flight_ids.extend(ids.iter().copied());
+        state.in_flight.insert(
+            submission,
+            InFlight {
+                events: folded,
+                journaled,
+            },
+        );
         if keeps_time {
             // A kept recording time can still be refused by the writer (earlier than the last);
             // wait under the lock so no other batch is checked against records that may not be.
             let result = pending.wait();
-            let acks = finish(&mut state, &ids, result)?;
+            let acks = finish(&mut state, Some(submission), result)?;
             return Ok(PendingAppend {
                 app: self,
-                ids: Vec::new(),
                 submission: None,
                 inner: Some(Inner::Done(acks)),
             });
         }
-        let submission = state.next_submission;
-        state.next_submission += 1;
-        state.in_flight_ids.extend(ids.iter().copied());
-        state.in_flight.insert(submission, folded);
         Ok(PendingAppend {
             app: self,
-            ids,
             submission: Some(submission),
             inner: Some(Inner::Waiting(pending)),
         })
@@ -593,9 +665,8 @@ enum Inner {
 /// A batch checked and queued; [`PendingAppend::wait`] returns its acks once durable.
 pub struct PendingAppend<'a> {
     app: &'a App,
-    ids: Vec<Uuid>,
     /// The submission number in the records' in-flight set (copies of events in flight and
-    /// appends already settled have none).
+    /// appends already settled have none: nothing of them was folded by this call).
     submission: Option<u64>,
     inner: Option<Inner>,
 }
@@ -621,31 +692,83 @@ impl PendingAppend<'_> {
             Some(Inner::Waiting(pending)) => {
                 let result = pending.wait();
                 let mut state = self.app.lock();
-                if let Some(submission) = self.submission {
-                    state.in_flight.remove(&submission);
-                    for id in &self.ids {
-                        state.in_flight_ids.remove(id);
-                    }
-                }
-                finish(&mut state, &self.ids, result)
+                finish(&mut state, self.submission, result)
             }
         }
     }
 }
 
-/// Settles an append: on a refusal by the log the records hold events it will never have.
+/// Whether the log, having refused a batch with this error, refuses every batch queued behind
+/// it too (a failed store takes no further appends), so those are rolled back with it.
+fn refuses_later_batches(e: &LogError) -> bool {
+    matches!(e, LogError::Poisoned(_) | LogError::WriterGone)
+}
+
+/// Settles an append: takes the batch out of the in-flight set; on a refusal by the log, takes
+/// what it folded back out of the records (and what the batches behind it folded, when the log
+/// refuses those too), or marks them stale when the undo journal cannot account for it.
 fn finish(
     state: &mut RecordsState,
-    ids: &[Uuid],
+    submission: Option<u64>,
     result: Result<Vec<Ack>, LogError>,
 ) -> Result<Vec<Ack>, AppError> {
+    let Some(submission) = submission else {
+        // Copies of events in flight: nothing of them was folded.
+        return result.map_err(AppError::from);
+    };
+    let batch = state.in_flight.remove(&submission);
+    if let Some(batch) = &batch {
+        for (id, _, _) in &batch.events {
+            state.in_flight_ids.remove(id);
+        }
+    }
     match result {
         Ok(acks) => {
-            assert_eq!(acks.len(), ids.len(), "one ack per event");
+            let Some(batch) = batch else {
+                // Rolled back with an earlier refused batch, yet written: the records lack it.
+                state.stale = true;
+                return Ok(acks);
+            };
+            assert_eq!(acks.len(), batch.events.len(), "one ack per event");
+            // Every batch before the oldest still in flight is durable: never to be undone.
+            let oldest = state
+                .in_flight
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(state.next_submission);
+            state.records.forget_before(oldest);
             Ok(acks)
         }
         Err(e) => {
-            state.stale = true;
+            let Some(batch) = batch else {
+                // Already rolled back with an earlier batch the log refused.
+                return Err(e.into());
+            };
+            let later: Vec<u64> = state
+                .in_flight
+                .range(submission..)
+                .map(|(k, _)| *k)
+                .collect();
+            let undoable = batch.journaled
+                && (later.is_empty()
+                    || (refuses_later_batches(&e)
+                        && later.iter().all(|k| state.in_flight[k].journaled)));
+            if undoable {
+                state.records.roll_back_from(submission);
+                state.stats.batches_rolled_back += 1 + later.len() as u64;
+            } else {
+                state.stale = true;
+            }
+            if refuses_later_batches(&e) {
+                for k in later {
+                    if let Some(b) = state.in_flight.remove(&k) {
+                        for (id, _, _) in &b.events {
+                            state.in_flight_ids.remove(id);
+                        }
+                    }
+                }
+            }
             Err(e.into())
         }
     }

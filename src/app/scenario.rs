@@ -152,6 +152,7 @@ impl Scenario<DomainEvent> {
                 recorded_at: Some(p.recorded_at),
                 correlation_id: None,
                 causation_id: None,
+                expected_version: None,
             })
             .collect()
     }

@@ -10,6 +10,9 @@
 //! `schemaversion`, `recordedat`, `recordedby`, `leafhash`, `chainhash`, and `correlationid` /
 //! `causationid` when set. On input they are accepted (so an export can be appended again) and
 //! ignored, except `recordedby` and `recordedat`, which the caller may choose to keep.
+//! One extension is read on input only: `expectedversion` (`"any"`, `"none"`, or the stream's
+//! version n, as a number or a string of digits), the version the event's stream must be at
+//! just before it (optimistic concurrency); a stream at another version refuses it.
 //! A correction's `data` is `{"target_event_id", "reason", "corrected_type", "corrected"}` where
 //! `corrected` is the corrected event's own `data`.
 
@@ -19,6 +22,7 @@ use uuid::Uuid;
 use super::events::{EventDecodeError, RecordCorrectedV1};
 use super::{DomainEvent, stream_of};
 use crate::codec::PayloadType;
+use crate::log::ExpectedVersion;
 use crate::time::{self, Instant};
 
 /// The attributes accepted at the top level of an input event.
@@ -41,6 +45,7 @@ const KNOWN_ATTRIBUTES: &[&str] = &[
     "leaf",
     "correlationid",
     "causationid",
+    "expectedversion",
 ];
 
 /// The event id shown in documented examples (a valid UUIDv7).
@@ -74,6 +79,39 @@ pub struct IncomingEvent {
     pub recorded_at: Option<Instant>,
     pub correlation_id: Option<Uuid>,
     pub causation_id: Option<Uuid>,
+    /// The version the event's stream must be at just before it (None: any).
+    pub expected_version: Option<ExpectedVersion>,
+}
+
+/// The `expectedversion` extension: `"any"`, `"none"`, or a version as a number or digits.
+fn expected_version_field(
+    obj: &Map<String, Value>,
+) -> Result<Option<ExpectedVersion>, FormatError> {
+    const FIELD: &str = "expectedversion";
+    const RULE: &str = "\"any\", \"none\", or the stream's version (a whole number, 0 for none)";
+    let version = |n: u64| {
+        if n == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(n)
+        }
+    };
+    match obj.get(FIELD) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => match s.as_str() {
+            "any" => Ok(Some(ExpectedVersion::Any)),
+            "none" => Ok(Some(ExpectedVersion::NoStream)),
+            digits => match digits.parse::<u64>() {
+                Ok(n) if digits.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(version(n))),
+                _ => bad(FIELD, RULE),
+            },
+        },
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(n) => Ok(Some(version(n))),
+            None => bad(FIELD, RULE),
+        },
+        Some(_) => bad(FIELD, RULE),
+    }
 }
 
 fn string_field<'a>(
@@ -172,6 +210,7 @@ pub fn parse_value(value: Value) -> Result<IncomingEvent, FormatError> {
     };
     let correlation_id = uuid_field(&obj, "correlationid")?;
     let causation_id = uuid_field(&obj, "causationid")?;
+    let expected_version = expected_version_field(&obj)?;
     string_field(&obj, "source")?;
     let data = obj.remove("data").ok_or_else(|| FormatError {
         field: "data".into(),
@@ -186,6 +225,7 @@ pub fn parse_value(value: Value) -> Result<IncomingEvent, FormatError> {
         recorded_at,
         correlation_id,
         causation_id,
+        expected_version,
     })
 }
 

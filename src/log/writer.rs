@@ -26,8 +26,8 @@ use super::hash;
 use super::read::Shared;
 use super::storage::{Commit, Storage};
 use super::types::{
-    Ack, AppendBatch, ExpectedVersion, LogError, MAX_BATCH_EVENTS, MAX_COMMIT_EVENTS,
-    MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, QUEUE_CAPACITY, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS,
+    Ack, AppendBatch, LogError, MAX_BATCH_EVENTS, MAX_COMMIT_EVENTS, MAX_NAME_BYTES,
+    MAX_PAYLOAD_BYTES, QUEUE_CAPACITY, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS,
 };
 use crate::codec::{self, SegmentRefV1, StoredEventV1, StoredHeadV1, StoredTime};
 use crate::merkle;
@@ -568,12 +568,7 @@ impl Writer {
 
         for (stream, expected) in &batch.expectations {
             let actual = self.current_version(stream, group)?;
-            let holds = match expected {
-                ExpectedVersion::Any => true,
-                ExpectedVersion::NoStream => actual == 0,
-                ExpectedVersion::Exact(v) => actual == *v,
-            };
-            if !holds {
+            if !expected.holds(actual) {
                 return Err(LogError::VersionConflict {
                     stream: stream.clone(),
                     expected: *expected,

@@ -44,7 +44,7 @@ use uuid::Uuid;
 
 use super::events::TokenGrantedV1;
 use super::undo::{UndoMap, UndoSet};
-use super::{Date, DomainEvent};
+use super::{Date, DomainEvent, stream_of};
 use crate::time::{self, Instant};
 use cases::Case;
 use corrections::{EventMeta, References};
@@ -111,12 +111,15 @@ pub struct Records {
     events: UndoMap<Uuid, EventMeta>,
     /// entity → how many live events refer to it.
     dependents: UndoMap<Uuid, u32>,
+    /// stream → how many events it holds: the version the log gives the stream's next event
+    /// once every event folded in is written (optimistic concurrency is checked against it).
+    stream_versions: UndoMap<String, u64>,
 }
 
 /// Calls `$method` on every collection of the records. The pattern names every field (no `..`),
 /// so a collection added to [`Records`] does not compile until it is added here too.
 macro_rules! on_every_collection {
-    ($records:expr, $method:ident) => {{
+    ($records:expr, $method:ident $(, $arg:expr)*) => {{
         let Records {
             units,
             staff,
@@ -133,22 +136,24 @@ macro_rules! on_every_collection {
             revoked_tokens,
             events,
             dependents,
+            stream_versions,
         } = $records;
-        units.$method();
-        staff.$method();
-        recipients.$method();
-        pairings.$method();
-        active_pairing_of.$method();
-        difficulties.$method();
-        escalations.$method();
-        placements.$method();
-        open_placement_of.$method();
-        plans.$method();
-        claims.$method();
-        tokens.$method();
-        revoked_tokens.$method();
-        events.$method();
-        dependents.$method();
+        units.$method($($arg),*);
+        staff.$method($($arg),*);
+        recipients.$method($($arg),*);
+        pairings.$method($($arg),*);
+        active_pairing_of.$method($($arg),*);
+        difficulties.$method($($arg),*);
+        escalations.$method($($arg),*);
+        placements.$method($($arg),*);
+        open_placement_of.$method($($arg),*);
+        plans.$method($($arg),*);
+        claims.$method($($arg),*);
+        tokens.$method($($arg),*);
+        revoked_tokens.$method($($arg),*);
+        events.$method($($arg),*);
+        dependents.$method($($arg),*);
+        stream_versions.$method($($arg),*);
     }};
 }
 
@@ -240,24 +245,37 @@ fn references(event: &DomainEvent) -> References {
 }
 
 impl Records {
-    /// Starts remembering changes, so that the events folded in from now on can be taken back
-    /// out with [`Records::roll_back`] (a batch refused half way).
-    pub fn begin(&mut self) {
-        on_every_collection!(self, begin);
+    /// Starts remembering changes under `epoch` (the app's submission number, increasing), so
+    /// that the events folded in from now on can be taken back out with
+    /// [`Records::roll_back_from`]: a batch refused half way, or refused by the log.
+    pub fn begin(&mut self, epoch: u64) {
+        on_every_collection!(self, begin, epoch);
     }
 
-    /// Keeps the changes since [`Records::begin`] and stops remembering.
-    pub fn commit(&mut self) {
-        on_every_collection!(self, commit);
+    /// Stops remembering; the changes stay undoable until [`Records::forget_before`].
+    pub fn end(&mut self) {
+        on_every_collection!(self, end);
     }
 
-    /// Undoes every change since [`Records::begin`] and stops remembering.
-    pub fn roll_back(&mut self) {
-        on_every_collection!(self, roll_back);
+    /// Undoes every change remembered under `epoch` and every later epoch, newest first, and
+    /// stops remembering.
+    pub fn roll_back_from(&mut self, epoch: u64) {
+        on_every_collection!(self, roll_back_from, epoch);
+    }
+
+    /// Forgets the changes of epochs before `epoch`: they are durable, never to be undone.
+    pub fn forget_before(&mut self, epoch: u64) {
+        on_every_collection!(self, forget_before, epoch);
     }
 
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The version of a stream once every event folded in is written: the count of its events
+    /// (0: no such stream yet).
+    pub fn stream_version(&self, stream: &str) -> u64 {
+        self.stream_versions.get(stream).copied().unwrap_or(0)
     }
 
     /// Whether an event id is in the records (and not voided).
@@ -343,6 +361,7 @@ impl Records {
         for r in &refers_to {
             *self.dependents.get_or_default(*r) += 1;
         }
+        *self.stream_versions.get_or_default(stream_of(event)) += 1;
         self.events.insert(
             event_id,
             EventMeta {
