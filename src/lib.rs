@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cli;
 pub mod codec;
 pub mod domain;
+pub mod expected;
 pub mod log;
 pub mod merkle;
 pub mod projection;

@@ -187,7 +187,7 @@ fn many_appenders_get_dense_distinct_positions_in_shared_commits() {
                         ExpectedVersion::Exact(u64::from(seq))
                     };
                     let a = log
-                        .append(AppendBatch::new(vec![e.clone()]).expect(&stream, expected))
+                        .append(AppendBatch::new(vec![e.clone()]).expecting(&stream, expected))
                         .unwrap_or_else(|err| panic!("thread {t}: {err:?}"))[0];
                     assert_eq!(a.event_id, e.event_id);
                     assert_eq!(a.stream_version, u64::from(seq) + 1);

@@ -442,6 +442,7 @@ impl App {
             correlation_id: None,
             causation_id: None,
             expected_version: None,
+            late_entry_reason: None,
         };
         let acks = self.append(vec![incoming], actor, Keep::default(), &|_, _| Ok(()))?;
         acks.into_iter()

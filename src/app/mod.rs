@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use crate::domain::cloudevent::{FormatError, IncomingEvent};
 use crate::domain::events::EventDecodeError;
+use crate::domain::records::late_entry;
 use crate::domain::{DomainError, DomainEvent, Records, stream_of};
 use crate::log::{
     Ack, AppendBatch, ExpectedVersion, Log, LogError, NewEvent, OpenOptions, RecordedEvent,
@@ -168,6 +169,8 @@ pub struct App {
     timeline: Mutex<Option<Timeline>>,
     /// The most its snapshots may hold apart from the head (estimated), for a timeline made.
     timeline_snapshot_bytes_max: std::sync::atomic::AtomicU64,
+    /// Days after its day an event may be recorded without a late-entry reason; 0: no window.
+    late_entry_window_days: std::sync::atomic::AtomicU32,
 }
 
 /// An event read back: the envelope and the decoded domain event.
@@ -208,10 +211,23 @@ impl App {
             timeline_snapshot_bytes_max: std::sync::atomic::AtomicU64::new(
                 crate::projection::timeline::SNAPSHOT_BYTES_MAX,
             ),
+            late_entry_window_days: std::sync::atomic::AtomicU32::new(0),
         };
         // The records are folded on first use (an append), not here: reading commands
         // (report, verify, export) never need them.
         Ok(app)
+    }
+
+    /// Events recorded more than `days` after their day need a late-entry reason (0: any
+    /// delay is taken without one). See `domain::records::late_entry`.
+    pub fn set_late_entry_window_days(&self, days: u32) {
+        self.late_entry_window_days
+            .store(days, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn late_entry_window_days(&self) -> u32 {
+        self.late_entry_window_days
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Replays from the events alone (no checkpoints) when `false`.
@@ -452,6 +468,7 @@ impl App {
             return Ok(PendingAppend {
                 app: self,
                 submission: None,
+                notes_at: Vec::new(),
                 inner: Some(Inner::Waiting(pending)),
             });
         }
@@ -460,6 +477,7 @@ impl App {
                 return Ok(PendingAppend {
                     app: self,
                     submission: None,
+                    notes_at: Vec::new(),
                     inner: Some(Inner::Done(duplicates)),
                 });
             }
@@ -499,7 +517,12 @@ impl App {
             Err(error)
         };
         let mut events = Vec::with_capacity(incoming.len());
+        let mut folded: Vec<(Uuid, DomainEvent, crate::time::Instant)> =
+            Vec::with_capacity(incoming.len());
+        // The places in the batch of the late-entry notes made here (answered to nobody).
+        let mut notes_at: Vec<usize> = Vec::new();
         let mut expectations: Vec<(String, ExpectedVersion)> = Vec::new();
+        let window_days = self.late_entry_window_days();
         for ((index, e), new) in incoming.iter().enumerate().zip(shaped.events) {
             if let Err(reason) = authorize(&state.records, e) {
                 let error = AppError::Forbidden(format!("event {index}: {reason}"));
@@ -531,26 +554,76 @@ impl App {
                 };
                 return refuse(&mut state, index, error);
             }
+            let recorded_at = match (keep.recorded_at, e.recorded_at) {
+                (true, Some(kept)) => kept,
+                _ => now,
+            };
+            if window_days > 0 {
+                // A restore carries the note as its own line, after the late event.
+                let noted_after = incoming[index + 1..].iter().any(|n| {
+                    matches!(&n.event, DomainEvent::LateEntryNoted(note)
+                        if note.target_event_id == new.event_id)
+                });
+                let has_reason = e.late_entry_reason.is_some() || noted_after;
+                if let Err(error) = late_entry::check_recorded_in_time(
+                    &e.event,
+                    &e.occurred_at,
+                    &recorded_at,
+                    window_days,
+                    has_reason,
+                ) {
+                    let error = AppError::Rejected {
+                        index,
+                        event_type: e.event.event_type(),
+                        error,
+                    };
+                    return refuse(&mut state, index, error);
+                }
+            }
             state.records.apply(new.event_id, &e.event, &e.occurred_at);
+            folded.push((new.event_id, e.event.clone(), e.occurred_at));
+            let target = new.event_id;
             events.push(new);
+            if let Some(reason) = &e.late_entry_reason {
+                let note = late_entry_note(e, target, reason, recorded_at);
+                if let Err(mut error) = state.records.check(&note.event, &note.occurred_at, &now) {
+                    if error.field == "data.reason" {
+                        error.field = late_entry::LATE_ENTRY_REASON_FIELD;
+                    }
+                    let error = AppError::Rejected {
+                        index,
+                        event_type: e.event.event_type(),
+                        error,
+                    };
+                    return refuse(&mut state, index, error);
+                }
+                let shaped_note = new_event(&note, actor, keep)?;
+                state
+                    .records
+                    .apply(shaped_note.event_id, &note.event, &note.occurred_at);
+                folded.push((shaped_note.event_id, note.event, note.occurred_at));
+                notes_at.push(events.len());
+                events.push(shaped_note);
+            }
         }
         if journaled {
             state.records.end();
         }
 
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-        let folded: Vec<(Uuid, DomainEvent, crate::time::Instant)> = ids
-            .iter()
-            .zip(&incoming)
-            .map(|(id, e)| (*id, e.event.clone(), e.occurred_at))
-            .collect();
         let batch = expectations
             .into_iter()
             .fold(AppendBatch::new(events), |batch, (stream, expected)| {
-                batch.expect(stream, expected)
+                batch.expecting(stream, expected)
             });
         let keeps_time = keep.recorded_at && incoming.iter().any(|e| e.recorded_at.is_some());
-        let pending = match self.log.submit(batch) {
+        // The notes made here lengthen the batch: its shape is checked again.
+        let checked = if notes_at.is_empty() {
+            Ok(())
+        } else {
+            crate::log::writer::check_shape(&batch)
+        };
+        let pending = match checked.and_then(|()| self.log.submit(batch)) {
             Ok(p) => p,
             Err(e) => {
                 if journaled {
@@ -577,12 +650,14 @@ impl App {
             return Ok(PendingAppend {
                 app: self,
                 submission: None,
-                inner: Some(Inner::Done(acks)),
+                notes_at: Vec::new(),
+                inner: Some(Inner::Done(without_notes(acks, &notes_at))),
             });
         }
         Ok(PendingAppend {
             app: self,
             submission: Some(submission),
+            notes_at,
             inner: Some(Inner::Waiting(pending)),
         })
     }
@@ -668,6 +743,9 @@ pub struct PendingAppend<'a> {
     /// The submission number in the records' in-flight set (copies of events in flight and
     /// appends already settled have none: nothing of them was folded by this call).
     submission: Option<u64>,
+    /// The places in the batch of the late-entry notes the app made: their acks are not the
+    /// caller's (one ack per event it sent).
+    notes_at: Vec<usize>,
     inner: Option<Inner>,
 }
 
@@ -692,7 +770,8 @@ impl PendingAppend<'_> {
             Some(Inner::Waiting(pending)) => {
                 let result = pending.wait();
                 let mut state = self.app.lock();
-                finish(&mut state, self.submission, result)
+                let acks = finish(&mut state, self.submission, result)?;
+                Ok(without_notes(acks, &self.notes_at))
             }
         }
     }
@@ -771,6 +850,42 @@ fn finish(
             }
             Err(e.into())
         }
+    }
+}
+
+/// The acks of the caller's events: those of the notes made for them left out.
+fn without_notes(acks: Vec<Ack>, notes_at: &[usize]) -> Vec<Ack> {
+    if notes_at.is_empty() {
+        return acks;
+    }
+    acks.into_iter()
+        .enumerate()
+        .filter(|(i, _)| !notes_at.contains(i))
+        .map(|(_, a)| a)
+        .collect()
+}
+
+/// The note of why `e` (written as `target`) is recorded late: recorded with it, by the same
+/// actor, caused by it.
+fn late_entry_note(
+    e: &IncomingEvent,
+    target: Uuid,
+    reason: &str,
+    recorded_at: crate::time::Instant,
+) -> IncomingEvent {
+    IncomingEvent {
+        id: None,
+        event: DomainEvent::LateEntryNoted(crate::domain::events::LateEntryNotedV1 {
+            target_event_id: target,
+            reason: reason.to_string(),
+        }),
+        occurred_at: recorded_at,
+        recorded_by: e.recorded_by.clone(),
+        recorded_at: e.recorded_at,
+        correlation_id: e.correlation_id,
+        causation_id: Some(target),
+        expected_version: None,
+        late_entry_reason: None,
     }
 }
 

@@ -153,6 +153,7 @@ impl Scenario<DomainEvent> {
                 correlation_id: None,
                 causation_id: None,
                 expected_version: None,
+                late_entry_reason: None,
             })
             .collect()
     }

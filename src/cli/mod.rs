@@ -61,6 +61,10 @@ pub enum Command {
         /// Keep each line's `recordedat` (restoring an export into a new store).
         #[arg(long)]
         keep_recorded_at: bool,
+        /// Refuse a line whose event is recorded more than DAYS after the day it happened
+        /// unless it carries `lateentryreason` (0, the default: no window for a local operator).
+        #[arg(long, default_value_t = 0, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=36_500))]
+        late_entry_days: u32,
     },
     /// Append a whole file of JSON lines as one all-or-nothing batch.
     Import {
@@ -68,6 +72,10 @@ pub enum Command {
         /// Keep each line's `recordedat` (restoring an export into a new store).
         #[arg(long)]
         keep_recorded_at: bool,
+        /// Refuse a line whose event is recorded more than DAYS after the day it happened
+        /// unless it carries `lateentryreason` (0, the default: no window for a local operator).
+        #[arg(long, default_value_t = 0, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=36_500))]
+        late_entry_days: u32,
     },
     /// Print the events a commit journal file holds (e.g. one an open set aside), as the JSON
     /// lines `export` prints; the file is not changed. A summary goes to stderr.
@@ -185,6 +193,10 @@ pub enum Command {
         /// states; past it they thin out, and figures as of a point replay more events.
         #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
         timeline_mib: u64,
+        /// An event recorded more than DAYS after the day it happened needs a
+        /// `lateentryreason` (a period's figures may already be filed); 0 turns the window off.
+        #[arg(long, value_name = "DAYS", default_value_t = crate::domain::records::late_entry::LATE_ENTRY_WINDOW_DAYS_DEFAULT, value_parser = clap::value_parser!(u32).range(0..=36_500))]
+        late_entry_days: u32,
         #[command(flatten)]
         limits: serve::ServeLimits,
     },
@@ -392,15 +404,19 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         Command::Append {
             file,
             keep_recorded_at,
+            late_entry_days,
         } => {
             let app = open_app(&cli.data, true)?;
+            app.set_late_entry_window_days(*late_entry_days);
             records_io::append(&app, file.as_deref(), &actor(cli), *keep_recorded_at)
         }
         Command::Import {
             file,
             keep_recorded_at,
+            late_entry_days,
         } => {
             let app = open_app(&cli.data, true)?;
+            app.set_late_entry_window_days(*late_entry_days);
             records_io::import(&app, file, &actor(cli), *keep_recorded_at)
         }
         Command::Export { format } => {
@@ -481,11 +497,13 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             addr,
             no_timeline,
             timeline_mib,
+            late_entry_days,
             limits,
         } => serve::serve(
             &cli.data,
             addr,
             (!no_timeline).then_some(timeline_mib.saturating_mul(1 << 20)),
+            *late_entry_days,
             limits.limits(),
         ),
         Command::Token { command } => serve::token(&cli.data, command, &actor(cli)),

@@ -157,11 +157,13 @@ async fn shutdown_signal() {
 
 /// `carelog serve --addr HOST:PORT`.
 /// `timeline_bytes`: hold a timeline for figures as of a point, its snapshots within that many
-/// bytes (estimated); None: load checkpoints and replay for each. `limits`: the connections'.
+/// bytes (estimated); None: load checkpoints and replay for each. `late_entry_days`: the
+/// late-entry window (0: none). `limits`: the connections'.
 pub fn serve(
     dir: &Path,
     addr: &str,
     timeline_bytes: Option<u64>,
+    late_entry_days: u32,
     limits: Limits,
 ) -> Result<u8, Failure> {
     init_tracing();
@@ -171,6 +173,7 @@ pub fn serve(
         ))
     })?;
     let app = Arc::new(super::open_app(dir, true)?);
+    app.set_late_entry_window_days(late_entry_days);
     // Fold the records now (the first request should not wait for it) and warn when no token
     // can get in.
     let live_tokens = app.with_records(|r| {

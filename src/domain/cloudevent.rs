@@ -10,7 +10,9 @@
 //! `schemaversion`, `recordedat`, `recordedby`, `leafhash`, `chainhash`, and `correlationid` /
 //! `causationid` when set. On input they are accepted (so an export can be appended again) and
 //! ignored, except `recordedby` and `recordedat`, which the caller may choose to keep.
-//! One extension is read on input only: `expectedversion` (`"any"`, `"none"`, or the stream's
+//! Two extensions are read on input only. `lateentryreason`: why an event is recorded past the
+//! late-entry window (the app writes it as a `carelog.late_entry.noted` event right after it).
+//! `expectedversion` (`"any"`, `"none"`, or the stream's
 //! version n, as a number or a string of digits), the version the event's stream must be at
 //! just before it (optimistic concurrency); a stream at another version refuses it.
 //! A correction's `data` is `{"target_event_id", "reason", "corrected_type", "corrected"}` where
@@ -22,7 +24,7 @@ use uuid::Uuid;
 use super::events::{EventDecodeError, RecordCorrectedV1};
 use super::{DomainEvent, stream_of};
 use crate::codec::PayloadType;
-use crate::log::ExpectedVersion;
+use crate::expected::ExpectedVersion;
 use crate::time::{self, Instant};
 
 /// The attributes accepted at the top level of an input event.
@@ -46,6 +48,7 @@ const KNOWN_ATTRIBUTES: &[&str] = &[
     "correlationid",
     "causationid",
     "expectedversion",
+    "lateentryreason",
 ];
 
 /// The event id shown in documented examples (a valid UUIDv7).
@@ -81,6 +84,8 @@ pub struct IncomingEvent {
     pub causation_id: Option<Uuid>,
     /// The version the event's stream must be at just before it (None: any).
     pub expected_version: Option<ExpectedVersion>,
+    /// Why it is recorded late (the `lateentryreason` extension).
+    pub late_entry_reason: Option<String>,
 }
 
 /// The `expectedversion` extension: `"any"`, `"none"`, or a version as a number or digits.
@@ -211,6 +216,7 @@ pub fn parse_value(value: Value) -> Result<IncomingEvent, FormatError> {
     let correlation_id = uuid_field(&obj, "correlationid")?;
     let causation_id = uuid_field(&obj, "causationid")?;
     let expected_version = expected_version_field(&obj)?;
+    let late_entry_reason = string_field(&obj, "lateentryreason")?.map(str::to_string);
     string_field(&obj, "source")?;
     let data = obj.remove("data").ok_or_else(|| FormatError {
         field: "data".into(),
@@ -226,6 +232,7 @@ pub fn parse_value(value: Value) -> Result<IncomingEvent, FormatError> {
         correlation_id,
         causation_id,
         expected_version,
+        late_entry_reason,
     })
 }
 

@@ -560,6 +560,16 @@ pub struct RecordVoidedV1 {
     pub reason: String,
 }
 
+/// Why an event was recorded after the late-entry window (补录说明): its own event beside the
+/// late one, written in the same batch, so the late event's bytes stay as every other's.
+/// `explain` and the claims check show it with the late event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LateEntryNotedV1 {
+    pub target_event_id: Uuid,
+    pub reason: String,
+}
+
 /// A correction: the target's content replaced by `payload` (same type and version as the
 /// target, encoded by the codec). In JSON, `corrected` holds the target type's data object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -737,6 +747,7 @@ event_types! {
     ClaimFiled(ClaimFiledV1) = "carelog.claim.filed" v 1 : "A figure a unit reported, to be checked against the records.";
     RecordVoided(RecordVoidedV1) = "carelog.record.voided" v 1 : "An event is taken out of every total (nothing is deleted).";
     RecordCorrected(RecordCorrectedV1) = "carelog.record.corrected" v 1 : "An event's content is replaced in every total (nothing is edited).";
+    LateEntryNoted(LateEntryNotedV1) = "carelog.late_entry.noted" v 1 : "Why an event was recorded after the late-entry window (补录说明); written with it.";
     TokenGranted(TokenGrantedV1) = "carelog.token.granted" v 1 : "An API token is granted (only its hash is kept).";
     TokenRevoked(TokenRevokedV1) = "carelog.token.revoked" v 1 : "An API token is revoked.";
 }

@@ -26,6 +26,9 @@ pub use records::{DomainError, Records};
 
 use uuid::Uuid;
 
+/// The one stream of every late-entry note: read whole to show the notes beside their events.
+pub const LATE_ENTRIES_STREAM: &str = "late_entries";
+
 /// The stream an event belongs to: one per entity, so a stream's history is one thing's history.
 pub fn stream_of(event: &DomainEvent) -> String {
     use DomainEvent as E;
@@ -69,6 +72,7 @@ pub fn stream_of(event: &DomainEvent) -> String {
         E::CarePlanClosed(e) => ("care_plan", e.plan_id),
         E::ClaimFiled(e) => ("claim", e.claim_id),
         E::RecordVoided(_) | E::RecordCorrected(_) => return "corrections".to_string(),
+        E::LateEntryNoted(_) => return LATE_ENTRIES_STREAM.to_string(),
         E::TokenGranted(e) => ("token", e.token_id),
         E::TokenRevoked(e) => ("token", e.token_id),
     };

@@ -84,38 +84,7 @@ pub enum LogError {
     WriterGone,
 }
 
-/// What the caller expects of a stream before its batch is appended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExpectedVersion {
-    /// No expectation.
-    #[default]
-    Any,
-    /// The stream must not exist yet.
-    NoStream,
-    /// The stream must be exactly at this version (its last event's stream version).
-    Exact(u64),
-}
-
-impl ExpectedVersion {
-    /// Whether a stream at version `actual` (0: no such stream) meets the expectation.
-    pub fn holds(self, actual: u64) -> bool {
-        match self {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => actual == 0,
-            ExpectedVersion::Exact(v) => actual == v,
-        }
-    }
-}
-
-impl std::fmt::Display for ExpectedVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExpectedVersion::Any => write!(f, "any version"),
-            ExpectedVersion::NoStream => write!(f, "no stream"),
-            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
-        }
-    }
-}
+pub use crate::expected::ExpectedVersion;
 
 /// An event to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +159,7 @@ impl AppendBatch {
     }
 
     /// Adds an expectation for a stream (checked before anything of the batch is written).
-    pub fn expect(mut self, stream: impl Into<String>, expected: ExpectedVersion) -> Self {
+    pub fn expecting(mut self, stream: impl Into<String>, expected: ExpectedVersion) -> Self {
         self.expectations.push((stream.into(), expected));
         self
     }

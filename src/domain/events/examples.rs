@@ -390,6 +390,13 @@ example!(
     }
 );
 example!(
+    LateEntryNotedV1,
+    LateEntryNotedV1 {
+        target_event_id: ex(19),
+        reason: "the visit log was found in the township office in June".into()
+    }
+);
+example!(
     TokenGrantedV1,
     TokenGrantedV1 {
         token_id: ex(20),

@@ -14,7 +14,9 @@
 //! - [`placement`]: disabled children's school placements;
 //! - [`plan`]: care plans;
 //! - [`claims`] and [`tokens`];
-//! - [`corrections`]: voids and corrections of any of the above.
+//! - [`corrections`]: voids and corrections of any of the above;
+//! - [`late_entry`]: the reason an event was recorded late, and the window past which one is
+//!   needed.
 //!
 //! This file routes each event to its aggregate ([`aggregate_of`], the one table) for each
 //! concern; [`rules`] holds the checks every aggregate shares.
@@ -32,6 +34,7 @@
 mod cases;
 mod claims;
 mod corrections;
+pub mod late_entry;
 mod pairing;
 mod placement;
 mod plan;
@@ -80,6 +83,8 @@ pub enum Rule {
     WrongKind,
     Invalid,
     NotAllowed,
+    /// Recorded past the late-entry window without a reason.
+    LateEntry,
 }
 
 /// A rejected event: the field and the rule, worded for the person who sent it.
@@ -169,6 +174,7 @@ enum Aggregate {
     Claim,
     Token,
     Correction,
+    LateEntry,
 }
 
 /// The one table routing events to aggregates. Each aggregate's functions match only the events
@@ -215,6 +221,7 @@ fn aggregate_of(event: &DomainEvent) -> Aggregate {
         E::ClaimFiled(_) => A::Claim,
         E::TokenGranted(_) | E::TokenRevoked(_) => A::Token,
         E::RecordVoided(_) | E::RecordCorrected(_) => A::Correction,
+        E::LateEntryNoted(_) => A::LateEntry,
     }
 }
 
@@ -241,6 +248,7 @@ fn references(event: &DomainEvent) -> References {
         Aggregate::Claim => claims::references(event),
         Aggregate::Token => tokens::references(event),
         Aggregate::Correction => corrections::references(event),
+        Aggregate::LateEntry => late_entry::references(event),
     }
 }
 
@@ -303,7 +311,8 @@ impl Records {
             | Aggregate::Placement
             | Aggregate::Claim
             | Aggregate::Token
-            | Aggregate::Correction => None,
+            | Aggregate::Correction
+            | Aggregate::LateEntry => None,
         }
     }
 
@@ -347,6 +356,7 @@ impl Records {
             Aggregate::Claim => self.check_claim(event, today, correcting),
             Aggregate::Token => self.check_token(event),
             Aggregate::Correction => self.check_correction_event(event, today),
+            Aggregate::LateEntry => self.check_late_entry(event),
         }
     }
 
@@ -382,6 +392,7 @@ impl Records {
             Aggregate::Claim => self.apply_claim(event),
             Aggregate::Token => self.apply_token(event),
             Aggregate::Correction => self.apply_correction(event),
+            Aggregate::LateEntry => {}
         }
         if let Some(pairing) = activity_on {
             self.note_activity(pairing, d);
