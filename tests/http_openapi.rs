@@ -68,7 +68,10 @@ fn concrete(doc: &Value, method: &str, path: &str) -> String {
         };
         out = out.replace(&format!("{{{name}}}"), &value);
     }
-    assert!(!out.contains('{'), "{path}: a path parameter is not documented");
+    assert!(
+        !out.contains('{'),
+        "{path}: a path parameter is not documented"
+    );
     out
 }
 
@@ -162,10 +165,7 @@ async fn the_document_and_the_router_agree() {
             !is_unrouted(status, &body),
             "{method} {url} is documented but not routed: {status} {body}"
         );
-        assert!(
-            !status.is_server_error(),
-            "{method} {url}: {status} {body}"
-        );
+        assert!(!status.is_server_error(), "{method} {url}: {status} {body}");
     }
 }
 
@@ -213,12 +213,19 @@ async fn the_documented_bounds_are_the_servers() {
     let (status, _) = server
         .get(&format!("/v1/events?limit={max}"), Some(&store.admin))
         .await;
-    assert_eq!(status, StatusCode::OK, "limit={max} is documented as allowed");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "limit={max} is documented as allowed"
+    );
     let (status, body) = server
         .get(&format!("/v1/events?limit={}", max + 1), Some(&store.admin))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(error_of(&body), (Some("limit".into()), "out_of_range".into()));
+    assert_eq!(
+        error_of(&body),
+        (Some("limit".into()), "out_of_range".into())
+    );
 
     // The event types the body may name are the ones the server takes.
     let types = doc["components"]["schemas"]["CloudEvent"]["properties"]["type"]["enum"]

@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 use super::{MAX_BODY_BYTES, MAX_EVENTS_PER_POST, MAX_READ_LIMIT};
 use crate::app::report::{METRICS, projection_list};
 use crate::domain::EVENT_TYPES;
+use crate::domain::cloudevent::EXAMPLE_EVENT_ID;
 use crate::log::MAX_NAME_BYTES;
 
 /// `GET /v1/openapi.json`.
@@ -77,8 +78,9 @@ fn path_param(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "path", "required": true, "description": description, "schema": schema })
 }
 
+/// A position, size or version: an unsigned 64-bit whole number.
 fn position_schema() -> Value {
-    json!({ "type": "integer", "format": "int64", "minimum": 0 })
+    json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX })
 }
 
 /// The three parameters that fix what a figure is computed as of, and over which period.
@@ -239,10 +241,10 @@ fn components() -> Value {
         },
         "schemas": schemas(),
         "parameters": {
-            "as_of": query("as_of", "as the log stood at this time: RFC 3339 with an offset, or a date YYYY-MM-DD (its end, Asia/Shanghai); not with at_position", json!({ "type": "string" }), false),
+            "as_of": query("as_of", "as the log stood at this time: RFC 3339 with an offset, or a date YYYY-MM-DD (its end, Asia/Shanghai); not with at_position", json!({ "type": "string", "minLength": 1 }), false),
             "at_position": query("at_position", "as the log stood at this position; not with as_of", position_schema(), false),
             "period": query("period", "FROM..TO, dates YYYY-MM-DD, FROM not after TO (Asia/Shanghai days)", json!({ "type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}\\.\\.[0-9]{4}-[0-9]{2}-[0-9]{2}$" }), false),
-            "from": query("from", "the first position (or stream version) to return; 0 is taken as 1", json!({ "type": "integer", "format": "int64", "minimum": 0, "default": 1 }), false),
+            "from": query("from", "the first position (or stream version) to return; 0 is taken as 1", json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 1 }), false),
             "limit": query("limit", "the most events to return", json!({ "type": "integer", "minimum": 1, "maximum": MAX_READ_LIMIT, "default": 100 }), false),
             "size": query("size", "the tree size (default the head)", position_schema(), false)
         },
@@ -282,14 +284,26 @@ fn paths() -> Value {
             "stream_version": position_schema()
         }
     });
+    // A city bureau with fixed ids: the first send writes it (201), a resend is a duplicate (200).
+    let example_event = json!({
+        "specversion": "1.0",
+        "id": EXAMPLE_EVENT_ID,
+        "type": "carelog.unit.registered",
+        "source": "/carelog",
+        "time": "2023-05-08T10:00:00+08:00",
+        "data": { "unit_id": "018bd200-0000-7000-8000-000000000001", "name": "示例市教育局", "kind": "city_bureau", "parent_id": null, "official_code": null }
+    });
     let post_body = json!({
         "required": true,
-        "content": json_content(json!({
-            "oneOf": [
-                schema("CloudEvent"),
-                { "type": "array", "minItems": 1, "maxItems": MAX_EVENTS_PER_POST, "items": schema("CloudEvent") }
-            ]
-        }))
+        "content": { "application/json": {
+            "schema": {
+                "oneOf": [
+                    schema("CloudEvent"),
+                    { "type": "array", "minItems": 1, "maxItems": MAX_EVENTS_PER_POST, "items": schema("CloudEvent") }
+                ]
+            },
+            "example": example_event
+        } }
     });
     let projection_names: Vec<&str> = projection_list().iter().map(|p| p.name).collect();
     let metric_names: Vec<&str> = METRICS.iter().map(|m| m.metric).collect();
@@ -297,17 +311,35 @@ fn paths() -> Value {
     let roles = json!({ "type": "string", "enum": ["recorder", "supervisor", "auditor", "admin"] });
     let report_params = {
         let mut p = as_of_params();
-        p.push(query("lang", "the labels' language", json!({ "type": "string", "enum": ["en", "zh"], "default": "en" }), false));
+        p.push(query(
+            "lang",
+            "the labels' language",
+            json!({ "type": "string", "enum": ["en", "zh"], "default": "en" }),
+            false,
+        ));
         p
     };
     let project_params = {
-        let mut p = vec![path_param("name", "a projection's name (GET /v1/projections lists them)", json!({ "type": "string", "enum": projection_names }))];
+        let mut p = vec![path_param(
+            "name",
+            "a projection's name (GET /v1/projections lists them)",
+            json!({ "type": "string", "enum": projection_names }),
+        )];
         p.extend(as_of_params());
-        p.push(query("on", "the day a state is read on, YYYY-MM-DD", json!({ "type": "string", "format": "date" }), false));
+        p.push(query(
+            "on",
+            "the day a state is read on, YYYY-MM-DD",
+            json!({ "type": "string", "format": "date" }),
+            false,
+        ));
         p
     };
     let explain_params = {
-        let mut p = vec![path_param("metric", "a figure of the report (GET /v1/report lists them)", json!({ "type": "string", "enum": metric_names }))];
+        let mut p = vec![path_param(
+            "metric",
+            "a figure of the report (GET /v1/report lists them)",
+            json!({ "type": "string", "enum": metric_names }),
+        )];
         p.extend(as_of_params());
         p
     };
@@ -354,7 +386,7 @@ fn paths() -> Value {
         "/v1/checkpoint": { "get": operation("A signed checkpoint", "The C2SP signed note of the tree at `size` (supervisor, auditor, admin).", vec![reference("parameters", "size")],
             responses(&[("200", ok_text("the signed note", "text/plain"))], GUARDED_QUERY), false) },
         "/v1/proof/inclusion": { "get": operation("An inclusion proof", "RFC 9162 inclusion of the event at `position` (leaf position − 1) in the tree of `size` (supervisor, auditor, admin).",
-            vec![query("position", "the event's position", json!({ "type": "integer", "format": "int64", "minimum": 1 }), true), reference("parameters", "size")],
+            vec![query("position", "the event's position", json!({ "type": "integer", "minimum": 1, "maximum": u64::MAX }), true), reference("parameters", "size")],
             responses(&[("200", ok_json("the proof", schema("Proof")))], GUARDED_QUERY), false) },
         "/v1/proof/consistency": { "get": operation("A consistency proof", "RFC 9162 consistency of the tree of `old_size` with the tree of `size` (supervisor, auditor, admin).",
             vec![query("old_size", "the older tree's size", position_schema(), true), reference("parameters", "size")],
@@ -362,7 +394,10 @@ fn paths() -> Value {
         "/v1/tokens": { "post": {
             "summary": "Grant a token",
             "description": "A new bearer token (admin); the secret is shown once. Recorded as an event.",
-            "requestBody": { "required": true, "content": json_content(json!({ "type": "object", "required": ["role"], "additionalProperties": false, "properties": { "role": roles, "person_id": nullable_uuid, "unit_id": nullable_uuid } })) },
+            "requestBody": { "required": true, "content": { "application/json": {
+                "schema": { "type": "object", "required": ["role"], "additionalProperties": false, "properties": { "role": roles, "person_id": nullable_uuid, "unit_id": nullable_uuid } },
+                "example": { "role": "auditor" }
+            } } },
             "responses": responses(&[("201", ok_json("the token", json!({ "type": "object", "required": ["token_id", "secret", "role", "position"], "properties": { "token_id": { "type": "string", "format": "uuid" }, "secret": { "type": "string" }, "role": { "type": "string" }, "person_id": nullable_uuid, "unit_id": nullable_uuid, "position": { "type": "integer", "minimum": 1 } } })))],
                 &concat(GUARDED, &["400", "408", "409", "413", "422"]))
         } },
