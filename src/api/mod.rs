@@ -6,6 +6,7 @@
 //! | route | who | what |
 //! |---|---|---|
 //! | `GET /healthz` | anyone | 200 while the store is open |
+//! | `GET /v1/openapi.json` | anyone | the OpenAPI 3.0 document of these routes ([`openapi`]) |
 //! | `POST /v1/events` | recorder, admin | one CloudEvent or an array, all or nothing; `{"acks":[…]}` once durable |
 //! | `GET /v1/events?from=N&limit=M` | auditor, admin | events in order |
 //! | `GET /v1/streams/{stream}?from=V&limit=M` | supervisor, auditor, admin | one stream |
@@ -54,6 +55,7 @@
 
 mod error;
 mod metrics;
+mod openapi;
 mod proofs;
 mod routes;
 pub mod server;
@@ -71,7 +73,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -234,30 +236,77 @@ pub(super) fn bearer_of(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-/// The routes, each handler with the shared state (no middleware: see [`serve`]).
+/// Every route the service answers, as (method, path template): the router is built from this
+/// list and the OpenAPI document ([`openapi`]) must describe each entry (`tests/http_openapi.rs`).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/v1/openapi.json"),
+    ("POST", "/v1/events"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/streams/{stream}"),
+    ("GET", "/v1/subscribe"),
+    ("GET", "/v1/report"),
+    ("GET", "/v1/projections"),
+    ("GET", "/v1/projections/{name}"),
+    ("GET", "/v1/explain/{metric}"),
+    ("GET", "/v1/claims"),
+    ("GET", "/v1/verify"),
+    ("GET", "/v1/digest"),
+    ("GET", "/v1/export"),
+    ("GET", "/v1/checkpoint"),
+    ("GET", "/v1/proof/inclusion"),
+    ("GET", "/v1/proof/consistency"),
+    ("POST", "/v1/tokens"),
+    ("POST", "/v1/tokens/{token_id}/revoke"),
+    ("GET", "/metrics"),
+];
+
+/// The handler of one entry of [`ROUTES`]; `None` for a pair no handler serves (an entry
+/// without one is answered 404, which the route test catches).
+fn handler_of(method: &str, path: &str) -> Option<MethodRouter<ApiState>> {
+    Some(match (method, path) {
+        ("GET", "/healthz") => get(routes::healthz),
+        ("GET", "/v1/openapi.json") => get(openapi::serve),
+        ("POST", "/v1/events") => post(routes::post_events),
+        ("GET", "/v1/events") => get(routes::get_events),
+        ("GET", "/v1/streams/{stream}") => get(routes::get_stream),
+        ("GET", "/v1/subscribe") => get(streams::subscribe),
+        ("GET", "/v1/report") => get(routes::report),
+        ("GET", "/v1/projections") => get(routes::projections),
+        ("GET", "/v1/projections/{name}") => get(routes::project),
+        ("GET", "/v1/explain/{metric}") => get(routes::explain),
+        ("GET", "/v1/claims") => get(routes::claims),
+        ("GET", "/v1/verify") => get(routes::verify),
+        ("GET", "/v1/digest") => get(routes::digest),
+        ("GET", "/v1/export") => get(streams::export),
+        ("GET", "/v1/checkpoint") => get(proofs::checkpoint),
+        ("GET", "/v1/proof/inclusion") => get(proofs::inclusion),
+        ("GET", "/v1/proof/consistency") => get(proofs::consistency),
+        ("POST", "/v1/tokens") => post(routes::create_token),
+        ("POST", "/v1/tokens/{token_id}/revoke") => post(routes::revoke_token),
+        ("GET", "/metrics") => get(routes::metrics),
+        _ => return None,
+    })
+}
+
+/// The routes of [`ROUTES`], each handler with the shared state (no middleware: see [`serve`]).
 fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route(
-            "/v1/events",
-            post(routes::post_events).get(routes::get_events),
-        )
-        .route("/v1/streams/{stream}", get(routes::get_stream))
-        .route("/v1/subscribe", get(streams::subscribe))
-        .route("/v1/report", get(routes::report))
-        .route("/v1/projections", get(routes::projections))
-        .route("/v1/projections/{name}", get(routes::project))
-        .route("/v1/explain/{metric}", get(routes::explain))
-        .route("/v1/claims", get(routes::claims))
-        .route("/v1/verify", get(routes::verify))
-        .route("/v1/digest", get(routes::digest))
-        .route("/v1/export", get(streams::export))
-        .route("/v1/checkpoint", get(proofs::checkpoint))
-        .route("/v1/proof/inclusion", get(proofs::inclusion))
-        .route("/v1/proof/consistency", get(proofs::consistency))
-        .route("/v1/tokens", post(routes::create_token))
-        .route("/v1/tokens/{token_id}/revoke", post(routes::revoke_token))
-        .route("/metrics", get(routes::metrics))
+    // One `MethodRouter` per path: axum refuses the same path routed twice.
+    let mut by_path: Vec<(&str, MethodRouter<ApiState>)> = Vec::new();
+    for (method, path) in ROUTES {
+        let Some(handler) = handler_of(method, path) else {
+            continue;
+        };
+        match by_path.iter_mut().find(|(p, _)| p == path) {
+            Some((_, routed)) => *routed = std::mem::take(routed).merge(handler),
+            None => by_path.push((path, handler)),
+        }
+    }
+    by_path
+        .into_iter()
+        .fold(Router::new(), |router, (path, handler)| {
+            router.route(path, handler)
+        })
         .with_state(state)
 }
 
@@ -288,6 +337,16 @@ fn log_response<B>(response: &axum::http::Response<B>, latency: Duration) {
     }
 }
 
+/// The answer to a path no route has: the routes there are, from [`ROUTES`].
+fn no_route_message() -> String {
+    let mut paths: Vec<&str> = ROUTES.iter().map(|(_, path)| *path).collect();
+    paths.dedup();
+    format!(
+        "no such route: the service has {} (GET /v1/openapi.json describes them)",
+        paths.join(", ")
+    )
+}
+
 /// Counts every response, and gives the ones the framework or a layer made (404, 405, 413, a
 /// timeout's 503) the same JSON error body as the handlers'.
 async fn json_errors(State(state): State<ApiState>, req: Request, next: Next) -> Response {
@@ -308,10 +367,7 @@ async fn json_errors(State(state): State<ApiState>, req: Request, next: Next) ->
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
     let error = match status {
-        StatusCode::NOT_FOUND => ApiError::not_found(
-            "no_route",
-            "no such route: the service has /healthz, /metrics, and under /v1: events, streams/{stream}, subscribe, report, projections, projections/{name}, explain/{metric}, claims, verify, digest, export, checkpoint, proof/inclusion, proof/consistency, tokens",
-        ),
+        StatusCode::NOT_FOUND => ApiError::not_found("no_route", no_route_message()),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
             status,
             "method_not_allowed",
