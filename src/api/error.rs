@@ -266,6 +266,10 @@ impl From<AppError> for ApiError {
             }
             AppError::Usage(_) => ApiError::new(StatusCode::BAD_REQUEST, "usage", message),
             AppError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            // The records hold amounts no i64 sums: an operator must look, not the caller.
+            AppError::SumOverflow { .. } => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "sum_overflow", message)
+            }
         }
     }
 }
