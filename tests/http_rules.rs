@@ -30,13 +30,13 @@ fn grant(
 ) -> (String, Value) {
     let id = Uuid::now_v7();
     let bearer = format!("clg1_{}_{}", id.simple(), "5a".repeat(32));
-    let event = event(
+    let granted = event(
         "carelog.token.granted",
         time,
         json!({"token_id": id, "secret_sha256": token_hash(&bearer), "role": role,
                "person_id": person, "unit_id": null, "expires_at": expires_at}),
     );
-    (bearer, event)
+    (bearer, granted)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,13 +74,13 @@ async fn an_expired_token_is_refused_naming_its_expiry_and_a_fresh_one_shows_whe
     let (status, _) = server.get("/v1/digest", Some(&fresh)).await;
     assert_eq!(status, StatusCode::OK);
     // A grant that ran out a day after it was made, long ago.
-    let (expired, event) = grant(
+    let (expired, granted) = grant(
         "auditor",
         None,
         "2024-01-10T10:00:00+08:00",
         Some("2024-01-11T10:00:00+08:00"),
     );
-    let (status, body) = server.post("/v1/events", &store.admin, &event).await;
+    let (status, body) = server.post("/v1/events", &store.admin, &granted).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = server.get("/v1/digest", Some(&expired)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -89,8 +89,8 @@ async fn an_expired_token_is_refused_naming_its_expiry_and_a_fresh_one_shows_whe
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("expired at 2024-01-11"), "{message}");
     // A grant without an expiry (as every v1 grant reads) lives 90 days from the grant.
-    let (old, event) = grant("auditor", None, "2024-01-10T10:00:00+08:00", None);
-    let (status, body) = server.post("/v1/events", &store.admin, &event).await;
+    let (old, granted) = grant("auditor", None, "2024-01-10T10:00:00+08:00", None);
+    let (status, body) = server.post("/v1/events", &store.admin, &granted).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = server.get("/v1/digest", Some(&old)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -104,8 +104,8 @@ async fn staff_who_left_get_no_token_their_tokens_are_refused_and_their_streams_
     let server = store.start();
     let p = &store.p;
     // An auditor's token that belongs to cadre A, following the log.
-    let (follower, event) = grant("auditor", Some(p.cadre_a), &now_text(0), Some(&now_text(30)));
-    let (status, body) = server.post("/v1/events", &store.admin, &event).await;
+    let (follower, granted) = grant("auditor", Some(p.cadre_a), &now_text(0), Some(&now_text(30)));
+    let (status, body) = server.post("/v1/events", &store.admin, &granted).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let head = server.head(&store.admin).await;
     let resp = server
