@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use super::facts::{Fact, Facts, sorted_sources};
 use crate::domain::DomainEvent;
-use crate::projection::{EventView, FenSum, Figure, OVERFLOWED_KEY, PairingBook, Projection, Query};
+use crate::projection::{
+    EventView, FenSum, Figure, OVERFLOWED_KEY, PairingBook, Projection, Query,
+};
 
 pub struct ActivityTotals;
 
@@ -104,12 +106,22 @@ impl Projection for ActivityTotals {
             let cadre = holder
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "unknown".into());
-            by_cadre.entry(cadre).or_default().entry(m).or_default().add(f.value.amount);
+            by_cadre
+                .entry(cadre)
+                .or_default()
+                .entry(m)
+                .or_default()
+                .add(f.value.amount);
             let unit = holder
                 .and_then(|c| book.unit_on(c, f.on))
                 .map(|u| u.to_string())
                 .unwrap_or_else(|| "unknown".into());
-            by_unit.entry(unit).or_default().entry(m).or_default().add(f.value.amount);
+            by_unit
+                .entry(unit)
+                .or_default()
+                .entry(m)
+                .or_default()
+                .add(f.value.amount);
             for c in book.categories_on(f.value.pairing, f.on) {
                 by_category
                     .entry(c.as_str())

@@ -63,7 +63,8 @@ impl Projection for Funds {
 
     fn query(state: &State, book: &PairingBook, query: &Query) -> serde_json::Value {
         // Every sum is checked: one that overflows shows as null and is named in `overflowed`.
-        let (mut total, mut cash, mut goods) = (FenSum::default(), FenSum::default(), FenSum::default());
+        let (mut total, mut cash, mut goods) =
+            (FenSum::default(), FenSum::default(), FenSum::default());
         let mut by_source: BTreeMap<String, FenSum> = BTreeMap::new();
         let mut by_recipient: BTreeMap<String, FenSum> = BTreeMap::new();
         let mut by_cadre: BTreeMap<String, FenSum> = BTreeMap::new();
@@ -77,7 +78,10 @@ impl Projection for Funds {
             } else {
                 cash.add(g.value_fen);
             }
-            by_source.entry(g.fund_source.clone()).or_default().add(g.value_fen);
+            by_source
+                .entry(g.fund_source.clone())
+                .or_default()
+                .add(g.value_fen);
             let recipient = book.pairings.get(&g.pairing).map(|p| p.recipient);
             by_recipient
                 .entry(recipient.map(|r| r.to_string()).unwrap_or_default())
@@ -90,7 +94,11 @@ impl Projection for Funds {
                 .add(g.value_fen);
         }
         let mut overflowed: Vec<String> = Vec::new();
-        for (name, sum) in [("total_fen", total), ("cash_fen", cash), ("goods_fen", goods)] {
+        for (name, sum) in [
+            ("total_fen", total),
+            ("cash_fen", cash),
+            ("goods_fen", goods),
+        ] {
             if sum.value().is_none() {
                 overflowed.push(name.to_string());
             }

@@ -46,13 +46,26 @@ async fn an_expired_token_is_refused_naming_its_expiry_and_a_fresh_one_shows_whe
     let out = Command::new(BIN)
         .arg("--data")
         .arg(&store.data)
-        .args(["token", "create", "--role", "auditor", "--expires-in", "1", "--json"])
+        .args([
+            "token",
+            "create",
+            "--role",
+            "auditor",
+            "--expires-in",
+            "1",
+            "--json",
+        ])
         .output()
         .expect("token create");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let created: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let expires = chrono::DateTime::parse_from_rfc3339(created["expires_at"].as_str().expect("expires_at"))
-        .expect("an RFC 3339 expiry");
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(created["expires_at"].as_str().expect("expires_at"))
+            .expect("an RFC 3339 expiry");
     let left = expires.with_timezone(&Utc) - Utc::now();
     assert!(
         left > chrono::Duration::hours(23) && left <= chrono::Duration::hours(24),
@@ -85,7 +98,10 @@ async fn an_expired_token_is_refused_naming_its_expiry_and_a_fresh_one_shows_whe
     let (status, body) = server.get("/v1/digest", Some(&expired)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     let (field, rule) = error_of(&body);
-    assert_eq!((field.as_deref(), rule.as_str()), (Some("authorization"), "expired_token"));
+    assert_eq!(
+        (field.as_deref(), rule.as_str()),
+        (Some("authorization"), "expired_token")
+    );
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("expired at 2024-01-11"), "{message}");
     // A grant without an expiry (as every v1 grant reads) lives 90 days from the grant.
@@ -104,7 +120,12 @@ async fn staff_who_left_get_no_token_their_tokens_are_refused_and_their_streams_
     let server = store.start();
     let p = &store.p;
     // An auditor's token that belongs to cadre A, following the log.
-    let (follower, granted) = grant("auditor", Some(p.cadre_a), &now_text(0), Some(&now_text(30)));
+    let (follower, granted) = grant(
+        "auditor",
+        Some(p.cadre_a),
+        &now_text(0),
+        Some(&now_text(30)),
+    );
     let (status, body) = server.post("/v1/events", &store.admin, &granted).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let head = server.head(&store.admin).await;
@@ -156,7 +177,10 @@ async fn staff_who_left_get_no_token_their_tokens_are_refused_and_their_streams_
     // The open stream of cadre A's token ended, saying why, before it sent a thing.
     let (text, ended) = reader.await.expect("reader");
     assert!(ended, "the stream did not end: {text}");
-    assert!(text.contains("staff_left"), "the stream says why it ended: {text}");
+    assert!(
+        text.contains("staff_left"),
+        "the stream says why it ended: {text}"
+    );
     assert!(!text.lines().any(|l| l.starts_with("id:")), "{text}");
 
     // A new recorder token for one who left: refused by the domain, naming the field and rule.
@@ -170,7 +194,10 @@ async fn staff_who_left_get_no_token_their_tokens_are_refused_and_their_streams_
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (field, rule) = error_of(&body);
-    assert_eq!((field.as_deref(), rule.as_str()), (Some("data.person_id"), "staff_left"));
+    assert_eq!(
+        (field.as_deref(), rule.as_str()),
+        (Some("data.person_id"), "staff_left")
+    );
     assert_eq!(server.head(&store.admin).await, head, "nothing written");
 }
 
@@ -230,7 +257,9 @@ async fn a_teacher_records_care_plans_only_for_pupils_of_their_own_school() {
     };
     let head = server.head(&store.admin).await;
     // Another county's pupil: 403 under the rule, naming nobody, nothing written.
-    let (status, body) = server.post("/v1/events", &teacher_token, &plan(pupil_b)).await;
+    let (status, body) = server
+        .post("/v1/events", &teacher_token, &plan(pupil_b))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(error_of(&body).1, "own_school_only", "{body}");
     let text = body.to_string();
@@ -239,7 +268,9 @@ async fn a_teacher_records_care_plans_only_for_pupils_of_their_own_school() {
     }
     assert_eq!(server.head(&store.admin).await, head, "nothing written");
     // Their own school's pupil: recorded.
-    let (status, body) = server.post("/v1/events", &teacher_token, &plan(pupil_a)).await;
+    let (status, body) = server
+        .post("/v1/events", &teacher_token, &plan(pupil_a))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(server.head(&store.admin).await, head + 1);
 }

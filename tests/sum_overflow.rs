@@ -38,7 +38,10 @@ fn fold(name: &str, events: &[DomainEvent]) -> (serde_json::Value, Vec<Figure>) 
         p.apply(state.as_mut(), &view);
     }
     let q = Query::default();
-    (p.query(state.as_ref(), &book, &q), p.figures(state.as_ref(), &book, &q))
+    (
+        p.query(state.as_ref(), &book, &q),
+        p.figures(state.as_ref(), &book, &q),
+    )
 }
 
 fn cash(fen: i64) -> DomainEvent {
@@ -77,7 +80,10 @@ fn funds_and_activity_totals_say_an_overflowed_sum_overflowed() {
     assert!(view.get("overflowed").is_none(), "{view}");
 
     let (view, _) = fold("funds", &[cash(HALF_AND_ONE), cash(HALF_AND_ONE)]);
-    assert!(view["total_fen"].is_null(), "never a wrapped number: {view}");
+    assert!(
+        view["total_fen"].is_null(),
+        "never a wrapped number: {view}"
+    );
     assert!(view["cash_fen"].is_null(), "{view}");
     assert!(view["by_fund_source_fen"]["one source"].is_null(), "{view}");
     assert_eq!(view["conservation_holds"], false);
@@ -87,7 +93,10 @@ fn funds_and_activity_totals_say_an_overflowed_sum_overflowed() {
         .iter()
         .filter_map(|v| v.as_str())
         .collect();
-    assert!(named.contains(&"total_fen") && named.contains(&"cash_fen"), "{named:?}");
+    assert!(
+        named.contains(&"total_fen") && named.contains(&"cash_fen"),
+        "{named:?}"
+    );
 
     let (view, figures) = fold("activity_totals", &[cash(HALF_AND_ONE), cash(HALF_AND_ONE)]);
     let aid = figure(&figures, "aid_given_fen");

@@ -1671,7 +1671,10 @@ fn every_typed_number_has_a_bound_that_passes_and_one_more_is_refused_naming_the
         );
         let e = (b.event)(&r, b.max);
         if let Err(err) = append(&r.app, vec![e]) {
-            panic!("{} at its bound {} should be accepted: {err}", b.field, b.max);
+            panic!(
+                "{} at its bound {} should be accepted: {err}",
+                b.field, b.max
+            );
         }
     }
     // The duration the issue found accepted: u32::MAX minutes.
@@ -1703,7 +1706,14 @@ fn a_token_expires_after_its_grant_and_is_not_granted_to_staff_who_left() {
     );
     // No expiry given: accepted (it expires 90 days after the grant).
     ok(&r.app, grant(None, "auditor", None));
-    ok(&r.app, grant(Some(r.cadre2), "recorder", Some("2023-03-02T10:00:00+08:00")));
+    ok(
+        &r.app,
+        grant(
+            Some(r.cadre2),
+            "recorder",
+            Some("2023-03-02T10:00:00+08:00"),
+        ),
+    );
     ok(
         &r.app,
         ev(
@@ -1714,7 +1724,11 @@ fn a_token_expires_after_its_grant_and_is_not_granted_to_staff_who_left() {
     );
     let message = rejected(
         &r.app,
-        grant(Some(r.cadre2), "recorder", Some("2023-03-02T10:00:00+08:00")),
+        grant(
+            Some(r.cadre2),
+            "recorder",
+            Some("2023-03-02T10:00:00+08:00"),
+        ),
         Rule::StaffLeft,
         "data.person_id",
     );

@@ -595,7 +595,9 @@ pub(super) async fn create_token(
                 role,
                 request.person_id,
                 request.unit_id,
-                request.expires_in_days.unwrap_or(access::DEFAULT_TOKEN_DAYS),
+                request
+                    .expires_in_days
+                    .unwrap_or(access::DEFAULT_TOKEN_DAYS),
                 &who.actor(),
             )
         })

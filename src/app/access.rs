@@ -39,8 +39,8 @@ use uuid::Uuid;
 use super::report::{ClaimsReport, ProgressFn};
 use super::{App, AppError, Keep, LoggedEvent};
 use crate::domain::cloudevent::IncomingEvent;
-use crate::domain::events::{StaffRole, TokenGrantedV2, TokenRevokedV1};
 pub use crate::domain::events::DEFAULT_TOKEN_DAYS;
+use crate::domain::events::{StaffRole, TokenGrantedV2, TokenRevokedV1};
 pub use crate::domain::records::MAX_TOKEN_DAYS;
 use crate::domain::{Date, DomainEvent, Records};
 use crate::log::Ack;
@@ -73,10 +73,7 @@ pub enum AccessError {
     #[error(
         "token {token_id} expired at {expires_at}: ask an admin for a new one (`carelog token create --expires-in DAYS`)"
     )]
-    Expired {
-        token_id: Uuid,
-        expires_at: Instant,
-    },
+    Expired { token_id: Uuid, expires_at: Instant },
     #[error(
         "token {token_id} belongs to a cadre or teacher who left the programme on {on}: it is no longer accepted"
     )]

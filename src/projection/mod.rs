@@ -180,7 +180,8 @@ impl FenSum {
 
     /// The sum as JSON: a number, or `null` when it overflowed.
     pub fn to_json(self) -> serde_json::Value {
-        self.value().map_or(serde_json::Value::Null, serde_json::Value::from)
+        self.value()
+            .map_or(serde_json::Value::Null, serde_json::Value::from)
     }
 
     /// The sum of some amounts.
@@ -193,12 +194,7 @@ impl FenSum {
     }
 
     /// A figure of this sum: `overflowed` set, and 0 for a value, when it did not fit.
-    pub fn figure(
-        self,
-        metric: &str,
-        events: Vec<Source>,
-        adjustments: Vec<Adjustment>,
-    ) -> Figure {
+    pub fn figure(self, metric: &str, events: Vec<Source>, adjustments: Vec<Adjustment>) -> Figure {
         Figure {
             metric: metric.to_string(),
             overflowed: self.0.is_none(),

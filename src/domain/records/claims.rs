@@ -59,7 +59,12 @@ impl Records {
                 "a reported figure is not negative",
             );
         }
-        at_most("data.value", e.value, MAX_CLAIM_VALUE, "(a reported figure)")?;
+        at_most(
+            "data.value",
+            e.value,
+            MAX_CLAIM_VALUE,
+            "(a reported figure)",
+        )?;
         non_empty("data.source_document", &e.source_document)?;
         not_future("data.reported_on", e.reported_on, today)?;
         Ok(())

@@ -319,9 +319,12 @@ impl Records {
             DomainEvent::PlacementChanged(e) => Some(e.school_id),
             _ => None,
         };
-        let enrolled = self.recipients.get(&pupil)?.enrollments.iter().any(|e| {
-            e.school == school && e.from <= d && e.to.is_none_or(|to| d <= to)
-        });
+        let enrolled = self
+            .recipients
+            .get(&pupil)?
+            .enrollments
+            .iter()
+            .any(|e| e.school == school && e.from <= d && e.to.is_none_or(|to| d <= to));
         Some(enrolled && named_school.is_none_or(|s| s == school))
     }
 

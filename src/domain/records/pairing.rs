@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use super::corrections::References;
 use super::rules::{
-    MAX_CONTACT_MINUTES, MAX_GOODS_QUANTITY, at_most, at_most_max_money, err, known, new_id, non_empty, not_before, not_future};
+    MAX_CONTACT_MINUTES, MAX_GOODS_QUANTITY, at_most, at_most_max_money, err, known, new_id,
+    non_empty, not_before, not_future,
+};
 use super::{Aggregate, DomainError, Records, Rule, not_routed_here};
 use crate::domain::events::{AidForm, AidGivenV1, StaffRole, TripKind};
 use crate::domain::lifecycle::{Lifecycle, Tenure};

@@ -36,7 +36,10 @@ pub fn expiry_of(grant: &TokenGrantedV2, granted_at: &Instant) -> Instant {
 }
 
 /// A grant's expiry lies after the grant and no more than [`MAX_TOKEN_DAYS`] after it.
-pub(super) fn check_expiry(grant: &TokenGrantedV2, granted_at: &Instant) -> Result<(), DomainError> {
+pub(super) fn check_expiry(
+    grant: &TokenGrantedV2,
+    granted_at: &Instant,
+) -> Result<(), DomainError> {
     let Some(expires_at) = grant.expires_at else {
         return Ok(());
     };
@@ -44,14 +47,18 @@ pub(super) fn check_expiry(grant: &TokenGrantedV2, granted_at: &Instant) -> Resu
         return err(
             "data.expires_at",
             Rule::BeforeStart,
-            format!("{expires_at} is not after the grant ({granted_at}): a token expires after it is granted"),
+            format!(
+                "{expires_at} is not after the grant ({granted_at}): a token expires after it is granted"
+            ),
         );
     }
     if expires_at > *granted_at + chrono::Duration::days(MAX_TOKEN_DAYS) {
         return err(
             "data.expires_at",
             Rule::TooLarge,
-            format!("{expires_at} is more than {MAX_TOKEN_DAYS} days after the grant ({granted_at}): grant a shorter token and renew it"),
+            format!(
+                "{expires_at} is more than {MAX_TOKEN_DAYS} days after the grant ({granted_at}): grant a shorter token and renew it"
+            ),
         );
     }
     Ok(())
@@ -104,7 +111,9 @@ impl Records {
                     return err(
                         "data.person_id",
                         Rule::StaffLeft,
-                        format!("the person left the programme on {left}: no token is granted to someone who has left"),
+                        format!(
+                            "the person left the programme on {left}: no token is granted to someone who has left"
+                        ),
                     );
                 }
                 if let Some(u) = e.unit_id {
