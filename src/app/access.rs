@@ -41,6 +41,7 @@ use super::{App, AppError, Keep, LoggedEvent};
 use crate::domain::cloudevent::IncomingEvent;
 pub use crate::domain::events::DEFAULT_TOKEN_DAYS;
 use crate::domain::events::{StaffRole, TokenGrantedV2, TokenRevokedV1};
+use crate::domain::records::Grant;
 pub use crate::domain::records::MAX_TOKEN_DAYS;
 use crate::domain::{Date, DomainEvent, Records};
 use crate::log::Ack;
@@ -240,23 +241,8 @@ pub fn lookup(
     if !same_secret(&grant.secret_sha256, &token_hash(bearer)) {
         return Err(AccessError::Unknown);
     }
-    if records.revoked_tokens.contains(&id) {
-        return Err(AccessError::Revoked(id));
-    }
-    if *now >= grant.expires_at {
-        return Err(AccessError::Expired {
-            token_id: id,
-            expires_at: grant.expires_at,
-        });
-    }
-    let today = Date(time::shanghai_date(now));
-    if let Some(on) = grant
-        .person_id
-        .and_then(|p| records.staff.get(&p))
-        .and_then(|s| s.left)
-        .filter(|on| *on <= today)
-    {
-        return Err(AccessError::StaffLeft { token_id: id, on });
+    if let Some(refused) = no_longer_valid(records, id, grant, now) {
+        return Err(refused);
     }
     Ok(Principal {
         token_id: id,
@@ -264,6 +250,32 @@ pub fn lookup(
         person_id: grant.person_id,
         unit_id: grant.unit_id,
     })
+}
+
+/// Why a granted token is no longer valid at `now`, if it is not: revoked, expired, or its
+/// person has left the programme.
+fn no_longer_valid(
+    records: &Records,
+    id: Uuid,
+    grant: &Grant,
+    now: &Instant,
+) -> Option<AccessError> {
+    if records.revoked_tokens.contains(&id) {
+        return Some(AccessError::Revoked(id));
+    }
+    if *now >= grant.expires_at {
+        return Some(AccessError::Expired {
+            token_id: id,
+            expires_at: grant.expires_at,
+        });
+    }
+    let today = Date(time::shanghai_date(now));
+    grant
+        .person_id
+        .and_then(|p| records.staff.get(&p))
+        .and_then(|s| s.left)
+        .filter(|on| *on <= today)
+        .map(|on| AccessError::StaffLeft { token_id: id, on })
 }
 
 /// Whether one principal may record one event, given the records before it. The reason, when
@@ -441,6 +453,18 @@ impl App {
     ) -> Result<Result<Principal, AccessError>, AppError> {
         let now = self.clock.now();
         self.with_records(|r| lookup(r, bearer, &now))
+    }
+
+    /// How many tokens are valid now (granted, not revoked, not expired, their person still in
+    /// the programme).
+    pub fn live_tokens(&self) -> Result<usize, AppError> {
+        let now = self.clock.now();
+        self.with_records(|r| {
+            r.tokens
+                .iter()
+                .filter(|(id, grant)| no_longer_valid(r, **id, grant, &now).is_none())
+                .count()
+        })
     }
 
     /// Grants a new token (an event) and returns its bearer string, shown once. A recorder's

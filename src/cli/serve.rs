@@ -179,12 +179,7 @@ pub fn serve(
     let app = Arc::new(super::open_app(dir, true)?);
     // Fold the records now (the first request should not wait for it) and warn when no token
     // can get in.
-    let live_tokens = app.with_records(|r| {
-        r.tokens
-            .keys()
-            .filter(|id| !r.revoked_tokens.contains(id))
-            .count()
-    })?;
+    let live_tokens = app.live_tokens()?;
     if live_tokens == 0 {
         tracing::warn!(
             "the store holds no live token: stop the server and run `carelog token create --role admin`"
