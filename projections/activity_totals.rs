@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use super::facts::{Fact, Facts, sorted_sources};
 use crate::domain::DomainEvent;
-use crate::projection::{EventView, Figure, PairingBook, Projection, Query};
+use crate::projection::{
+    EventView, FenSum, Figure, OVERFLOWED_KEY, PairingBook, Projection, Query,
+};
 
 pub struct ActivityTotals;
 
@@ -90,42 +92,81 @@ impl Projection for ActivityTotals {
     }
 
     fn query(state: &State, book: &PairingBook, query: &Query) -> serde_json::Value {
-        let mut totals: BTreeMap<&str, i64> = METRICS.iter().map(|m| (*m, 0)).collect();
-        let mut by_cadre: BTreeMap<String, BTreeMap<&str, i64>> = BTreeMap::new();
-        let mut by_unit: BTreeMap<String, BTreeMap<&str, i64>> = BTreeMap::new();
-        let mut by_category: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
+        // Aid given is summed in fen: every sum is checked, and one that overflows is null and
+        // named in `overflowed`.
+        let mut totals: BTreeMap<&str, FenSum> =
+            METRICS.iter().map(|m| (*m, FenSum::default())).collect();
+        let mut by_cadre: BTreeMap<String, BTreeMap<&str, FenSum>> = BTreeMap::new();
+        let mut by_unit: BTreeMap<String, BTreeMap<&str, FenSum>> = BTreeMap::new();
+        let mut by_category: BTreeMap<&str, BTreeMap<&str, FenSum>> = BTreeMap::new();
         for f in state.facts.matching(|f| query.counts(f.on)) {
             let m = METRICS[usize::from(f.value.metric)];
-            *totals.entry(m).or_default() += f.value.amount;
+            totals.entry(m).or_default().add(f.value.amount);
             let holder = book.holder_on(f.value.pairing, f.on);
             let cadre = holder
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "unknown".into());
-            *by_cadre.entry(cadre).or_default().entry(m).or_default() += f.value.amount;
+            by_cadre
+                .entry(cadre)
+                .or_default()
+                .entry(m)
+                .or_default()
+                .add(f.value.amount);
             let unit = holder
                 .and_then(|c| book.unit_on(c, f.on))
                 .map(|u| u.to_string())
                 .unwrap_or_else(|| "unknown".into());
-            *by_unit.entry(unit).or_default().entry(m).or_default() += f.value.amount;
+            by_unit
+                .entry(unit)
+                .or_default()
+                .entry(m)
+                .or_default()
+                .add(f.value.amount);
             for c in book.categories_on(f.value.pairing, f.on) {
-                *by_category
+                by_category
                     .entry(c.as_str())
                     .or_default()
                     .entry(m)
-                    .or_default() += f.value.amount;
+                    .or_default()
+                    .add(f.value.amount);
             }
         }
-        json!({"period": query.period.map(|p| p.to_string()), "totals": totals, "by_cadre": by_cadre, "by_unit": by_unit, "by_category": by_category})
+        let mut overflowed: Vec<String> = totals
+            .iter()
+            .filter(|(_, sum)| sum.value().is_none())
+            .map(|(m, _)| format!("totals.{m}"))
+            .collect();
+        for (name, map) in [("by_cadre", &by_cadre), ("by_unit", &by_unit)] {
+            for (key, sums) in map {
+                for (m, sum) in sums {
+                    if sum.value().is_none() {
+                        overflowed.push(format!("{name}.{key}.{m}"));
+                    }
+                }
+            }
+        }
+        for (key, sums) in &by_category {
+            for (m, sum) in sums {
+                if sum.value().is_none() {
+                    overflowed.push(format!("by_category.{key}.{m}"));
+                }
+            }
+        }
+        let mut view = json!({"period": query.period.map(|p| p.to_string()), "totals": totals, "by_cadre": by_cadre, "by_unit": by_unit, "by_category": by_category});
+        if !overflowed.is_empty() {
+            view[OVERFLOWED_KEY] = json!(overflowed);
+        }
+        view
     }
 
     fn figures(state: &State, _book: &PairingBook, query: &Query) -> Vec<Figure> {
         // One pass over the facts for all the metrics (a log holds millions of them).
-        let mut values = [0i64; METRICS.len()];
+        let mut values = [FenSum::default(); METRICS.len()];
         let mut events: [Vec<_>; METRICS.len()] = Default::default();
         for f in state.facts.matching(|f| query.counts(f.on)) {
             let i = usize::from(f.value.metric);
             if let (Some(value), Some(sources)) = (values.get_mut(i), events.get_mut(i)) {
-                *value += f.value.amount;
+                value.add(f.value.amount);
                 sources.push(f.source);
             }
         }
@@ -140,11 +181,8 @@ impl Projection for ActivityTotals {
             .zip(values)
             .zip(events)
             .zip(adjustments)
-            .map(|(((m, value), events), adjustments)| Figure {
-                metric: m.to_string(),
-                value,
-                events: sorted_sources(events),
-                adjustments,
+            .map(|(((m, value), events), adjustments)| {
+                value.figure(m, sorted_sources(events), adjustments)
             })
             .collect()
     }

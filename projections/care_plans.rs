@@ -176,6 +176,7 @@ impl Projection for CarePlans {
         }
         let fig = |metric: &str, events: Vec<Source>| Figure {
             metric: metric.into(),
+            overflowed: false,
             value: events.len() as i64,
             events: sorted_sources(events),
             adjustments: Vec::new(),

@@ -148,6 +148,7 @@ impl Projection for Census {
                     .collect();
                 out.push(Figure {
                     metric: metric.into(),
+                    overflowed: false,
                     value: events.len() as i64,
                     events: sorted_sources(events),
                     adjustments: Vec::new(),
@@ -160,6 +161,7 @@ impl Projection for Census {
             .collect();
         out.push(Figure {
             metric: "poverty_dropouts".into(),
+            overflowed: false,
             value: poverty.len() as i64,
             events: sorted_sources(poverty.iter().map(|f| f.source).collect()),
             adjustments: state.dropouts.adjustments_where(|on, before| {

@@ -1,5 +1,7 @@
 //! `funds`: money and goods given, by fund source, recipient and cadre; goods at their value
 //! (quantity × unit value); and a conservation check: every breakdown adds up to the total.
+//! Every sum is checked ([`FenSum`]): one that overflows an i64 is null and named in
+//! `overflowed`, never a wrapped number.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,7 @@ use uuid::Uuid;
 use super::facts::{Fact, Facts};
 use crate::domain::DomainEvent;
 use crate::domain::events::AidForm;
-use crate::projection::{EventView, PairingBook, Projection, Query};
+use crate::projection::{EventView, FenSum, OVERFLOWED_KEY, PairingBook, Projection, Query};
 
 pub struct Funds;
 
@@ -60,41 +62,74 @@ impl Projection for Funds {
     }
 
     fn query(state: &State, book: &PairingBook, query: &Query) -> serde_json::Value {
-        let (mut total, mut cash, mut goods) = (0i64, 0i64, 0i64);
-        let mut by_source: BTreeMap<String, i64> = BTreeMap::new();
-        let mut by_recipient: BTreeMap<String, i64> = BTreeMap::new();
-        let mut by_cadre: BTreeMap<String, i64> = BTreeMap::new();
+        // Every sum is checked: one that overflows shows as null and is named in `overflowed`.
+        let (mut total, mut cash, mut goods) =
+            (FenSum::default(), FenSum::default(), FenSum::default());
+        let mut by_source: BTreeMap<String, FenSum> = BTreeMap::new();
+        let mut by_recipient: BTreeMap<String, FenSum> = BTreeMap::new();
+        let mut by_cadre: BTreeMap<String, FenSum> = BTreeMap::new();
         let mut count = 0u64;
         for f in state.gifts.matching(|f| query.counts(f.on)) {
             let g = &f.value;
             count += 1;
-            total += g.value_fen;
+            total.add(g.value_fen);
             if g.goods {
-                goods += g.value_fen;
+                goods.add(g.value_fen);
             } else {
-                cash += g.value_fen;
+                cash.add(g.value_fen);
             }
-            *by_source.entry(g.fund_source.clone()).or_default() += g.value_fen;
+            by_source
+                .entry(g.fund_source.clone())
+                .or_default()
+                .add(g.value_fen);
             let recipient = book.pairings.get(&g.pairing).map(|p| p.recipient);
-            *by_recipient
+            by_recipient
                 .entry(recipient.map(|r| r.to_string()).unwrap_or_default())
-                .or_default() += g.value_fen;
+                .or_default()
+                .add(g.value_fen);
             let cadre = book.holder_on(g.pairing, f.on);
-            *by_cadre
+            by_cadre
                 .entry(cadre.map(|r| r.to_string()).unwrap_or_default())
-                .or_default() += g.value_fen;
+                .or_default()
+                .add(g.value_fen);
         }
-        let sum = |m: &BTreeMap<String, i64>| m.values().sum::<i64>();
-        let conserved = cash + goods == total
+        let mut overflowed: Vec<String> = Vec::new();
+        for (name, sum) in [
+            ("total_fen", total),
+            ("cash_fen", cash),
+            ("goods_fen", goods),
+        ] {
+            if sum.value().is_none() {
+                overflowed.push(name.to_string());
+            }
+        }
+        for (name, map) in [
+            ("by_fund_source_fen", &by_source),
+            ("by_recipient_fen", &by_recipient),
+            ("by_cadre_fen", &by_cadre),
+        ] {
+            for (key, sum) in map {
+                if sum.value().is_none() {
+                    overflowed.push(format!("{name}.{key}"));
+                }
+            }
+        }
+        let sum = |m: &BTreeMap<String, FenSum>| FenSum::of(m.values().filter_map(|s| s.value()));
+        let conserved = overflowed.is_empty()
+            && FenSum::of([cash.value().unwrap_or(0), goods.value().unwrap_or(0)]) == total
             && sum(&by_source) == total
             && sum(&by_recipient) == total
             && sum(&by_cadre) == total;
-        json!({
+        let mut view = json!({
             "period": query.period.map(|p| p.to_string()),
             "gifts": count,
             "total_fen": total, "cash_fen": cash, "goods_fen": goods,
             "by_fund_source_fen": by_source, "by_recipient_fen": by_recipient, "by_cadre_fen": by_cadre,
             "conservation_holds": conserved,
-        })
+        });
+        if !overflowed.is_empty() {
+            view[OVERFLOWED_KEY] = json!(overflowed);
+        }
+        view
     }
 }

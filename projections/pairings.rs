@@ -118,6 +118,7 @@ fn figure(metric: &str, events: Vec<Source>) -> Figure {
     let events = super::facts::sorted_sources(events);
     Figure {
         metric: metric.to_string(),
+        overflowed: false,
         value: events.len() as i64,
         events,
         adjustments: Vec::new(),

@@ -122,6 +122,7 @@ impl Projection for Placements {
                 .collect();
             out.push(Figure {
                 metric: metric.into(),
+                overflowed: false,
                 value: events.len() as i64,
                 events: sorted_sources(events),
                 adjustments: Vec::new(),
@@ -130,6 +131,7 @@ impl Projection for Placements {
         let all: Vec<Source> = placed.iter().map(|p| p.source).collect();
         out.push(Figure {
             metric: "placements_total".into(),
+            overflowed: false,
             value: all.len() as i64,
             events: sorted_sources(all),
             adjustments: Vec::new(),

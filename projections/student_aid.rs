@@ -1,5 +1,6 @@
 //! `student_aid`: aid payments to pupils, in person-times (one payment to one pupil is one) and
-//! money, by aid programme and term.
+//! money, by aid programme and term. Money sums are checked ([`FenSum`]): one that overflows is
+//! null and named in `overflowed`, and its figure says so.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,9 @@ use uuid::Uuid;
 use super::facts::{Fact, Facts, sorted_sources};
 use crate::domain::DomainEvent;
 use crate::domain::events::AidProgramme;
-use crate::projection::{EventView, Figure, PairingBook, Projection, Query};
+use crate::projection::{
+    EventView, FenSum, Figure, OVERFLOWED_KEY, PairingBook, Projection, Query,
+};
 
 pub struct StudentAid;
 
@@ -67,8 +70,8 @@ impl Projection for StudentAid {
     }
 
     fn query(state: &State, _book: &PairingBook, query: &Query) -> serde_json::Value {
-        let mut by: BTreeMap<&str, BTreeMap<String, (u64, i64)>> = BTreeMap::new();
-        let (mut times, mut paid) = (0u64, 0i64);
+        let mut by: BTreeMap<&str, BTreeMap<String, (u64, FenSum)>> = BTreeMap::new();
+        let (mut times, mut paid) = (0u64, FenSum::default());
         for f in state.payments.matching(|f| query.counts(f.on)) {
             let e = by
                 .entry(programme_name(f.value.programme))
@@ -76,9 +79,20 @@ impl Projection for StudentAid {
                 .entry(f.value.term.clone())
                 .or_default();
             e.0 += 1;
-            e.1 += f.value.amount_fen;
+            e.1.add(f.value.amount_fen);
             times += 1;
-            paid += f.value.amount_fen;
+            paid.add(f.value.amount_fen);
+        }
+        let mut overflowed: Vec<String> = Vec::new();
+        if paid.value().is_none() {
+            overflowed.push("paid_fen".into());
+        }
+        for (p, terms) in &by {
+            for (t, (_, fen)) in terms {
+                if fen.value().is_none() {
+                    overflowed.push(format!("by_programme_and_term.{p}.{t}.paid_fen"));
+                }
+            }
         }
         let by_json: BTreeMap<&str, BTreeMap<String, serde_json::Value>> = by
             .into_iter()
@@ -92,7 +106,11 @@ impl Projection for StudentAid {
                 )
             })
             .collect();
-        json!({"period": query.period.map(|p| p.to_string()), "person_times": times, "paid_fen": paid, "by_programme_and_term": by_json})
+        let mut view = json!({"period": query.period.map(|p| p.to_string()), "person_times": times, "paid_fen": paid, "by_programme_and_term": by_json});
+        if !overflowed.is_empty() {
+            view[OVERFLOWED_KEY] = json!(overflowed);
+        }
+        view
     }
 
     fn figures(state: &State, _book: &PairingBook, query: &Query) -> Vec<Figure> {
@@ -103,18 +121,17 @@ impl Projection for StudentAid {
                 .matching(|f| keep(&f.value) && query.counts(f.on))
                 .collect();
             let value = if money {
-                facts.iter().map(|f| f.value.amount_fen).sum()
+                FenSum::of(facts.iter().map(|f| f.value.amount_fen))
             } else {
-                facts.len() as i64
+                FenSum::of([facts.len() as i64])
             };
-            Figure {
-                metric: metric.to_string(),
-                value,
-                events: sorted_sources(facts.iter().map(|f| f.source).collect()),
-                adjustments: state
+            value.figure(
+                metric,
+                sorted_sources(facts.iter().map(|f| f.source).collect()),
+                state
                     .payments
                     .adjustments_where(|on, before| keep(before) && query.counts(on)),
-            }
+            )
         };
         vec![
             count(

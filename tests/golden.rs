@@ -78,6 +78,33 @@ fn contact_v1_fixture_is_read_as_v2() {
     assert!(codec::decode_payload::<ContactRecordedV2>(&bytes).is_err());
 }
 
+#[test]
+fn token_v1_fixture_is_read_as_v2_without_an_expiry() {
+    use carelog::domain::events::{TokenGrantedV1, TokenGrantedV2};
+    let bytes = check_golden(
+        "payloads/carelog.token.granted.v1.bin",
+        &codec::encode_payload(&TokenGrantedV1::example()).unwrap(),
+    );
+    let decoded = DomainEvent::decode("carelog.token.granted", 1, &bytes).unwrap();
+    let DomainEvent::TokenGranted(v2) = decoded else {
+        panic!("upcast to the wrong type: {decoded:?}")
+    };
+    let v1 = TokenGrantedV1::example();
+    // No expiry in the event: the records give it DEFAULT_TOKEN_DAYS after the grant.
+    assert_eq!(
+        v2,
+        TokenGrantedV2 {
+            token_id: v1.token_id,
+            secret_sha256: v1.secret_sha256,
+            role: v1.role,
+            person_id: v1.person_id,
+            unit_id: v1.unit_id,
+            expires_at: None
+        }
+    );
+    assert!(codec::decode_payload::<TokenGrantedV2>(&bytes).is_err());
+}
+
 fn example_time() -> StoredTime {
     StoredTime {
         unix_seconds: 1_683_511_200,

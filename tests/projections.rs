@@ -1859,6 +1859,7 @@ mod channels {
                         .collect();
                     Figure {
                         metric: metric.to_string(),
+                        overflowed: false,
                         value: facts.len() as i64,
                         events: sorted_sources(facts.iter().map(|f| f.source).collect()),
                         adjustments: state

@@ -1567,3 +1567,170 @@ fn a_voided_contact_drops_out_of_contacts_and_shows_as_an_adjustment() {
         .unwrap();
     assert_eq!(contacts.value, 2);
 }
+
+// ---- bounds on every number a person types ---------------------------------------------------
+
+/// One bounded field: its name, its bound, and an event carrying a value there.
+struct Bound {
+    field: &'static str,
+    max: i64,
+    event: fn(&Reg, i64) -> IncomingEvent,
+}
+
+const BOUNDS: &[Bound] = &[
+    Bound {
+        field: "data.duration_minutes",
+        max: 1_440,
+        event: |r, n| {
+            ev(
+                "contact.recorded",
+                &at("2023-03-01"),
+                json!({"pairing_id": r.pairing, "channel": "phone", "summary": "a long call", "duration_minutes": n}),
+            )
+        },
+    },
+    Bound {
+        field: "data.quantity",
+        max: 1_000_000,
+        event: |r, n| {
+            ev(
+                "aid.given",
+                &at("2023-03-01"),
+                json!({"pairing_id": r.pairing, "form": "goods", "value_fen": n, "fund_source": "bureau",
+                       "item": "exercise book", "quantity": n, "unit_value_fen": 1, "receipt_ref": "R-3"}),
+            )
+        },
+    },
+    Bound {
+        field: "data.unit_value_fen",
+        max: 100_000_000,
+        event: |r, n| {
+            ev(
+                "aid.given",
+                &at("2023-03-01"),
+                json!({"pairing_id": r.pairing, "form": "goods", "value_fen": n, "fund_source": "bureau",
+                       "item": "a wheelchair", "quantity": 1, "unit_value_fen": n, "receipt_ref": "R-4"}),
+            )
+        },
+    },
+    Bound {
+        field: "data.value_fen",
+        max: 100_000_000,
+        event: |r, n| r.cash(&at("2023-03-01"), n),
+    },
+    Bound {
+        field: "data.amount_fen",
+        max: 100_000_000,
+        event: |r, n| r.student_aid(r.pupil, "for_orphans", "2023-autumn", n),
+    },
+    Bound {
+        field: "data.value",
+        max: 1_000_000_000_000,
+        event: |_, n| {
+            ev(
+                "claim.filed",
+                &at("2023-12-01"),
+                json!({"claim_id": Uuid::now_v7(), "metric": "aid_given_fen", "scope_unit_id": null,
+                       "period_from": "2023-01-01", "period_to": "2023-12-31", "value": n,
+                       "comparison": "exactly", "source_document": "annual report", "reported_on": "2023-12-01"}),
+            )
+        },
+    },
+    Bound {
+        // In days after the grant (the field holds an instant).
+        field: "data.expires_at",
+        max: 3_650,
+        event: |_, days| {
+            let granted = chrono::DateTime::parse_from_rfc3339(&at("2023-03-01")).unwrap();
+            let expires = granted + Duration::days(days);
+            ev(
+                "token.granted",
+                &at("2023-03-01"),
+                json!({"token_id": Uuid::now_v7(), "secret_sha256": "ab".repeat(32), "role": "auditor",
+                       "person_id": null, "unit_id": null, "expires_at": expires.to_rfc3339()}),
+            )
+        },
+    },
+];
+
+#[test]
+fn every_typed_number_has_a_bound_that_passes_and_one_more_is_refused_naming_the_field() {
+    for b in BOUNDS {
+        let r = Reg::new();
+        let message = rejected_as(
+            &format!("{} at {}", b.field, b.max + 1),
+            &r.app,
+            (b.event)(&r, b.max + 1),
+            Rule::TooLarge,
+            b.field,
+        );
+        assert!(
+            message.contains(&b.max.to_string()) || b.field == "data.expires_at",
+            "{}: the message names the bound: {message}",
+            b.field
+        );
+        let e = (b.event)(&r, b.max);
+        if let Err(err) = append(&r.app, vec![e]) {
+            panic!(
+                "{} at its bound {} should be accepted: {err}",
+                b.field, b.max
+            );
+        }
+    }
+    // The duration the issue found accepted: u32::MAX minutes.
+    let r = Reg::new();
+    rejected(
+        &r.app,
+        (BOUNDS[0].event)(&r, i64::from(u32::MAX)),
+        Rule::TooLarge,
+        "data.duration_minutes",
+    );
+}
+
+#[test]
+fn a_token_expires_after_its_grant_and_is_not_granted_to_staff_who_left() {
+    let r = Reg::new();
+    let grant = |person: Option<Uuid>, role: &str, expires: Option<&str>| {
+        ev(
+            "token.granted",
+            &at("2023-03-01"),
+            json!({"token_id": Uuid::now_v7(), "secret_sha256": "cd".repeat(32), "role": role,
+                   "person_id": person, "unit_id": null, "expires_at": expires}),
+        )
+    };
+    rejected(
+        &r.app,
+        grant(None, "auditor", Some("2023-03-01T09:00:00+08:00")),
+        Rule::BeforeStart,
+        "data.expires_at",
+    );
+    // No expiry given: accepted (it expires 90 days after the grant).
+    ok(&r.app, grant(None, "auditor", None));
+    ok(
+        &r.app,
+        grant(
+            Some(r.cadre2),
+            "recorder",
+            Some("2023-03-02T10:00:00+08:00"),
+        ),
+    );
+    ok(
+        &r.app,
+        ev(
+            "staff.left",
+            &at("2023-03-05"),
+            json!({"person_id": r.cadre2, "on": "2023-03-05", "reason": "retired"}),
+        ),
+    );
+    let message = rejected(
+        &r.app,
+        grant(
+            Some(r.cadre2),
+            "recorder",
+            Some("2023-03-02T10:00:00+08:00"),
+        ),
+        Rule::StaffLeft,
+        "data.person_id",
+    );
+    assert!(message.contains("left the programme"), "{message}");
+}

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::app::AppError;
-use crate::app::access::AccessError;
+use crate::app::access::{self, AccessError};
 use crate::domain::cloudevent::FormatError;
 use crate::log::LogError;
 
@@ -73,6 +73,17 @@ impl ApiError {
             .and_then(|rest| rest.split_once(':'))
             .and_then(|(n, _)| n.parse::<usize>().ok());
         let place = index.map_or(String::new(), |i| format!("event {i}: "));
+        let rest = reason.split_once(": ").map_or("", |(_, rest)| rest);
+        if rest.starts_with(access::OWN_SCHOOL_ONLY) {
+            return Self::new(
+                StatusCode::FORBIDDEN,
+                access::OWN_SCHOOL_ONLY,
+                format!(
+                    "{place}a teacher records only for pupils enrolled, on the event's day, at the teacher's own school; this event is for another school's pupil: check its ids and date, or ask an admin to record it; nothing was written"
+                ),
+            )
+            .with_index(index);
+        }
         Self::new(
             StatusCode::FORBIDDEN,
             "own_records_only",
@@ -172,9 +183,11 @@ impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> Self {
         let status = match e {
             AccessError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AccessError::Missing | AccessError::Unknown | AccessError::Revoked(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            AccessError::Missing
+            | AccessError::Unknown
+            | AccessError::Revoked(_)
+            | AccessError::Expired { .. }
+            | AccessError::StaffLeft { .. } => StatusCode::UNAUTHORIZED,
         };
         let field = match e {
             AccessError::Forbidden(_) => None,
@@ -281,6 +294,10 @@ impl From<AppError> for ApiError {
             }
             AppError::Usage(_) => ApiError::new(StatusCode::BAD_REQUEST, "usage", message),
             AppError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            // The records hold amounts no i64 sums: an operator must look, not the caller.
+            AppError::SumOverflow { .. } => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "sum_overflow", message)
+            }
         }
     }
 }

@@ -573,9 +573,12 @@ struct TokenRequest {
     role: String,
     person_id: Option<Uuid>,
     unit_id: Option<Uuid>,
+    /// Days until it expires (default 90).
+    expires_in_days: Option<i64>,
 }
 
-/// `POST /v1/tokens` `{"role", "person_id"?, "unit_id"?}`: the new bearer string, shown once.
+/// `POST /v1/tokens` `{"role", "person_id"?, "unit_id"?, "expires_in_days"?}`: the new bearer
+/// string, shown once.
 pub(super) async fn create_token(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -588,7 +591,17 @@ pub(super) async fn create_token(
     let role = access::parse_role(&request.role)
         .map_err(|e| ApiError::bad_request("role", "unknown_role", e))?;
     let token = state
-        .run(move |app| app.create_token(role, request.person_id, request.unit_id, &who.actor()))
+        .run(move |app| {
+            app.create_token(
+                role,
+                request.person_id,
+                request.unit_id,
+                request
+                    .expires_in_days
+                    .unwrap_or(access::DEFAULT_TOKEN_DAYS),
+                &who.actor(),
+            )
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(token)).into_response())
 }

@@ -19,7 +19,13 @@
 //!
 //! A recorder records only what [`Records::responsible_person`] ties to its own person on the
 //! event's day: a pairing it holds then, or a care plan it is the teacher of
-//! ([`authorize_record`]). Everything else (the registry, pairings themselves, claims, voids and
+//! ([`authorize_record`]); a teacher, moreover, only for pupils enrolled that day at the school
+//! the teacher is at ([`Records::is_for_school`], refused under [`OWN_SCHOOL_ONLY`]).
+//!
+//! A token is valid ([`lookup`], asked by every request and by open streams before each item)
+//! while it is granted, not revoked, not expired (every grant has an expiry: `--expires-in`,
+//! default 90 days; a grant without one expires 90 days after it), and its person, if any, has
+//! not left the programme. Everything else (the registry, pairings themselves, claims, voids and
 //! corrections, tokens) is for an admin.
 //!
 //! A supervisor token may carry a unit scope (`--unit`): it then reads only streams attributable
@@ -33,10 +39,13 @@ use uuid::Uuid;
 use super::report::{ClaimsReport, ProgressFn};
 use super::{App, AppError, Keep, LoggedEvent};
 use crate::domain::cloudevent::IncomingEvent;
-use crate::domain::events::{TokenGrantedV1, TokenRevokedV1};
+pub use crate::domain::events::DEFAULT_TOKEN_DAYS;
+use crate::domain::events::{StaffRole, TokenGrantedV2, TokenRevokedV1};
+use crate::domain::records::Grant;
+pub use crate::domain::records::MAX_TOKEN_DAYS;
 use crate::domain::{Date, DomainEvent, Records};
 use crate::log::Ack;
-use crate::time;
+use crate::time::{self, Instant};
 
 pub use crate::domain::events::Role;
 
@@ -62,6 +71,14 @@ pub enum AccessError {
     Unknown,
     #[error("token {0} was revoked: ask an admin for a new one")]
     Revoked(Uuid),
+    #[error(
+        "token {token_id} expired at {expires_at}: ask an admin for a new one (`carelog token create --expires-in DAYS`)"
+    )]
+    Expired { token_id: Uuid, expires_at: Instant },
+    #[error(
+        "token {token_id} belongs to a cadre or teacher who left the programme on {on}: it is no longer accepted"
+    )]
+    StaffLeft { token_id: Uuid, on: Date },
     #[error("{0}")]
     Forbidden(String),
 }
@@ -73,6 +90,8 @@ impl AccessError {
             AccessError::Missing => "missing_token",
             AccessError::Unknown => "unknown_token",
             AccessError::Revoked(_) => "revoked_token",
+            AccessError::Expired { .. } => "expired_token",
+            AccessError::StaffLeft { .. } => "staff_left",
             AccessError::Forbidden(_) => "forbidden",
         }
     }
@@ -201,8 +220,15 @@ fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Finds the principal of a bearer string in the records.
-pub fn lookup(records: &Records, bearer: Option<&str>) -> Result<Principal, AccessError> {
+/// Whether a bearer string is a valid token at `now`, and whose: the one answer to "is this
+/// token valid now", asked by every request and before each item an open stream sends. Valid:
+/// granted, the secret's hash matches, not revoked, not expired, and its person (if any) has not
+/// left the programme.
+pub fn lookup(
+    records: &Records,
+    bearer: Option<&str>,
+    now: &Instant,
+) -> Result<Principal, AccessError> {
     let bearer = bearer.map(str::trim).filter(|b| !b.is_empty());
     let Some(bearer) = bearer else {
         return Err(AccessError::Missing);
@@ -215,8 +241,8 @@ pub fn lookup(records: &Records, bearer: Option<&str>) -> Result<Principal, Acce
     if !same_secret(&grant.secret_sha256, &token_hash(bearer)) {
         return Err(AccessError::Unknown);
     }
-    if records.revoked_tokens.contains(&id) {
-        return Err(AccessError::Revoked(id));
+    if let Some(refused) = no_longer_valid(records, id, grant, now) {
+        return Err(refused);
     }
     Ok(Principal {
         token_id: id,
@@ -224,6 +250,32 @@ pub fn lookup(records: &Records, bearer: Option<&str>) -> Result<Principal, Acce
         person_id: grant.person_id,
         unit_id: grant.unit_id,
     })
+}
+
+/// Why a granted token is no longer valid at `now`, if it is not: revoked, expired, or its
+/// person has left the programme.
+fn no_longer_valid(
+    records: &Records,
+    id: Uuid,
+    grant: &Grant,
+    now: &Instant,
+) -> Option<AccessError> {
+    if records.revoked_tokens.contains(&id) {
+        return Some(AccessError::Revoked(id));
+    }
+    if *now >= grant.expires_at {
+        return Some(AccessError::Expired {
+            token_id: id,
+            expires_at: grant.expires_at,
+        });
+    }
+    let today = Date(time::shanghai_date(now));
+    grant
+        .person_id
+        .and_then(|p| records.staff.get(&p))
+        .and_then(|s| s.left)
+        .filter(|on| *on <= today)
+        .map(|on| AccessError::StaffLeft { token_id: id, on })
 }
 
 /// Whether one principal may record one event, given the records before it. The reason, when
@@ -241,7 +293,7 @@ pub fn authorize_record(
             };
             let day = Date(time::shanghai_date(&incoming.occurred_at));
             match records.responsible_person(&incoming.event, day) {
-                Some(person) if person == me => Ok(()),
+                Some(person) if person == me => within_own_school(records, me, incoming, day),
                 Some(person) => Err(format!(
                     "{} is recorded for {person} on {day}, not for this token's {me}: a recorder records only for its own pairings and care plans",
                     incoming.event.event_type()
@@ -253,6 +305,33 @@ pub fn authorize_record(
             }
         }
         other => Err(format!("a {} token may not record", role_name(other))),
+    }
+}
+
+/// The rule a teacher's token breaks recording for another school's pupil: its refusal's reason
+/// starts with it (the HTTP shell answers 403 under this rule name).
+pub const OWN_SCHOOL_ONLY: &str = "own_school_only";
+
+/// A teacher acts only within their own school: a school-side event recorded with a teacher's
+/// token must be for a pupil enrolled, on the event's day, at the school the teacher is at.
+fn within_own_school(
+    records: &Records,
+    me: Uuid,
+    incoming: &IncomingEvent,
+    day: Date,
+) -> Result<(), String> {
+    let Some(staff) = records.staff.get(&me) else {
+        return Ok(());
+    };
+    if staff.role != StaffRole::Teacher {
+        return Ok(());
+    }
+    match records.is_for_school(&incoming.event, staff.unit, day) {
+        Some(false) => Err(format!(
+            "{OWN_SCHOOL_ONLY}: {} is for a pupil not enrolled on {day} at the school of this token's teacher: a teacher records only for their own school's pupils",
+            incoming.event.event_type()
+        )),
+        Some(true) | None => Ok(()),
     }
 }
 
@@ -344,6 +423,8 @@ pub struct NewToken {
     pub role: Role,
     pub person_id: Option<Uuid>,
     pub unit_id: Option<Uuid>,
+    /// From when the token is refused.
+    pub expires_at: Instant,
     /// The log position of the grant.
     pub position: u64,
 }
@@ -370,18 +451,38 @@ impl App {
         &self,
         bearer: Option<&str>,
     ) -> Result<Result<Principal, AccessError>, AppError> {
-        self.with_records(|r| lookup(r, bearer))
+        let now = self.clock.now();
+        self.with_records(|r| lookup(r, bearer, &now))
+    }
+
+    /// How many tokens are valid now (granted, not revoked, not expired, their person still in
+    /// the programme).
+    pub fn live_tokens(&self) -> Result<usize, AppError> {
+        let now = self.clock.now();
+        self.with_records(|r| {
+            r.tokens
+                .iter()
+                .filter(|(id, grant)| no_longer_valid(r, **id, grant, &now).is_none())
+                .count()
+        })
     }
 
     /// Grants a new token (an event) and returns its bearer string, shown once. A recorder's
-    /// token needs the cadre or teacher it belongs to; a unit scope is for supervisors.
+    /// token needs the cadre or teacher it belongs to; a unit scope is for supervisors. The token
+    /// expires `expires_in_days` (1 to [`MAX_TOKEN_DAYS`]) from now.
     pub fn create_token(
         &self,
         role: Role,
         person_id: Option<Uuid>,
         unit_id: Option<Uuid>,
+        expires_in_days: i64,
         actor: &str,
     ) -> Result<NewToken, AppError> {
+        if !(1..=MAX_TOKEN_DAYS).contains(&expires_in_days) {
+            return Err(AppError::Usage(format!(
+                "a token expires in 1 to {MAX_TOKEN_DAYS} days, not {expires_in_days}: give --expires-in DAYS within that"
+            )));
+        }
         match (role, person_id) {
             (Role::Recorder, None) => {
                 return Err(AppError::Usage(
@@ -404,20 +505,24 @@ impl App {
         }
         let token_id = Uuid::now_v7();
         let secret = new_bearer(token_id)?;
-        let event = DomainEvent::TokenGranted(TokenGrantedV1 {
+        let granted_at = self.clock.now();
+        let expires_at = granted_at + chrono::Duration::days(expires_in_days);
+        let event = DomainEvent::TokenGranted(TokenGrantedV2 {
             token_id,
             secret_sha256: token_hash(&secret),
             role,
             person_id,
             unit_id,
+            expires_at: Some(expires_at),
         });
-        let acks = self.append_own(event, actor)?;
+        let acks = self.append_own_at(event, granted_at, actor)?;
         Ok(NewToken {
             token_id,
             secret,
             role,
             person_id,
             unit_id,
+            expires_at,
             position: acks.position,
         })
     }
@@ -433,10 +538,20 @@ impl App {
 
     /// Appends one event the application makes itself, happening now.
     fn append_own(&self, event: DomainEvent, actor: &str) -> Result<Ack, AppError> {
+        self.append_own_at(event, self.clock.now(), actor)
+    }
+
+    /// Appends one event the application makes itself, happening at `occurred_at`.
+    fn append_own_at(
+        &self,
+        event: DomainEvent,
+        occurred_at: Instant,
+        actor: &str,
+    ) -> Result<Ack, AppError> {
         let incoming = IncomingEvent {
             id: None,
             event,
-            occurred_at: self.clock.now(),
+            occurred_at,
             recorded_by: None,
             recorded_at: None,
             correlation_id: None,

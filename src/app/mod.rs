@@ -96,6 +96,10 @@ pub enum AppError {
     Usage(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error(
+        "the figure {figure} does not fit an i64 (its sum overflowed), so it has no value: `carelog explain` or the events behind it show which amounts are wrong; void or correct them"
+    )]
+    SumOverflow { figure: String },
 }
 
 impl AppError {

@@ -559,11 +559,19 @@ impl Replayed {
             .unwrap_or_default()
     }
 
-    fn figure(&self, def: &MetricDef, period: Period) -> Option<Figure> {
+    /// A figure, or an error naming it when its sum overflowed (never a wrapped number).
+    fn figure(&self, def: &MetricDef, period: Period) -> Result<Option<Figure>, AppError> {
         let query = def.query(period, self.as_of_day);
-        self.figures(def.projection, &query)
+        let figure = self
+            .figures(def.projection, &query)
             .into_iter()
-            .find(|f| f.metric == def.metric)
+            .find(|f| f.metric == def.metric);
+        if figure.as_ref().is_some_and(|f| f.overflowed) {
+            return Err(AppError::SumOverflow {
+                figure: def.metric.to_string(),
+            });
+        }
+        Ok(figure)
     }
 }
 
@@ -667,7 +675,7 @@ impl App {
         let mut figures = Vec::new();
         for def in METRICS {
             let p = def.period(period);
-            let fig = replayed.figure(def, p);
+            let fig = replayed.figure(def, p)?;
             let value = fig.as_ref().map_or(0, |f| f.value);
             figures.push(ReportFigure {
                 metric: def.metric,
@@ -701,8 +709,9 @@ impl App {
         let def = check_metric_name(metric)?;
         let replayed = self.replay(&[def.projection], as_of, progress)?;
         let p = def.period(period);
-        let fig = replayed.figure(def, p).unwrap_or(Figure {
+        let fig = replayed.figure(def, p)?.unwrap_or(Figure {
             metric: metric.into(),
+            overflowed: false,
             value: 0,
             events: Vec::new(),
             adjustments: Vec::new(),
@@ -743,6 +752,15 @@ impl App {
             .and_then(|i| replayed.states.get(i))
             .ok_or_else(|| unknown_projection(name))?;
         let mut view = p.query(state.as_ref(), &replayed.book, &query);
+        if let Some(sums) = view
+            .get(crate::projection::OVERFLOWED_KEY)
+            .and_then(|v| v.as_array())
+        {
+            let names: Vec<&str> = sums.iter().filter_map(|s| s.as_str()).take(10).collect();
+            return Err(AppError::SumOverflow {
+                figure: format!("{name}: {}", names.join(", ")),
+            });
+        }
         view["as_of"] = json!(replayed.info);
         Ok(view)
     }
@@ -807,8 +825,8 @@ impl App {
                 }
             };
             let then = &*then;
-            let fig_now = now.figure(def, period);
-            let fig_then = then.figure(def, period);
+            let fig_now = now.figure(def, period)?;
+            let fig_then = then.figure(def, period)?;
             let recorded = fig_now.as_ref().map_or(0, |f| f.value);
             let holds = match c.comparison {
                 Comparison::Exactly => recorded == c.value,
@@ -896,7 +914,8 @@ fn explain_difference(
             from: Date::ymd(1900, 1, 1).unwrap_or(period.from),
             to: Date::ymd(2200, 12, 31).unwrap_or(period.to),
         };
-        if let Some(all) = now.figure(def, wide) {
+        // Only the events are read here: an overflowed value was refused with `fig_now`.
+        if let Ok(Some(all)) = now.figure(def, wide) {
             let inside: std::collections::BTreeSet<Source> = fig_now
                 .map(|f| f.events.iter().copied().collect())
                 .unwrap_or_default();

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::output::print_json;
 use super::{Failure, usage};
 use crate::api::Limits;
-use crate::app::access::{self, Role};
+use crate::app::access::{self, DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, Role};
 
 /// How long, after the server has stopped, blocking work still running may take to finish.
 const RUNTIME_SHUTDOWN_SECONDS: u64 = 5;
@@ -75,7 +75,11 @@ pub enum TokenCommand {
         /// Scope a supervisor's token to this org unit and the units under it.
         #[arg(long)]
         unit: Option<Uuid>,
-        /// Print the token with its id, role and position as JSON.
+        /// Days until the token expires (1 to 3650); from then on the service refuses it.
+        #[arg(long = "expires-in", value_name = "DAYS", default_value_t = DEFAULT_TOKEN_DAYS,
+              value_parser = clap::value_parser!(i64).range(1..=MAX_TOKEN_DAYS))]
+        expires_in_days: i64,
+        /// Print the token with its id, role, expiry and position as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -95,9 +99,10 @@ pub fn token(dir: &Path, command: &TokenCommand, actor: &str) -> Result<u8, Fail
             role,
             cadre,
             unit,
+            expires_in_days,
             json,
         } => {
-            let token = app.create_token(*role, *cadre, *unit, actor)?;
+            let token = app.create_token(*role, *cadre, *unit, *expires_in_days, actor)?;
             if *json {
                 print_json(&token)?;
             } else {
@@ -105,10 +110,11 @@ pub fn token(dir: &Path, command: &TokenCommand, actor: &str) -> Result<u8, Fail
                 writeln!(out, "{}", token.secret)?;
                 out.flush()?;
                 eprintln!(
-                    "created {} token {} (position {}). The token above is shown once: only its SHA-256 is kept. Send it as `Authorization: Bearer <token>`.",
+                    "created {} token {} (position {}), expiring at {}. The token above is shown once: only its SHA-256 is kept. Send it as `Authorization: Bearer <token>`.",
                     access::role_name(token.role),
                     token.token_id,
-                    token.position
+                    token.position,
+                    token.expires_at
                 );
             }
         }
@@ -176,12 +182,7 @@ pub fn serve(
     app.set_late_entry_window_days(late_entry_days);
     // Fold the records now (the first request should not wait for it) and warn when no token
     // can get in.
-    let live_tokens = app.with_records(|r| {
-        r.tokens
-            .keys()
-            .filter(|id| !r.revoked_tokens.contains(id))
-            .count()
-    })?;
+    let live_tokens = app.live_tokens()?;
     if live_tokens == 0 {
         tracing::warn!(
             "the store holds no live token: stop the server and run `carelog token create --role admin`"

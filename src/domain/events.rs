@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::{Date, Money};
 use crate::codec::{self, CodecError, PayloadType};
+use crate::time::Instant;
 
 /// A documented example value of a payload type.
 pub trait Example {
@@ -592,6 +593,7 @@ pub enum Role {
     Admin,
 }
 
+/// Token grant, version 1 (frozen; kept to read old records, upcast to v2 with no expiry given).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenGrantedV1 {
@@ -601,6 +603,38 @@ pub struct TokenGrantedV1 {
     pub role: Role,
     pub person_id: Option<Uuid>,
     pub unit_id: Option<Uuid>,
+}
+
+/// How long a token lives when its grant names no expiry: a grant upcast from v1, or one sent
+/// without `expires_at`. Counted from the grant's occurred time, so no token lives forever.
+pub const DEFAULT_TOKEN_DAYS: i64 = 90;
+
+/// Token grant, version 2: adds when the token expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenGrantedV2 {
+    pub token_id: Uuid,
+    /// Hex SHA-256 of the secret; the secret itself is shown once and never stored.
+    pub secret_sha256: String,
+    pub role: Role,
+    pub person_id: Option<Uuid>,
+    pub unit_id: Option<Uuid>,
+    /// From when the token is refused (with its UTC offset). None: [`DEFAULT_TOKEN_DAYS`] after
+    /// the grant occurred (every v1 grant reads so).
+    pub expires_at: Option<Instant>,
+}
+
+impl From<TokenGrantedV1> for TokenGrantedV2 {
+    fn from(v1: TokenGrantedV1) -> Self {
+        Self {
+            token_id: v1.token_id,
+            secret_sha256: v1.secret_sha256,
+            role: v1.role,
+            person_id: v1.person_id,
+            unit_id: v1.unit_id,
+            expires_at: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -748,7 +782,7 @@ event_types! {
     RecordVoided(RecordVoidedV1) = "carelog.record.voided" v 1 : "An event is taken out of every total (nothing is deleted).";
     RecordCorrected(RecordCorrectedV1) = "carelog.record.corrected" v 1 : "An event's content is replaced in every total (nothing is edited).";
     LateEntryNoted(LateEntryNotedV1) = "carelog.late_entry.noted" v 1 : "Why an event was recorded after the late-entry window (补录说明); written with it.";
-    TokenGranted(TokenGrantedV1) = "carelog.token.granted" v 1 : "An API token is granted (only its hash is kept).";
+    TokenGranted(TokenGrantedV2) = "carelog.token.granted" v 2 : "An API token is granted until it expires (only its hash is kept).";
     TokenRevoked(TokenRevokedV1) = "carelog.token.revoked" v 1 : "An API token is revoked.";
 }
 
@@ -763,6 +797,12 @@ fn decode_legacy(
             Ok(DomainEvent::ContactRecorded(codec::decode_upcast::<
                 ContactRecordedV1,
                 ContactRecordedV2,
+            >(bytes)?))
+        }
+        (TokenGrantedV1::EVENT_TYPE, TokenGrantedV1::SCHEMA_VERSION) => {
+            Ok(DomainEvent::TokenGranted(codec::decode_upcast::<
+                TokenGrantedV1,
+                TokenGrantedV2,
             >(bytes)?))
         }
         _ => match EVENT_TYPES.iter().find(|(name, _, _)| *name == event_type) {
@@ -781,6 +821,11 @@ impl PayloadType for ContactRecordedV1 {
     const SCHEMA_VERSION: u16 = 1;
 }
 
+impl PayloadType for TokenGrantedV1 {
+    const EVENT_TYPE: &'static str = "carelog.token.granted";
+    const SCHEMA_VERSION: u16 = 1;
+}
+
 /// (type name, schema version, an example's payload bytes).
 pub type StoredExample = (&'static str, u16, Vec<u8>);
 
@@ -794,6 +839,11 @@ pub fn stored_type_examples() -> Result<Vec<StoredExample>, CodecError> {
         ContactRecordedV1::EVENT_TYPE,
         ContactRecordedV1::SCHEMA_VERSION,
         codec::encode_payload(&ContactRecordedV1::example())?,
+    ));
+    out.push((
+        TokenGrantedV1::EVENT_TYPE,
+        TokenGrantedV1::SCHEMA_VERSION,
+        codec::encode_payload(&TokenGrantedV1::example())?,
     ));
     Ok(out)
 }

@@ -27,7 +27,7 @@ use std::any::Any;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
-use crate::domain::{Date, DomainEvent};
+use crate::domain::{Date, DomainEvent, Money};
 use crate::time::Instant;
 
 pub use book::PairingBook;
@@ -146,12 +146,74 @@ impl Query {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Figure {
     pub metric: String,
+    /// The sum did not fit an i64: `value` means nothing, and the app answers an error naming
+    /// the figure instead of a number ([`FenSum`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overflowed: bool,
     pub value: i64,
     /// The events that make up the value.
     pub events: Vec<Source>,
     /// Events that were voided or corrected and so changed the value, with the void/correction.
     pub adjustments: Vec<Adjustment>,
 }
+
+/// A sum of fen (or of counts) that never wraps: once an addition overflows it stays
+/// overflowed, and shows as `null` in a projection's view ([`Money::checked_add`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FenSum(Option<Money>);
+
+impl Default for FenSum {
+    fn default() -> Self {
+        FenSum(Some(Money::ZERO))
+    }
+}
+
+impl FenSum {
+    pub fn add(&mut self, fen: i64) {
+        self.0 = self.0.and_then(|sum| sum.checked_add(Money(fen)));
+    }
+
+    /// The sum, or None when it overflowed.
+    pub fn value(self) -> Option<i64> {
+        self.0.map(Money::fen)
+    }
+
+    /// The sum as JSON: a number, or `null` when it overflowed.
+    pub fn to_json(self) -> serde_json::Value {
+        self.value()
+            .map_or(serde_json::Value::Null, serde_json::Value::from)
+    }
+
+    /// The sum of some amounts.
+    pub fn of(amounts: impl IntoIterator<Item = i64>) -> Self {
+        let mut sum = FenSum::default();
+        for a in amounts {
+            sum.add(a);
+        }
+        sum
+    }
+
+    /// A figure of this sum: `overflowed` set, and 0 for a value, when it did not fit.
+    pub fn figure(self, metric: &str, events: Vec<Source>, adjustments: Vec<Adjustment>) -> Figure {
+        Figure {
+            metric: metric.to_string(),
+            overflowed: self.0.is_none(),
+            value: self.value().unwrap_or(0),
+            events,
+            adjustments,
+        }
+    }
+}
+
+impl Serialize for FenSum {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
+}
+
+/// The key of a projection's view listing the sums that overflowed, present only when one did
+/// (the app refuses such a view, naming them).
+pub const OVERFLOWED_KEY: &str = "overflowed";
 
 /// A void or correction that took an event out of a figure or changed its contribution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -407,6 +407,17 @@ example!(
     }
 );
 example!(
+    TokenGrantedV2,
+    TokenGrantedV2 {
+        token_id: ex(20),
+        secret_sha256: "00".repeat(32),
+        role: Role::Recorder,
+        person_id: Some(ex(3)),
+        unit_id: None,
+        expires_at: crate::time::parse_instant("2024-04-09T10:00:00+08:00").ok()
+    }
+);
+example!(
     TokenRevokedV1,
     TokenRevokedV1 {
         token_id: ex(20),

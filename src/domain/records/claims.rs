@@ -2,7 +2,7 @@
 //! claim id so the report can set it beside what the log says.
 
 use super::corrections::References;
-use super::rules::{MAX_MONEY_FEN, err, non_empty, not_before, not_future};
+use super::rules::{MAX_CLAIM_VALUE, at_most, err, non_empty, not_before, not_future};
 use super::{Aggregate, DomainError, Records, Rule, not_routed_here};
 use crate::domain::{Date, DomainEvent};
 
@@ -59,13 +59,12 @@ impl Records {
                 "a reported figure is not negative",
             );
         }
-        if e.value > MAX_MONEY_FEN {
-            return err(
-                "data.value",
-                Rule::Invalid,
-                format!("a reported figure is at most {MAX_MONEY_FEN}"),
-            );
-        }
+        at_most(
+            "data.value",
+            e.value,
+            MAX_CLAIM_VALUE,
+            "(a reported figure)",
+        )?;
         non_empty("data.source_document", &e.source_document)?;
         not_future("data.reported_on", e.reported_on, today)?;
         Ok(())

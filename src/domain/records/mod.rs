@@ -45,7 +45,6 @@ mod tokens;
 
 use uuid::Uuid;
 
-use super::events::TokenGrantedV1;
 use super::undo::{UndoMap, UndoSet};
 use super::{Date, DomainEvent, stream_of};
 use crate::time::{self, Instant};
@@ -59,8 +58,11 @@ pub use super::lifecycle::CategorySpan;
 pub use cases::CaseState;
 pub use pairing::Pairing;
 pub use registry::{Enrollment, Recipient, Staff, Unit};
-pub use rules::MAX_MONEY_FEN;
+pub use rules::{
+    MAX_CLAIM_VALUE, MAX_CONTACT_MINUTES, MAX_GOODS_QUANTITY, MAX_MONEY_FEN, MAX_TOKEN_DAYS,
+};
 pub use student_aid::term_span;
+pub use tokens::Grant;
 
 /// How far in the future an event's time may be (clock skew between a phone and the server).
 pub const CLOCK_SKEW_MINUTES: i64 = 5;
@@ -85,6 +87,10 @@ pub enum Rule {
     NotAllowed,
     /// Recorded past the late-entry window without a reason.
     LateEntry,
+    /// A number above its bound (`rules::MAX_*`).
+    TooLarge,
+    /// A cadre or teacher who has left the programme.
+    StaffLeft,
 }
 
 /// A rejected event: the field and the rule, worded for the person who sent it.
@@ -110,8 +116,8 @@ pub struct Records {
     open_placement_of: UndoMap<Uuid, Uuid>,
     plans: UndoMap<Uuid, Plan>,
     claims: UndoSet<Uuid>,
-    /// token id → the grant
-    pub tokens: UndoMap<Uuid, TokenGrantedV1>,
+    /// token id → the grant, its expiry settled
+    pub tokens: UndoMap<Uuid, Grant>,
     pub revoked_tokens: UndoSet<Uuid>,
     events: UndoMap<Uuid, EventMeta>,
     /// entity → how many live events refer to it.
@@ -316,6 +322,40 @@ impl Records {
         }
     }
 
+    /// Whether a school-side event (a care plan's, a pupil's aid payment or placement) is for
+    /// `school` on day `d`: its pupil is enrolled there that day, and a placement's school (if
+    /// it names one) is that school. None when the event is not a school's or names no pupil the
+    /// records know (the checks refuse it then). What a teacher's token may record is cut by it.
+    pub fn is_for_school(&self, event: &DomainEvent, school: Uuid, d: Date) -> Option<bool> {
+        let pupil = match aggregate_of(event) {
+            Aggregate::Plan => self.plan_pupil(event)?,
+            Aggregate::Placement => self.placement_pupil(event)?,
+            Aggregate::StudentAid => match event {
+                DomainEvent::StudentAidPaid(e) => e.pupil_id,
+                _ => return None,
+            },
+            Aggregate::Registry
+            | Aggregate::Pairing
+            | Aggregate::Case
+            | Aggregate::Claim
+            | Aggregate::Token
+            | Aggregate::Correction
+            | Aggregate::LateEntry => return None,
+        };
+        let named_school = match event {
+            DomainEvent::PlacementDecided(e) => Some(e.school_id),
+            DomainEvent::PlacementChanged(e) => Some(e.school_id),
+            _ => None,
+        };
+        let enrolled = self
+            .recipients
+            .get(&pupil)?
+            .enrollments
+            .iter()
+            .any(|e| e.school == school && e.from <= d && e.to.is_none_or(|to| d <= to));
+        Some(enrolled && named_school.is_none_or(|s| s == school))
+    }
+
     /// Checks a new event against the records. `occurred_at` is the event's time; `now` the
     /// clock's. Nothing is changed.
     pub fn check(
@@ -334,6 +374,9 @@ impl Records {
         }
         let today = Date(time::shanghai_date(&latest));
         let d = Date(time::shanghai_date(occurred_at));
+        if let DomainEvent::TokenGranted(grant) = event {
+            tokens::check_expiry(grant, occurred_at)?;
+        }
         self.check_data(event, d, today, false)
     }
 
@@ -390,7 +433,7 @@ impl Records {
             Aggregate::Placement => self.apply_placement(event),
             Aggregate::Plan => self.apply_plan(event, d),
             Aggregate::Claim => self.apply_claim(event),
-            Aggregate::Token => self.apply_token(event),
+            Aggregate::Token => self.apply_token(event, occurred_at),
             Aggregate::Correction => self.apply_correction(event),
             Aggregate::LateEntry => {}
         }

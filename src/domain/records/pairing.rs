@@ -8,7 +8,10 @@ use std::ops::Deref;
 use uuid::Uuid;
 
 use super::corrections::References;
-use super::rules::{at_most_max_money, err, known, new_id, non_empty, not_before, not_future};
+use super::rules::{
+    MAX_CONTACT_MINUTES, MAX_GOODS_QUANTITY, at_most, at_most_max_money, err, known, new_id,
+    non_empty, not_before, not_future,
+};
 use super::{Aggregate, DomainError, Records, Rule, not_routed_here};
 use crate::domain::events::{AidForm, AidGivenV1, StaffRole, TripKind};
 use crate::domain::lifecycle::{Lifecycle, Tenure};
@@ -214,6 +217,14 @@ impl Records {
             E::ContactRecorded(e) => {
                 self.active_pairing("data.pairing_id", e.pairing_id, d)?;
                 non_empty("data.summary", &e.summary)?;
+                if let Some(minutes) = e.duration_minutes {
+                    at_most(
+                        "data.duration_minutes",
+                        minutes,
+                        MAX_CONTACT_MINUTES,
+                        "minutes (one contact lasts at most a day)",
+                    )?;
+                }
             }
             E::VisitRecorded(e) => {
                 let p = self.active_pairing("data.pairing_id", e.pairing_id, d)?;
@@ -352,7 +363,6 @@ fn check_aid(e: &AidGivenV1) -> Result<(), DomainError> {
             "aid given is more than zero fen",
         );
     }
-    at_most_max_money("data.value_fen", e.value_fen)?;
     non_empty("data.fund_source", &e.fund_source)?;
     non_empty("data.receipt_ref", &e.receipt_ref)?;
     match e.form {
@@ -384,6 +394,8 @@ fn check_aid(e: &AidGivenV1) -> Result<(), DomainError> {
                     "a quantity is at least 1",
                 );
             }
+            at_most("data.quantity", q, MAX_GOODS_QUANTITY, "items in one gift")?;
+            at_most_max_money("data.unit_value_fen", u)?;
             if u.fen() <= 0 {
                 return err(
                     "data.unit_value_fen",
@@ -404,5 +416,7 @@ fn check_aid(e: &AidGivenV1) -> Result<(), DomainError> {
             }
         }
     }
+    // After the goods' own bounds, so that a too large unit value is named as such.
+    at_most_max_money("data.value_fen", e.value_fen)?;
     Ok(())
 }

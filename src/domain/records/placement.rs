@@ -16,6 +16,20 @@ pub(super) struct Placement {
     ended: bool,
 }
 
+impl Records {
+    /// The pupil a placement event is about: the one it decides for, or the placement's.
+    pub(super) fn placement_pupil(&self, event: &DomainEvent) -> Option<Uuid> {
+        use DomainEvent as E;
+        let placement = match event {
+            E::PlacementDecided(e) => return Some(e.pupil_id),
+            E::PlacementChanged(e) => e.placement_id,
+            E::PlacementEnded(e) => e.placement_id,
+            _ => return None,
+        };
+        self.placements.get(&placement).map(|p| p.pupil)
+    }
+}
+
 pub(super) fn references(event: &DomainEvent) -> References {
     use DomainEvent as E;
     match event {

@@ -47,6 +47,19 @@ impl Records {
         Ok(p)
     }
 
+    /// The pupil a care plan event is about: the one it opens a plan for, or the plan's.
+    pub(super) fn plan_pupil(&self, event: &DomainEvent) -> Option<Uuid> {
+        use DomainEvent as E;
+        let plan = match event {
+            E::CarePlanOpened(e) => return Some(e.pupil_id),
+            E::CarePlanReviewed(e) => e.plan_id,
+            E::CarePlanTeacherChanged(e) => e.plan_id,
+            E::CarePlanClosed(e) => e.plan_id,
+            _ => return None,
+        };
+        self.plans.get(&plan).map(|p| p.pupil)
+    }
+
     /// The teacher a plan is opened for, or the plan's teacher for a review.
     pub(super) fn plan_responsible(&self, event: &DomainEvent) -> Option<Uuid> {
         use DomainEvent as E;

@@ -1,5 +1,7 @@
 //! The checks every aggregate shares: the refusal constructor [`err`], a known or a new id, a
-//! day not in the future or not before another, a non-empty text, the money bound.
+//! day not in the future or not before another, a non-empty text, and the bounds on every
+//! number a person types ([`at_most`] and the `MAX_*` constants, each refused as
+//! [`Rule::TooLarge`] naming its field).
 
 use std::collections::HashMap;
 
@@ -8,9 +10,19 @@ use uuid::Uuid;
 use super::{DomainError, Rule};
 use crate::domain::{Date, Money};
 
-/// The most one event may carry in money (10 billion 元), so that no total of a realistic log can
-/// overflow an i64 of fen.
-pub const MAX_MONEY_FEN: i64 = 1_000_000_000_000;
+/// The most one event may carry in money: 100,000,000 fen (1,000,000 元), far above any one gift
+/// or payment of the programme (the demo's largest is under 1,000 元), so that a mistyped amount
+/// is refused and a total of the log needs about 92 billion events to overflow an i64 of fen
+/// (the projections' sums are checked anyway).
+pub const MAX_MONEY_FEN: i64 = 100_000_000;
+/// The longest one contact may be said to have taken: a day.
+pub const MAX_CONTACT_MINUTES: u32 = 1_440;
+/// The most items of goods one gift may count.
+pub const MAX_GOODS_QUANTITY: u32 = 1_000_000;
+/// The largest figure a claim may report (a count, or a programme's total in fen: 10 billion 元).
+pub const MAX_CLAIM_VALUE: i64 = 1_000_000_000_000;
+/// The longest a token may be granted for, in days (ten years); the default is 90.
+pub const MAX_TOKEN_DAYS: i64 = 3_650;
 
 pub(super) fn err<T>(
     field: &'static str,
@@ -95,13 +107,28 @@ pub(super) fn non_empty(field: &'static str, text: &str) -> Result<(), DomainErr
     Ok(())
 }
 
-pub(super) fn at_most_max_money(field: &'static str, amount: Money) -> Result<(), DomainError> {
-    if amount.fen() > MAX_MONEY_FEN {
+/// A typed number no larger than its bound, or a `TooLarge` refusal naming the field.
+pub(super) fn at_most<N: PartialOrd + std::fmt::Display>(
+    field: &'static str,
+    value: N,
+    max: N,
+    unit: &str,
+) -> Result<(), DomainError> {
+    if value > max {
         return err(
             field,
-            Rule::Invalid,
-            format!("one event carries at most {MAX_MONEY_FEN} fen"),
+            Rule::TooLarge,
+            format!("{value} is more than the most allowed, {max} {unit}: check the figure"),
         );
     }
     Ok(())
+}
+
+pub(super) fn at_most_max_money(field: &'static str, amount: Money) -> Result<(), DomainError> {
+    at_most(
+        field,
+        amount.fen(),
+        MAX_MONEY_FEN,
+        "fen (1,000,000 元) in one event",
+    )
 }
