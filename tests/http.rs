@@ -1051,3 +1051,130 @@ async fn a_set_aside_journal_stops_appends_until_it_is_moved_out() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+/// The late-entry window: with it on, a contact dated long before today is 422 naming
+/// `lateentryreason`, nothing written; with a reason it is written with its note (the caller
+/// gets one ack, the log holds both), and explain and the claims check show the reason beside
+/// the event. An event of today needs none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_entry_needs_a_reason_which_explain_and_claims_show() {
+    let store = Store::new();
+    let server = store.start_with(&["--late-entry-days", "31"]);
+    let p = &store.p;
+    let head = server.head(&store.admin).await;
+
+    let late = contact(p.pairing_a);
+    let (status, body) = server.post("/v1/events", &store.recorder_a, &late).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        error_of(&body),
+        (Some("lateentryreason".into()), "late_entry".into())
+    );
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("2024-02-01"), "names the day: {message}");
+    assert!(message.contains("31 days"), "names the window: {message}");
+    assert_eq!(server.head(&store.admin).await, head, "nothing written");
+
+    let mut today = contact(p.pairing_a);
+    today["time"] = json!(chrono::Utc::now().to_rfc3339());
+    let (status, body) = server.post("/v1/events", &store.recorder_a, &today).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(server.head(&store.admin).await, head + 1);
+
+    let reason = "the paper visit log was found in the township office";
+    let mut explained = late.clone();
+    explained["lateentryreason"] = json!(reason);
+    let (status, body) = server
+        .post("/v1/events", &store.recorder_a, &explained)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let acks = body["acks"].as_array().expect("acks");
+    assert_eq!(acks.len(), 1, "one ack for the one event sent: {body}");
+    assert_eq!(acks[0]["id"], late["id"]);
+    let position = acks[0]["position"].as_u64().expect("position");
+    assert_eq!(position, head + 2);
+    assert_eq!(
+        server.head(&store.admin).await,
+        head + 3,
+        "the note is written right after it"
+    );
+    let (status, note) = server
+        .get(
+            &format!("/v1/events?from={}&limit=1", head + 3),
+            Some(&store.admin),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{note}");
+    let note = &note["events"][0];
+    assert_eq!(note["type"], "carelog.late_entry.noted", "{note}");
+    assert_eq!(note["data"]["target_event_id"], late["id"]);
+    assert_eq!(note["causationid"], late["id"]);
+
+    let (status, e) = server
+        .get(
+            "/v1/explain/contacts?period=2024-01-01..2024-12-31",
+            Some(&store.auditor),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    let shown = e["late_entries"].as_array().expect("late_entries");
+    assert_eq!(shown.len(), 1, "{e}");
+    assert_eq!(shown[0]["id"], late["id"]);
+    assert_eq!(shown[0]["reason"], reason);
+    assert_eq!(shown[0]["noted_at_position"], head + 3);
+
+    let (status, claims) = server.get("/v1/claims", Some(&store.auditor)).await;
+    assert_eq!(status, StatusCode::OK, "{claims}");
+    let claim_a = claims["claims"]
+        .as_array()
+        .expect("claims")
+        .iter()
+        .find(|c| c["claim_id"] == json!(p.claim_a))
+        .expect("county A's claim")
+        .clone();
+    assert_eq!(claim_a["late_entries"][0]["reason"], reason, "{claim_a}");
+    let claim_b = claims["claims"]
+        .as_array()
+        .expect("claims")
+        .iter()
+        .find(|c| c["claim_id"] == json!(p.claim_b))
+        .expect("county B's claim")
+        .clone();
+    assert_eq!(claim_b["late_entries"], json!([]), "{claim_b}");
+}
+
+/// `serve` keeps a 31-day window unless told otherwise; `append` keeps none.
+#[test]
+fn serve_keeps_a_31_day_late_entry_window_by_default() {
+    let help = |command: &str| {
+        let out = std::process::Command::new(BIN)
+            .args([command, "--help"])
+            .output()
+            .expect("help");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let serve = help("serve");
+    let flag = serve
+        .split("--late-entry-days")
+        .nth(1)
+        .expect("serve has --late-entry-days");
+    assert!(
+        flag.split("--")
+            .next()
+            .unwrap_or_default()
+            .contains("[default: 31]"),
+        "{serve}"
+    );
+    let append = help("append");
+    let flag = append
+        .split("--late-entry-days")
+        .nth(1)
+        .expect("append has --late-entry-days");
+    assert!(
+        flag.split("--")
+            .next()
+            .unwrap_or_default()
+            .contains("[default: 0]"),
+        "{append}"
+    );
+}

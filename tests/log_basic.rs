@@ -58,7 +58,7 @@ fn resending_an_id_returns_the_original_position_across_restarts() {
     }
     let log = Log::open(dir.path(), OpenOptions::default()).unwrap();
     let ack = log
-        .append(AppendBatch::new(vec![e.clone()]).expect("a", ExpectedVersion::NoStream))
+        .append(AppendBatch::new(vec![e.clone()]).expecting("a", ExpectedVersion::NoStream))
         .unwrap();
     assert_eq!(ack[0].position, 2);
     assert!(ack[0].duplicate);
@@ -80,8 +80,8 @@ fn a_version_conflict_names_the_stream_and_writes_nothing() {
     let err = log
         .append(
             AppendBatch::new(vec![event("b", 2), event("a", 3)])
-                .expect("b", ExpectedVersion::NoStream)
-                .expect("a", ExpectedVersion::Exact(5)),
+                .expecting("b", ExpectedVersion::NoStream)
+                .expecting("a", ExpectedVersion::Exact(5)),
         )
         .unwrap_err();
     match &err {

@@ -64,7 +64,7 @@ fn exact_version_appends_to_one_stream_give_each_version_to_one_event() {
                     let e = event(STREAM, payload(t, seq));
                     loop {
                         let batch = AppendBatch::new(vec![e.clone()])
-                            .expect(STREAM, ExpectedVersion::Exact(version));
+                            .expecting(STREAM, ExpectedVersion::Exact(version));
                         match log.append(batch) {
                             Ok(acks) => {
                                 assert_eq!(acks.len(), 1);
@@ -494,8 +494,8 @@ fn a_batch_refused_half_way_leaves_no_trace_in_its_commit() {
             ExpectedVersion::Exact(round)
         };
         let c = AppendBatch::new(vec![event("s", payload(r, 5)), event("u", payload(r, 6))])
-            .expect("s", ExpectedVersion::Exact(2 * round + 1))
-            .expect("u", expected_u);
+            .expecting("s", ExpectedVersion::Exact(2 * round + 1))
+            .expecting("u", expected_u);
         let (pa, pb, pc) = (
             log.submit(a).unwrap(),
             log.submit(b).unwrap(),

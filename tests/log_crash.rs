@@ -84,7 +84,7 @@ fn append_forever(log: Log, thread: u64, seed: u64) -> ! {
             let events = (0..n)
                 .map(|_| event(SOLO_STREAM.to_string(), &mut rng))
                 .collect();
-            AppendBatch::new(events).expect(SOLO_STREAM, ExpectedVersion::Exact(solo_version))
+            AppendBatch::new(events).expecting(SOLO_STREAM, ExpectedVersion::Exact(solo_version))
         } else {
             let n = if rng.below(4) > 0 {
                 1

@@ -153,7 +153,15 @@ fn schemas() -> Value {
                 "chainhash": { "type": "string" },
                 "leaf": { "type": "string" },
                 "correlationid": { "type": "string", "format": "uuid" },
-                "causationid": { "type": "string", "format": "uuid" }
+                "causationid": { "type": "string", "format": "uuid" },
+                "expectedversion": {
+                    "description": "optimistic concurrency: the version the event's stream must be at just before it: \"any\", \"none\", or a version (a number, or a string of digits); another answers 409 version_conflict naming the stream, expected and actual",
+                    "oneOf": [
+                        { "type": "string", "pattern": "^(any|none|[0-9]+)$" },
+                        { "type": "integer", "minimum": 0 }
+                    ]
+                },
+                "lateentryreason": { "type": "string", "minLength": 1, "maxLength": 4096, "description": "why the event is recorded only now: needed past the late-entry window (`serve --late-entry-days`, 31 by default); written as a carelog.late_entry.noted event after it, shown by explain and the claims check" }
             }
         },
         "RecordedEvent": {
@@ -254,7 +262,7 @@ fn components() -> Value {
             "403": refusal("the token's role or unit scope may not do this"),
             "404": refusal("no such thing (metric, projection, token)"),
             "408": refusal("the body did not arrive whole in time"),
-            "409": refusal("an id conflict: the id was used for a different event, or is in flight"),
+            "409": refusal("a conflict: the id was used for a different event or is in flight, or the stream is not at the event's expectedversion (the error then carries stream, expected and actual)"),
             "413": refusal(&format!("the body is over {MAX_BODY_BYTES} bytes or {MAX_EVENTS_PER_POST} events")),
             "422": refusal("well formed, but a rule of the records refused it; nothing was written"),
             "500": refusal("a fault of the store or of this build"),
@@ -395,10 +403,10 @@ fn paths() -> Value {
             "summary": "Grant a token",
             "description": "A new bearer token (admin); the secret is shown once. Recorded as an event.",
             "requestBody": { "required": true, "content": { "application/json": {
-                "schema": { "type": "object", "required": ["role"], "additionalProperties": false, "properties": { "role": roles, "person_id": nullable_uuid, "unit_id": nullable_uuid } },
+                "schema": { "type": "object", "required": ["role"], "additionalProperties": false, "properties": { "role": roles, "person_id": nullable_uuid, "unit_id": nullable_uuid, "expires_in_days": { "type": "integer", "minimum": 1, "maximum": 3650, "description": "days until the token expires (default 90)" } } },
                 "example": { "role": "auditor" }
             } } },
-            "responses": responses(&[("201", ok_json("the token", json!({ "type": "object", "required": ["token_id", "secret", "role", "position"], "properties": { "token_id": { "type": "string", "format": "uuid" }, "secret": { "type": "string" }, "role": { "type": "string" }, "person_id": nullable_uuid, "unit_id": nullable_uuid, "position": { "type": "integer", "minimum": 1 } } })))],
+            "responses": responses(&[("201", ok_json("the token", json!({ "type": "object", "required": ["token_id", "secret", "role", "position"], "properties": { "token_id": { "type": "string", "format": "uuid" }, "secret": { "type": "string" }, "role": { "type": "string" }, "person_id": nullable_uuid, "unit_id": nullable_uuid, "expires_at": { "type": "string", "format": "date-time" }, "position": { "type": "integer", "minimum": 1 } } })))],
                 &concat(GUARDED, &["400", "408", "409", "413", "422"]))
         } },
         "/v1/tokens/{token_id}/revoke": { "post": {

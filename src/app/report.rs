@@ -1,7 +1,7 @@
 //! The programme report, `explain`, `project` and the claims check: figures computed from the
 //! projections, each with its period and scope and the events behind it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde_json::json;
@@ -476,6 +476,40 @@ pub struct Explanation {
     pub as_of: AsOfInfo,
     pub events: Vec<Source>,
     pub adjustments: Vec<crate::projection::Adjustment>,
+    /// The events among them recorded late, with the reason given.
+    pub late_entries: Vec<LateEntry>,
+}
+
+/// An event behind a figure that was recorded past the late-entry window, and why
+/// (`carelog.late_entry.noted`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LateEntry {
+    pub id: Uuid,
+    pub position: u64,
+    pub reason: String,
+    /// The position of the note that gives the reason.
+    pub noted_at_position: u64,
+}
+
+/// The late-entry notes known at a point: the event they explain → (reason, note's position).
+type LateEntryNotes = HashMap<Uuid, (String, u64)>;
+
+/// The late entries among a figure's events.
+fn late_entries_among(events: &[Source], notes: &LateEntryNotes) -> Vec<LateEntry> {
+    if notes.is_empty() {
+        return Vec::new();
+    }
+    events
+        .iter()
+        .filter_map(|s| {
+            notes.get(&s.id).map(|(reason, noted)| LateEntry {
+                id: s.id,
+                position: s.position,
+                reason: reason.clone(),
+                noted_at_position: *noted,
+            })
+        })
+        .collect()
 }
 
 /// The claims check as both shells give it: every claim (a scoped supervisor's: those of its
@@ -515,6 +549,8 @@ pub struct ClaimCheck {
     pub verdict: &'static str,
     /// For a difference: the events that explain it.
     pub reasons: Vec<ClaimReason>,
+    /// The events behind the figure now that were recorded late, with the reason given.
+    pub late_entries: Vec<LateEntry>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -716,14 +752,50 @@ impl App {
             events: Vec::new(),
             adjustments: Vec::new(),
         });
+        let notes = self.late_entry_notes(replayed.info.position)?;
         Ok(Explanation {
             metric: fig.metric,
             value: fig.value,
             period: def.period_text(p, replayed.as_of_day),
             as_of: replayed.info,
+            late_entries: late_entries_among(&fig.events, &notes),
             events: fig.events,
             adjustments: fig.adjustments,
         })
+    }
+
+    /// The late-entry notes written up to `until_position`, by the event each explains (the
+    /// first note of an event stands). One pass over the notes' own stream, page by page.
+    fn late_entry_notes(&self, until_position: u64) -> Result<LateEntryNotes, AppError> {
+        let mut notes = LateEntryNotes::new();
+        let mut from_version = 1;
+        loop {
+            let page = self.log().read_stream(
+                crate::domain::LATE_ENTRIES_STREAM,
+                from_version,
+                crate::log::read::MAX_READ_LIMIT,
+            )?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            from_version = last.stream_version + 1;
+            let full = page.len() == crate::log::read::MAX_READ_LIMIT;
+            for recorded in page {
+                if recorded.position > until_position {
+                    return Ok(notes);
+                }
+                let logged = super::decode_recorded(recorded)?;
+                if let crate::domain::DomainEvent::LateEntryNoted(n) = logged.event {
+                    notes
+                        .entry(n.target_event_id)
+                        .or_insert((n.reason, logged.recorded.position));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(notes)
     }
 
     /// One projection's view, as of a point, for a period.
@@ -783,6 +855,7 @@ impl App {
             .values()
             .map(|f| (f.source, f.value.clone()))
             .collect();
+        let notes = self.late_entry_notes(now.info.position)?;
         // One replay per distinct moment a claim was recorded.
         let mut then_by_position: BTreeMap<u64, Replayed> = BTreeMap::new();
         let mut out = Vec::new();
@@ -800,6 +873,7 @@ impl App {
                     recorded: None,
                     recorded_then: None,
                     verdict: "differs",
+                    late_entries: Vec::new(),
                     reasons: vec![ClaimReason {
                         kind: "unknown_metric",
                         id: source.id,
@@ -842,8 +916,12 @@ impl App {
                     fig_now.as_ref(),
                     fig_then.as_ref(),
                     then_position,
+                    &notes,
                 );
             }
+            let late_entries = fig_now
+                .as_ref()
+                .map_or_else(Vec::new, |f| late_entries_among(&f.events, &notes));
             out.push(ClaimCheck {
                 claim_id: c.claim_id,
                 metric: c.metric.clone(),
@@ -856,6 +934,7 @@ impl App {
                 recorded_then: fig_then.map(|f| f.value),
                 verdict: if holds { "holds" } else { "differs" },
                 reasons,
+                late_entries,
             });
         }
         Ok(out)
@@ -871,6 +950,7 @@ fn explain_difference(
     fig_now: Option<&Figure>,
     fig_then: Option<&Figure>,
     claim_position: u64,
+    notes: &LateEntryNotes,
 ) -> Vec<ClaimReason> {
     let mut reasons = Vec::new();
     let then_events: std::collections::BTreeSet<Source> = fig_then
@@ -886,7 +966,12 @@ fn explain_difference(
                 kind: "recorded_after_claim",
                 id: e.id,
                 position: e.position,
-                detail: "entered after the claim was made".into(),
+                detail: match notes.get(&e.id) {
+                    Some((reason, _)) => {
+                        format!("entered after the claim was made, as a late entry: {reason}")
+                    }
+                    None => "entered after the claim was made".into(),
+                },
             });
         }
         for a in f

@@ -148,6 +148,13 @@ pub fn explain(app: &App, metric: &str, args: &AsOfArgs, json_out: bool) -> Resu
             a.kind, a.target.position, a.by.position, a.reason
         )?;
     }
+    for l in &e.late_entries {
+        writeln!(
+            out,
+            "  late entry: event #{} (noted at #{}): {}",
+            l.position, l.noted_at_position, l.reason
+        )?;
+    }
     Ok(0)
 }
 
@@ -218,6 +225,13 @@ pub fn claims_check(app: &App, json_out: bool) -> Result<u8, Failure> {
                     out,
                     "    {}: #{} {} — {}",
                     r.kind, r.position, r.id, r.detail
+                )?;
+            }
+            for l in c.late_entries.iter().take(20) {
+                writeln!(
+                    out,
+                    "    late entry: #{} {} — {}",
+                    l.position, l.id, l.reason
                 )?;
             }
         }
