@@ -5,7 +5,7 @@
 //!
 //! | route | who | what |
 //! |---|---|---|
-//! | `GET /healthz` | anyone | 200 while the store is open |
+//! | `GET /healthz` | anyone | 200 while appends are taken; 503 `disk full: appends refused` (or `appends refused`) while not |
 //! | `POST /v1/events` | recorder, admin | one CloudEvent or an array, all or nothing; `{"acks":[…]}` once durable |
 //! | `GET /v1/events?from=N&limit=M` | auditor, admin | events in order |
 //! | `GET /v1/streams/{stream}?from=V&limit=M` | supervisor, auditor, admin | one stream |

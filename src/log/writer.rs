@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::hash;
 use super::read::Shared;
-use super::storage::{Commit, Storage};
+use super::storage::{Commit, Storage, StorageError};
 use super::types::{
     Ack, AppendBatch, ExpectedVersion, LogError, MAX_BATCH_EVENTS, MAX_COMMIT_EVENTS,
     MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, QUEUE_CAPACITY, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS,
@@ -68,6 +68,8 @@ struct Counters {
     written_commits: AtomicU64,
     /// Commits known durable: a ticket at or below it needs no flush of its own.
     durable_commits: AtomicU64,
+    /// Batches handed to the queue so far: each request's number (see `Poison`).
+    submitted: AtomicU64,
 }
 
 type Answer = Result<Vec<Ack>, LogError>;
@@ -76,6 +78,8 @@ type Reply = SyncSender<Answer>;
 struct Request {
     batch: AppendBatch,
     reply: Reply,
+    /// Its number in submission order, from 1.
+    number: u64,
 }
 
 /// A submitted batch; [`Pending::wait`] returns its acks once they are durable.
@@ -89,21 +93,83 @@ impl Pending {
     }
 }
 
-/// Set once a commit could not be written or flushed: no further appends are taken.
+/// Set once a commit could not be written or flushed: no further appends are taken, except
+/// after a full disk, where the writer recovers (see `Writer::recover`) at the first batch
+/// submitted after every caller of the failed commits was answered. Those queued before were
+/// checked (by their callers) against records holding the failed commits: they are refused too.
 #[derive(Default)]
-struct Poison(Mutex<Option<String>>);
+struct Poison(Mutex<Option<Failure>>);
+
+#[derive(Clone)]
+struct Failure {
+    reason: String,
+    /// Set when the disk was full: the path named, and what failed.
+    disk_full: Option<(std::path::PathBuf, String)>,
+    /// Batches numbered up to this are refused without a recovery; u64::MAX until the
+    /// callers of the failed commits are answered.
+    refused_through: u64,
+}
+
+impl Failure {
+    fn error(&self) -> LogError {
+        match &self.disk_full {
+            Some((path, detail)) => LogError::DiskFull {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            None => LogError::Poisoned(self.reason.clone()),
+        }
+    }
+}
 
 impl Poison {
-    fn get(&self) -> Option<String> {
+    fn get(&self) -> Option<Failure> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn set(&self, reason: String) {
+    /// Records the first failure (a later one changes nothing but a full disk's path).
+    fn set(&self, e: &LogError) {
+        let disk_full = match e {
+            LogError::DiskFull { path, detail }
+            | LogError::Storage(StorageError::DiskFull { path, detail }) => {
+                Some((path.clone(), detail.clone()))
+            }
+            _ => None,
+        };
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(reason);
+            .get_or_insert(Failure {
+                reason: e.to_string(),
+                disk_full,
+                refused_through: u64::MAX,
+            });
     }
+
+    /// The callers of the failed commits have their answers: batches submitted from now on
+    /// (numbered above `submitted`) may make the writer try to recover.
+    fn answered(&self, submitted: u64) {
+        if let Some(f) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_mut()
+            && f.refused_through == u64::MAX
+        {
+            f.refused_through = submitted;
+        }
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+/// What [`WriterHandle::write_health`] says: whether appends are taken now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteHealth {
+    Ok,
+    /// The disk was full at the last commit: appends are refused until a batch submitted now
+    /// finds space again (the writer recovers then, without a restart).
+    DiskFull { path: std::path::PathBuf, detail: String },
+    /// A commit failed otherwise: appends are refused until a restart.
+    Poisoned(String),
 }
 
 /// The handle callers use; dropping the last one stops the threads after they drain.
@@ -111,6 +177,7 @@ pub struct WriterHandle {
     sender: Mutex<Option<SyncSender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<Counters>,
+    poison: Arc<Poison>,
 }
 
 impl WriterHandle {
@@ -159,7 +226,7 @@ impl WriterHandle {
             tree_edge,
             last_recorded,
             counters: counters.clone(),
-            poison,
+            poison: poison.clone(),
             unflushed: Unflushed::default(),
             tickets: Some(tickets),
             inline,
@@ -177,7 +244,20 @@ impl WriterHandle {
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
             counters,
+            poison,
         })
+    }
+
+    /// Whether appends are taken now (see [`WriteHealth`]).
+    pub(super) fn write_health(&self) -> WriteHealth {
+        match self.poison.get() {
+            None => WriteHealth::Ok,
+            Some(Failure {
+                disk_full: Some((path, detail)),
+                ..
+            }) => WriteHealth::DiskFull { path, detail },
+            Some(f) => WriteHealth::Poisoned(f.reason),
+        }
     }
 
     pub(super) fn append(&self, batch: AppendBatch) -> Result<Vec<Ack>, LogError> {
@@ -193,7 +273,17 @@ impl WriterHandle {
         };
         let (reply, answer) = sync_channel(1);
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        if sender.send(Request { batch, reply }).is_err() {
+        // Numbered and sent under one lock, so numbers grow along the queue.
+        let sent = {
+            let _order = self.sender.lock().map_err(|_| LogError::WriterGone)?;
+            let number = self.counters.submitted.fetch_add(1, Ordering::AcqRel) + 1;
+            sender.send(Request {
+                batch,
+                reply,
+                number,
+            })
+        };
+        if sent.is_err() {
             self.counters.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(LogError::WriterGone);
         }
@@ -265,9 +355,9 @@ impl Flusher {
         // write has poisoned the writer since.
         let covered =
             ticket.commit > 0 && ticket.commit <= c.durable_commits.load(Ordering::Acquire);
-        if !covered && let Some(reason) = self.poison.get() {
+        if !covered && let Some(failure) = self.poison.get() {
             for (reply, _) in ticket.answers {
-                let _ = reply.send(Err(LogError::Poisoned(reason.clone())));
+                let _ = reply.send(Err(failure.error()));
             }
             return;
         }
@@ -282,12 +372,15 @@ impl Flusher {
             let started = std::time::Instant::now();
             if let Err(e) = self.storage.flush() {
                 // The commit may be partly on disk but was never made durable: take no
-                // further appends rather than guess (a restart re-reads the true head).
-                let reason = e.to_string();
-                self.poison.set(reason.clone());
+                // further appends rather than guess (a restart, or after a full disk the
+                // writer's recovery, re-reads the true head).
+                self.poison.set(&LogError::Storage(e));
+                let error = self.poison.get().map_or(LogError::WriterGone, |f| f.error());
                 for (reply, _) in ticket.answers {
-                    let _ = reply.send(Err(LogError::Poisoned(reason.clone())));
+                    let _ = reply.send(Err(error.clone_refusal()));
                 }
+                self.poison
+                    .answered(self.counters.submitted.load(Ordering::Acquire));
                 return;
             }
             c.flush_nanos_total
@@ -408,13 +501,27 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, requests: Vec<Request>) {
+    fn commit_group(&mut self, mut requests: Vec<Request>) {
         let started = std::time::Instant::now();
-        if let Some(reason) = self.poison.get() {
-            for r in requests {
-                let _ = r.reply.send(Err(LogError::Poisoned(reason.clone())));
+        if let Some(failure) = self.poison.get() {
+            // Those queued before the failure was answered are refused; a later one may find
+            // the disk has space again.
+            let (refused, later): (Vec<Request>, Vec<Request>) = requests
+                .into_iter()
+                .partition(|r| r.number <= failure.refused_through);
+            for r in refused {
+                let _ = r.reply.send(Err(failure.error()));
             }
-            return;
+            if later.is_empty() {
+                return;
+            }
+            if let Err(e) = self.recover(&failure) {
+                for r in later {
+                    let _ = r.reply.send(Err(e.clone_refusal()));
+                }
+                return;
+            }
+            requests = later;
         }
         self.unflushed.prune(self.shared.durable_head().0);
         let now = self.clock.now();
@@ -471,13 +578,15 @@ impl Writer {
                 "a commit's events chain from the head before it"
             );
             if let Err(e) = self.write(&group.events, head_before_group.position) {
-                let reason = e.to_string();
-                self.poison.set(reason.clone());
+                self.poison.set(&e);
                 self.head = head_before_group;
                 self.last_recorded = recorded_before_group;
+                let error = self.poison.get().map_or(LogError::WriterGone, |f| f.error());
                 for (reply, _) in answers {
-                    let _ = reply.send(Err(LogError::Poisoned(reason.clone())));
+                    let _ = reply.send(Err(error.clone_refusal()));
                 }
+                self.poison
+                    .answered(self.counters.submitted.load(Ordering::Acquire));
                 return;
             }
             self.unflushed.add(&group.events, &group.streams);
@@ -510,6 +619,70 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// After a full disk: waits for the flusher to answer what it holds, has the storage take
+    /// back out whatever of the failed commits it kept, and starts again from the durable
+    /// head. Any other failure, or one found while recovering, stays (a restart is needed).
+    fn recover(&mut self, failure: &Failure) -> Result<(), LogError> {
+        if failure.disk_full.is_none() {
+            return Err(failure.error());
+        }
+        // The flusher answers its tickets with the failure at once: this waits a few
+        // microseconds at most, and is bounded all the same.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.inline.in_flight.load(Ordering::Acquire) > 0 {
+            if std::time::Instant::now() > deadline {
+                return Err(failure.error());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if let Err(e) = self.storage.recover() {
+            if e.is_disk_full() {
+                return Err(LogError::Storage(e));
+            }
+            // Not a full disk: this failure stays for the process's life.
+            let reason = format!("{}; recovering from it failed: {e}", failure.reason);
+            self.poison.clear();
+            self.poison.set(&LogError::Poisoned(reason));
+            self.poison.answered(0);
+            return Err(self.poison.get().map_or(LogError::WriterGone, |f| f.error()));
+        }
+        let head = self.storage.head()?;
+        let durable = self.shared.durable_head();
+        let found = head.as_ref().map_or((0, super::hash::GENESIS_CHAIN), |h| {
+            (h.position, h.chain_hash)
+        });
+        if found != durable {
+            let reason = format!(
+                "{}; after recovering, the store's head (position {}) is not the last one \
+                 acknowledged (position {})",
+                failure.reason, found.0, durable.0
+            );
+            self.poison.clear();
+            self.poison.set(&LogError::Poisoned(reason));
+            self.poison.answered(0);
+            return Err(self.poison.get().map_or(LogError::WriterGone, |f| f.error()));
+        }
+        self.tree_edge = super::tree::right_edge(self.storage.as_ref(), head.as_ref())?;
+        self.last_recorded = match &head {
+            Some(h) => Some(time::from_stored(&h.recorded_at)?),
+            None => None,
+        };
+        if let Some(h) = head {
+            self.head = h;
+        } else {
+            self.head.position = 0;
+            self.head.chain_hash = super::hash::GENESIS_CHAIN;
+        }
+        self.unflushed = Unflushed::default();
+        // The failed commits are gone: none of their numbers is waited for.
+        let written = self.counters.written_commits.load(Ordering::Acquire);
+        self.counters
+            .durable_commits
+            .fetch_max(written, Ordering::Release);
+        self.poison.clear();
+        Ok(())
     }
 
     /// Checks one batch and lays its events out after the group's. Records in `undo` every
