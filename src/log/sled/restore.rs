@@ -8,7 +8,9 @@
 //! 1. zeroes the journal past its last synced record, and syncs (a refused record can never
 //!    be replayed);
 //! 2. closes sled and opens it again from its files (retrying while a reader still holds the
-//!    old database: its lock is released when the last handle goes);
+//!    old database: its lock is released when the last handle goes). First a probe file of
+//!    one sled segment is written, synced and removed: while the disk is still full the old
+//!    database stays open for readers and nothing else is touched;
 //! 3. writes back, newest first, the value every key of the commits since the last durable
 //!    flush had before them (kept by `commit`), so nothing of them stays in sled;
 //! 4. replays the journal as an open does (`replay_journal`: the floor checked, the journal's
@@ -24,7 +26,9 @@ use super::journal::Journal;
 use super::open::{open_log_file, open_with_retry};
 use super::recovery::JournalRecords;
 use super::{Engine, SledStorage, anchor, file_bytes};
-use crate::log::storage::{OpenReport, StorageError};
+use std::os::unix::fs::FileExt;
+
+use crate::log::storage::{OpenReport, StorageError, io_failure};
 
 impl SledStorage {
     pub(super) fn recover_durable_head(&self) -> Result<(), StorageError> {
@@ -39,6 +43,7 @@ impl SledStorage {
             return Ok(());
         }
         journal.discard_unsynced()?;
+        self.probe_free_space()?;
         {
             let mut engine = self.engine.write().map_err(|_| self.poisoned())?;
             // Dropped first: sled locks its files, and a failed database takes no write.
@@ -99,4 +104,28 @@ impl SledStorage {
         self.healthy.store(true, Ordering::Release);
         Ok(())
     }
+
+    /// Writes, syncs and removes a file of one sled segment's bytes beside sled's: a full disk
+    /// fails here, before sled is closed, rather than in sled's open.
+    fn probe_free_space(&self) -> Result<(), StorageError> {
+        let probe = self.path.join(PROBE_FILE);
+        let written = (|| -> std::io::Result<()> {
+            let file = std::fs::File::create(&probe)?;
+            let zeros = vec![0u8; 64 * 1024];
+            let mut left = self.segment_bytes;
+            while left > 0 {
+                let n = left.min(zeros.len());
+                file.write_all_at(&zeros[..n], (self.segment_bytes - left) as u64)?;
+                left -= n;
+            }
+            file.sync_data()
+        })();
+        let removed = std::fs::remove_file(&probe);
+        written
+            .and(removed)
+            .map_err(|e| io_failure(&self.path, format!("checking for free space: {e}"), &e))
+    }
 }
+
+/// The probe file's name in the store directory (removed at once; a crash may leave it).
+const PROBE_FILE: &str = "space-probe.tmp";
