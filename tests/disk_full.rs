@@ -250,7 +250,9 @@ async fn serve_on_a_full_disk_answers_507_and_healthz_503_then_recovers_without_
     let (status, health) = server.get("/healthz", None).await;
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!(health["status"], "ok");
-    let (status, body) = server.post("/v1/events", &admin, &contact(p.pairing_b)).await;
+    let (status, body) = server
+        .post("/v1/events", &admin, &contact(p.pairing_b))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     acknowledged.push(body["acks"][0]["id"].as_str().expect("id").to_string());
     let head_after = server.head(&admin).await;

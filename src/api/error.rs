@@ -214,7 +214,8 @@ fn from_log(e: LogError, index: Option<usize>) -> ApiError {
         }
         // 507: the server cannot store what it was sent; the same request can succeed once
         // space is freed (the writer recovers by itself).
-        LogError::DiskFull { .. } | LogError::Storage(crate::log::StorageError::DiskFull { .. }) => {
+        LogError::DiskFull { .. }
+        | LogError::Storage(crate::log::StorageError::DiskFull { .. }) => {
             ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk_full", message)
         }
         LogError::Tree(_) => ApiError::new(StatusCode::BAD_REQUEST, "tree", message),

@@ -240,7 +240,9 @@ pub(super) async fn healthz(State(state): State<ApiState>) -> Response {
     let head = log.head_position();
     // 503 while appends are refused: a probe must not call a store that cannot write healthy.
     let (status, refused) = match log.write_health() {
-        crate::log::WriteHealth::Ok => return Json(json!({"status": "ok", "head_position": head})).into_response(),
+        crate::log::WriteHealth::Ok => {
+            return Json(json!({"status": "ok", "head_position": head})).into_response();
+        }
         crate::log::WriteHealth::DiskFull { path, detail } => (
             "disk full: appends refused",
             format!(

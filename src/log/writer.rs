@@ -167,7 +167,10 @@ pub enum WriteHealth {
     Ok,
     /// The disk was full at the last commit: appends are refused until a batch submitted now
     /// finds space again (the writer recovers then, without a restart).
-    DiskFull { path: std::path::PathBuf, detail: String },
+    DiskFull {
+        path: std::path::PathBuf,
+        detail: String,
+    },
     /// A commit failed otherwise: appends are refused until a restart.
     Poisoned(String),
 }
@@ -375,7 +378,10 @@ impl Flusher {
                 // further appends rather than guess (a restart, or after a full disk the
                 // writer's recovery, re-reads the true head).
                 self.poison.set(&LogError::Storage(e));
-                let error = self.poison.get().map_or(LogError::WriterGone, |f| f.error());
+                let error = self
+                    .poison
+                    .get()
+                    .map_or(LogError::WriterGone, |f| f.error());
                 for (reply, _) in ticket.answers {
                     let _ = reply.send(Err(error.clone_refusal()));
                 }
@@ -581,7 +587,10 @@ impl Writer {
                 self.poison.set(&e);
                 self.head = head_before_group;
                 self.last_recorded = recorded_before_group;
-                let error = self.poison.get().map_or(LogError::WriterGone, |f| f.error());
+                let error = self
+                    .poison
+                    .get()
+                    .map_or(LogError::WriterGone, |f| f.error());
                 for (reply, _) in answers {
                     let _ = reply.send(Err(error.clone_refusal()));
                 }
@@ -646,7 +655,10 @@ impl Writer {
             self.poison.clear();
             self.poison.set(&LogError::Poisoned(reason));
             self.poison.answered(0);
-            return Err(self.poison.get().map_or(LogError::WriterGone, |f| f.error()));
+            return Err(self
+                .poison
+                .get()
+                .map_or(LogError::WriterGone, |f| f.error()));
         }
         let head = self.storage.head()?;
         let durable = self.shared.durable_head();
@@ -662,7 +674,10 @@ impl Writer {
             self.poison.clear();
             self.poison.set(&LogError::Poisoned(reason));
             self.poison.answered(0);
-            return Err(self.poison.get().map_or(LogError::WriterGone, |f| f.error()));
+            return Err(self
+                .poison
+                .get()
+                .map_or(LogError::WriterGone, |f| f.error()));
         }
         self.tree_edge = super::tree::right_edge(self.storage.as_ref(), head.as_ref())?;
         self.last_recorded = match &head {

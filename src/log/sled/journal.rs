@@ -806,6 +806,62 @@ mod tests {
 }
 
 #[cfg(test)]
+mod refused_record_tests {
+    use super::*;
+
+    #[test]
+    fn a_record_whose_sync_was_never_confirmed_is_zeroed_and_never_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+            .unwrap()
+            .journal;
+        let kept = vec![1u8; 100];
+        j.append(std::slice::from_ref(&kept)).unwrap();
+        // What an append whose fdatasync failed leaves: a whole record past `write_offset`.
+        let mut record = Vec::new();
+        encode_record(&mut record, j.generation(), &[2u8; 100]);
+        j.file.write_all_at(&record, j.write_offset).unwrap();
+        j.unsynced_until = j.write_offset + record.len() as u64;
+        j.discard_unsynced().unwrap();
+        drop(j);
+        let opened = Journal::open(dir.path(), JOURNAL_MAX_BYTES).unwrap();
+        assert_eq!(opened.payloads, vec![kept.clone()], "the refused record is gone");
+        // The next record goes where the refused one was, and both survive a reopen.
+        let mut j = opened.journal;
+        j.append(&[vec![3u8; 10]]).unwrap();
+        drop(j);
+        assert_eq!(
+            Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+                .unwrap()
+                .payloads,
+            vec![kept, vec![3u8; 10]]
+        );
+    }
+
+    #[test]
+    fn a_reset_whose_header_write_failed_is_redone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+            .unwrap()
+            .journal;
+        j.append(&[vec![1u8; 100]]).unwrap();
+        // A reset that changed the generation but never wrote its header.
+        j.generation = new_generation(&j.path, j.generation).unwrap();
+        j.header_unsynced = true;
+        j.discard_unsynced().unwrap();
+        assert!(!j.holds_records());
+        j.append(&[vec![4u8; 10]]).unwrap();
+        drop(j);
+        assert_eq!(
+            Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+                .unwrap()
+                .payloads,
+            vec![vec![4u8; 10]]
+        );
+    }
+}
+
+#[cfg(test)]
 mod small_journal_tests {
     use super::*;
 

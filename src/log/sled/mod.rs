@@ -36,8 +36,8 @@ mod open;
 mod recovery;
 mod restore;
 
-use std::path::{Path, PathBuf};
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -509,12 +509,7 @@ impl Storage for SledStorage {
 
     fn flush(&self) -> Result<(), StorageError> {
         let mut journal = self.lock_journal()?;
-        if let Some(reason) = self
-            .failure
-            .lock()
-            .map_err(|_| self.poisoned())?
-            .clone()
-        {
+        if let Some(reason) = self.failure.lock().map_err(|_| self.poisoned())?.clone() {
             return Err(StorageError::Io {
                 path: self.path.clone(),
                 detail: format!(

@@ -3,8 +3,8 @@
 //! replay, executed from the plan [`super::recovery::plan`] makes. Everything the open did is
 //! told once, in the [`OpenReport`] it returns.
 
-use std::path::{Path, PathBuf};
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 

@@ -33,11 +33,7 @@ use crate::log::storage::{OpenReport, StorageError, io_failure};
 impl SledStorage {
     pub(super) fn recover_durable_head(&self) -> Result<(), StorageError> {
         let mut journal = self.lock_journal()?;
-        let failed = self
-            .failure
-            .lock()
-            .map_err(|_| self.poisoned())?
-            .is_some();
+        let failed = self.failure.lock().map_err(|_| self.poisoned())?.is_some();
         let undone_commits = self.undo.lock().map_err(|_| self.poisoned())?.len();
         if !failed && undone_commits == 0 {
             return Ok(());
@@ -82,9 +78,10 @@ impl SledStorage {
         let kept_anchor = anchor::read(&self.path)?;
         let mut report = OpenReport::default();
         if let Some(moved_to) = &opened.damaged_moved_to {
-            report
-                .warnings
-                .push(format!("the commit journal's header was damaged (moved to {})", moved_to.display()));
+            report.warnings.push(format!(
+                "the commit journal's header was damaged (moved to {})",
+                moved_to.display()
+            ));
         }
         self.replay_journal(&records, kept_anchor.as_ref(), &mut report)?;
         if !report.warnings.is_empty() {
@@ -97,7 +94,10 @@ impl SledStorage {
             });
         }
         self.undo.lock().map_err(|_| self.poisoned())?.clear();
-        self.unjournaled.lock().map_err(|_| self.poisoned())?.clear();
+        self.unjournaled
+            .lock()
+            .map_err(|_| self.poisoned())?
+            .clear();
         let bytes = file_bytes(&self.path, &*self.log_file()?)?;
         self.synced_db_bytes.store(bytes, Ordering::Release);
         *self.failure.lock().map_err(|_| self.poisoned())? = None;
