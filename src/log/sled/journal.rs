@@ -825,7 +825,11 @@ mod refused_record_tests {
         j.discard_unsynced().unwrap();
         drop(j);
         let opened = Journal::open(dir.path(), JOURNAL_MAX_BYTES).unwrap();
-        assert_eq!(opened.payloads, vec![kept.clone()], "the refused record is gone");
+        assert_eq!(
+            opened.payloads,
+            vec![kept.clone()],
+            "the refused record is gone"
+        );
         // The next record goes where the refused one was, and both survive a reopen.
         let mut j = opened.journal;
         j.append(&[vec![3u8; 10]]).unwrap();
