@@ -74,7 +74,7 @@ pub struct SledStorage {
     /// Why a commit or flush failed, once one did: every later flush fails too (the writer
     /// poisons itself on the first; this keeps a second caller from being told its commits are
     /// durable) until [`Storage::recover`] restored the durable head.
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<Failed>>,
     /// The length of sled's file when it was last synced (see the module overview).
     synced_db_bytes: AtomicU64,
     /// SHA-256 of the store header's bytes, as the anchor records it ([`anchor`]).
@@ -88,6 +88,13 @@ struct Engine {
     /// sled's log file, synced with `fdatasync` after each flush: sled 0.34 only calls
     /// `sync_file_range`, which neither flushes the disk's cache nor the file's size.
     log_file: Arc<std::fs::File>,
+}
+
+/// Why a commit or flush failed, and whether the disk was full (then a recovery may follow).
+#[derive(Clone)]
+struct Failed {
+    reason: String,
+    disk_full: bool,
 }
 
 /// One commit's sled writes: key and the value it replaced.
@@ -184,8 +191,19 @@ impl SledStorage {
         self.failure
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(|| e.to_string());
+            .get_or_insert_with(|| Failed {
+                reason: e.to_string(),
+                disk_full: e.is_disk_full(),
+            });
         e
+    }
+
+    /// Forgets the undo of the oldest `commits`: they are durable, never taken back out.
+    fn forget_undo(&self, commits: usize) -> Result<(), StorageError> {
+        let mut undo = self.undo.lock().map_err(|_| self.poisoned())?;
+        let commits = commits.min(undo.len());
+        undo.drain(..commits);
+        Ok(())
     }
 
     /// sled's tree (a handle: cheap to clone, and what an iterator keeps).
@@ -509,12 +527,21 @@ impl Storage for SledStorage {
 
     fn flush(&self) -> Result<(), StorageError> {
         let mut journal = self.lock_journal()?;
-        if let Some(reason) = self.failure.lock().map_err(|_| self.poisoned())?.clone() {
-            return Err(StorageError::Io {
-                path: self.path.clone(),
-                detail: format!(
-                    "an earlier commit or flush failed ({reason}); restart the process (the next open replays the journal)"
-                ),
+        if let Some(failed) = self.failure.lock().map_err(|_| self.poisoned())?.clone() {
+            let path = self.path.clone();
+            return Err(if failed.disk_full {
+                StorageError::DiskFull {
+                    path,
+                    detail: format!("an earlier write failed: {}", failed.reason),
+                }
+            } else {
+                StorageError::Io {
+                    path,
+                    detail: format!(
+                        "an earlier commit or flush failed ({}); restart the process (the next open replays the journal)",
+                        failed.reason
+                    ),
+                }
             });
         }
         let records = std::mem::take(&mut *self.unjournaled.lock().map_err(|_| self.poisoned())?);
@@ -525,21 +552,34 @@ impl Storage for SledStorage {
         }
         // sled's file first: the journal's sync flushes the disk's cache, and what sled moved
         // must not become durable after the copy it overwrote.
-        let flushed = self
+        let appended = self
             .sync_sled_file_if_grown()
             .and_then(|()| journal.append(&records))
-            .and_then(|appended| match appended {
-                Appended::Written => Ok(()),
-                // Every queued record's writes are in sled already: flushing it covers them.
-                Appended::Full => self.flush_and_renew_journal(&mut journal),
-            });
-        flushed.map_err(|e| self.failed(e))?;
-        // Those commits are durable: nothing of them is ever taken back out.
-        let mut undo = self.undo.lock().map_err(|_| self.poisoned())?;
-        for _ in 0..journaled {
-            undo.pop_front();
+            .map_err(|e| self.failed(e))?;
+        match appended {
+            // Those commits are durable: nothing of them is ever taken back out.
+            Appended::Written => self.forget_undo(journaled),
+            // Every queued record's writes are in sled already: flushing it covers them.
+            Appended::Full => {
+                // The head (and the commits in sled under it) read together: the anchor may
+                // take that head as its floor, so none of them may be taken back out after.
+                let (head, in_sled) = {
+                    let undo = self.undo.lock().map_err(|_| self.poisoned())?;
+                    (self.head()?, undo.len())
+                };
+                self.flush_sled().map_err(|e| self.failed(e))?;
+                self.forget_undo(in_sled)?;
+                // These commits are durable in sled now. Renewing the journal failing stops
+                // later flushes (until a recovery rewrites its header), not these.
+                if let Err(e) = self
+                    .write_anchor(floor_of(head.as_ref()))
+                    .and_then(|()| journal.reset())
+                {
+                    self.failed(e);
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     fn segments_from(
