@@ -274,3 +274,105 @@ async fn serve_on_a_full_disk_answers_507_and_healthz_503_then_recovers_without_
         assert!(ids.contains(id), "acknowledged {id} is missing");
     }
 }
+
+fn big_event(stream: &str) -> carelog::log::NewEvent {
+    carelog::log::NewEvent::new(
+        stream,
+        "test.noted",
+        1,
+        carelog::time::parse_instant("2023-05-01T09:30:00+08:00").expect("time"),
+        "tester",
+        vec![0x5a; 8 * 1024],
+    )
+}
+
+/// The log itself, with the default journal and with the smallest one (full after a few
+/// commits, so that the disk's refusal also meets sled's flush and the journal's renewal):
+/// batches submitted together while the disk is full are all refused, the log's head stays,
+/// and once space returns the next batch is written right after the last acknowledged one.
+#[test]
+fn the_log_refuses_every_batch_on_a_full_disk_and_goes_on_from_its_durable_head() {
+    use carelog::log::{AppendBatch, Log, OpenOptions, WriteHealth, journal};
+    for journal_max_bytes in [journal::JOURNAL_MAX_BYTES, journal::JOURNAL_MIN_BYTES] {
+        let fs = Tmpfs::mount("8m");
+        let log = Log::open(
+            fs.path().join("store"),
+            OpenOptions {
+                journal_max_bytes,
+                ..OpenOptions::default()
+            },
+        )
+        .expect("open");
+        let mut acknowledged = Vec::new();
+        for _ in 0..3 {
+            let e = big_event("s-1");
+            acknowledged.push(e.event_id);
+            log.append(AppendBatch::new(vec![e]))
+                .expect("append with space");
+        }
+        let filler = fs.fill();
+        let mut refusals = 0;
+        for _ in 0..2000 {
+            // Four batches in the queue at once: whatever the grouping, none is answered Ok
+            // once one was refused.
+            let pending: Vec<_> = (0..4)
+                .map(|_| {
+                    let e = big_event("s-1");
+                    let id = e.event_id;
+                    (id, log.submit(AppendBatch::new(vec![e])).expect("submit"))
+                })
+                .collect();
+            for (id, p) in pending {
+                match p.wait() {
+                    Ok(_) if refusals == 0 => acknowledged.push(id),
+                    Ok(_) => panic!("a batch queued behind a refused one was written"),
+                    Err(e) => {
+                        assert!(e.is_disk_full(), "{e}");
+                        assert_names_disk_full(&e.to_string());
+                        refusals += 1;
+                    }
+                }
+            }
+            if refusals > 0 {
+                break;
+            }
+        }
+        assert!(refusals > 0, "the full disk never refused a batch");
+        assert!(matches!(log.write_health(), WriteHealth::DiskFull { .. }));
+        let head = log.head_position();
+        assert_eq!(head, acknowledged.len() as u64);
+        // Still full: refused again (a recovery is tried and fails), nothing changes.
+        let e = log
+            .append(AppendBatch::new(vec![big_event("s-1")]))
+            .expect_err("still full");
+        assert!(e.is_disk_full(), "{e}");
+        assert_eq!(log.head_position(), head);
+
+        std::fs::remove_file(&filler).expect("remove the filler");
+        let next = big_event("s-1");
+        let acks = log
+            .append(AppendBatch::new(vec![next.clone()]))
+            .expect("appends go on once space returns");
+        assert_eq!(acks[0].position, head + 1);
+        assert_eq!(acks[0].stream_version, head + 1, "versions dense too");
+        acknowledged.push(next.event_id);
+        assert_eq!(log.write_health(), WriteHealth::Ok);
+        for _ in 0..3 {
+            let e = big_event("s-1");
+            acknowledged.push(e.event_id);
+            log.append(AppendBatch::new(vec![e]))
+                .expect("append after recovery");
+        }
+        let report = log.verify(true, None, &mut |_| {}).expect("verify");
+        assert!(report.intact, "{:?}", report.problem);
+        drop(log);
+        // Reopened: every acknowledged event, in order, and nothing else.
+        let log = Log::open(fs.path().join("store"), OpenOptions::default()).expect("reopen");
+        let ids: Vec<uuid::Uuid> = log
+            .stored_events(1, u64::MAX)
+            .map(|e| uuid::Uuid::from_bytes(e.expect("event").event_id))
+            .collect();
+        assert_eq!(ids, acknowledged, "journal bound {journal_max_bytes}");
+        assert!(log.verify(true, None, &mut |_| {}).expect("verify").intact);
+    }
+}

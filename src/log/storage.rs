@@ -3,7 +3,8 @@
 //! The [`Storage`] trait is narrow on purpose: the store header, the durable head, a commit
 //! (segments and index chunks, then the head, its commit point), a flush that makes every commit
 //! so far durable, reads of the segments and index chunks in position order, setting aside what
-//! lies past the head, and the size on disk. An engine's own recovery (sled's commit journal,
+//! lies past the head, the size on disk, and a recovery back to the durable head after a
+//! failed commit or flush (a full disk: [`StorageError::DiskFull`]). An engine's own recovery (sled's commit journal,
 //! its snapshot files; a database's own crash recovery) runs inside its open and is told to the
 //! log once, as an [`OpenReport`]: a second engine implements this trait without copying the
 //! first one's recovery.
