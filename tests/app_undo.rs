@@ -12,7 +12,7 @@ use carelog::codec::{StoreHeaderV1, StoredHeadV1};
 use carelog::domain::cloudevent::{IncomingEvent, parse_value};
 use carelog::log::sled::SledOptions;
 use carelog::log::storage::{Commit, RawSegment};
-use carelog::log::{DiscardedTail, Log, LogError, SledStorage, Storage, StorageError};
+use carelog::log::{DiscardedTail, Log, LogError, SledStorage, Storage, StorageError, WriteHealth};
 use carelog::time::SystemClock;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -24,6 +24,8 @@ enum FlushMode {
     /// Wait until released, then do what the release says.
     Hold,
     Fail,
+    /// Fail as a full disk does (the writer may recover from it).
+    DiskFull,
 }
 
 /// A sled store whose flush can be held and failed.
@@ -69,6 +71,10 @@ impl Storage for Faulty {
                 path: self.inner.path().to_path_buf(),
                 detail: "injected: the disk failed the flush".into(),
             }),
+            FlushMode::DiskFull => Err(StorageError::DiskFull {
+                path: self.inner.path().to_path_buf(),
+                detail: "injected: no space left on device".into(),
+            }),
             _ => self.inner.flush(),
         }
     }
@@ -99,6 +105,9 @@ impl Storage for Faulty {
     }
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         self.inner.size_on_disk()
+    }
+    fn recover(&self) -> Result<(), StorageError> {
+        self.inner.recover()
     }
 }
 
@@ -395,4 +404,72 @@ fn expected_versions_are_checked_against_what_is_folded_and_in_flight() {
         3
     );
     assert_eq!(s.app.log().stream_version(&stream).unwrap(), 3);
+}
+
+/// A full disk under a batch in flight: the log refuses it; a batch checked while the refused
+/// one is still unsettled in the app (so against records that hold it) is refused too, never
+/// the one the writer recovers with; once every batch is settled and space is back, the next
+/// append recovers the writer without a restart, against records that hold neither.
+#[test]
+fn after_a_full_disk_nothing_checked_against_a_refused_batch_is_written() {
+    let s = store();
+    let (p1, p2) = (Uuid::now_v7(), Uuid::now_v7());
+    let head = s.app.log().head_position();
+    s.storage.set(FlushMode::Hold);
+    let keep = Keep::default();
+    let a = pairing(s.cadre, s.person, p1);
+    let a_id = a.id.unwrap();
+    let first = s
+        .app
+        .submit(vec![a.clone()], "tester", keep, &|_, _| Ok(()))
+        .unwrap();
+    s.storage.set(FlushMode::DiskFull);
+    // The log answers the refusal; the app has not settled it yet.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.app.log().write_health() == WriteHealth::Ok {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flush never failed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    s.storage.set(FlushMode::Pass);
+    // Checked against records still holding the pairing in flight: a contact on it.
+    let b = contact(p1);
+    let b_id = b.id.unwrap();
+    let second = s
+        .app
+        .submit(vec![b], "tester", keep, &|_, _| Ok(()))
+        .unwrap();
+    for pending in [first, second] {
+        match pending.wait() {
+            Err(AppError::Log(e)) if e.is_disk_full() => {}
+            other => panic!("expected a full disk's refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        s.app.log().head_position(),
+        head,
+        "nothing of either written"
+    );
+    assert!(!known(&s.app, a_id) && !known(&s.app, b_id));
+    // Space is back: the next append recovers the writer; the records know no pairing p1.
+    match append(&s.app, vec![contact(p1)]) {
+        Err(AppError::Rejected { error, .. }) => assert_eq!(error.field, "data.pairing_id"),
+        other => panic!("expected the contact on an unwritten pairing refused, got {other:?}"),
+    }
+    append(&s.app, vec![pairing(s.cadre, s.other, p2)]).unwrap();
+    append(&s.app, vec![a]).unwrap();
+    append(&s.app, vec![contact(p1)]).unwrap();
+    assert_eq!(s.app.log().head_position(), head + 3);
+    assert_eq!(s.app.log().write_health(), WriteHealth::Ok);
+    assert_eq!(
+        s.app.records_stats().rebuilds,
+        1,
+        "rolled back, never rebuilt"
+    );
+    let report = s.app.log().verify(true, None, &mut |_| {}).unwrap();
+    assert!(report.intact, "{:?}", report.problem);
+    assert_eq!(report.events_checked, head + 3);
 }

@@ -337,7 +337,7 @@ impl Model {
                     }
                 }
             };
-            batch = batch.expect(name, expected);
+            batch = batch.expecting(name, expected);
         }
         batch
     }

@@ -6,6 +6,7 @@
 //! The mapping from the application's errors to status codes lives here and only here:
 //! 400 malformed input, 401 no usable token, 403 not allowed, 404 no such thing, 409 an id
 //! conflict, 413 too large, 422 well formed but a rule failed, 503 overloaded or unavailable,
+//! 507 the disk holding the store is full (nothing written; retry once space is freed),
 //! 500 a fault of the store or of this build.
 
 use axum::Json;
@@ -232,6 +233,12 @@ fn from_log(e: LogError, index: Option<usize>) -> ApiError {
         | LogError::HeadWithoutEvents { .. }
         | LogError::JournalSetAside { .. } => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, NEEDS_OPERATOR, message)
+        }
+        // 507: the server cannot store what it was sent; the same request can succeed once
+        // space is freed (the writer recovers by itself).
+        LogError::DiskFull { .. }
+        | LogError::Storage(crate::log::StorageError::DiskFull { .. }) => {
+            ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk_full", message)
         }
         LogError::Tree(_) => ApiError::new(StatusCode::BAD_REQUEST, "tree", message),
         LogError::Storage(_) | LogError::Codec(_) | LogError::Time(_) => {

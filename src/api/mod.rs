@@ -5,7 +5,7 @@
 //!
 //! | route | who | what |
 //! |---|---|---|
-//! | `GET /healthz` | anyone | 200 while the store is open |
+//! | `GET /healthz` | anyone | 200 while appends are taken; 503 `disk full: appends refused` (or `appends refused`) while not |
 //! | `GET /v1/openapi.json` | anyone | the OpenAPI 3.0 document of these routes ([`openapi`]) |
 //! | `POST /v1/events` | recorder, admin | one CloudEvent or an array, all or nothing; `{"acks":[…]}` once durable |
 //! | `GET /v1/events?from=N&limit=M` | auditor, admin | events in order |

@@ -236,8 +236,30 @@ fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
 }
 
 pub(super) async fn healthz(State(state): State<ApiState>) -> Response {
-    let head = state.app().log().head_position();
-    Json(json!({"status": "ok", "head_position": head})).into_response()
+    let log = state.app().log();
+    let head = log.head_position();
+    // 503 while appends are refused: a probe must not call a store that cannot write healthy.
+    let (status, refused) = match log.write_health() {
+        crate::log::WriteHealth::Ok => {
+            return Json(json!({"status": "ok", "head_position": head})).into_response();
+        }
+        crate::log::WriteHealth::DiskFull { path, detail } => (
+            "disk full: appends refused",
+            format!(
+                "the disk holding {} is full ({detail}); free space: the next append recovers without a restart",
+                path.display()
+            ),
+        ),
+        crate::log::WriteHealth::Poisoned(reason) => (
+            "appends refused",
+            format!("a commit failed ({reason}); restart carelog, then run `carelog verify`"),
+        ),
+    };
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"status": status, "head_position": head, "message": refused})),
+    )
+        .into_response()
 }
 
 /// The events of a posted body: one CloudEvent or an array of at most [`MAX_EVENTS_PER_POST`].

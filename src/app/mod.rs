@@ -468,7 +468,10 @@ impl App {
                 .iter()
                 .map(|e| new_event(e, actor, keep))
                 .collect::<Result<Vec<_>, _>>()?;
-            let pending = self.log.submit(AppendBatch::new(events))?;
+            // Never the batch a failed writer recovers with: its originals may be refused.
+            let pending = self
+                .log
+                .submit(AppendBatch::new(events).without_recovery())?;
             return Ok(PendingAppend {
                 app: self,
                 submission: None,
@@ -615,11 +618,16 @@ impl App {
         }
 
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-        let batch = expectations
+        let mut batch = expectations
             .into_iter()
             .fold(AppendBatch::new(events), |batch, (stream, expected)| {
                 batch.expecting(stream, expected)
             });
+        if !state.in_flight.is_empty() {
+            // Checked against batches still unanswered: after a failed commit those may be
+            // refused, so this one must not be the one the writer recovers with.
+            batch = batch.without_recovery();
+        }
         let keeps_time = keep.recorded_at && incoming.iter().any(|e| e.recorded_at.is_some());
         // The notes made here lengthen the batch: its shape is checked again.
         let checked = if notes_at.is_empty() {
@@ -784,7 +792,9 @@ impl PendingAppend<'_> {
 /// Whether the log, having refused a batch with this error, refuses every batch queued behind
 /// it too (a failed store takes no further appends), so those are rolled back with it.
 fn refuses_later_batches(e: &LogError) -> bool {
-    matches!(e, LogError::Poisoned(_) | LogError::WriterGone)
+    // A full disk too: the batches queued behind are refused, and those the app submits while
+    // any of its batches is unsettled never make the writer recover (`without_recovery`).
+    matches!(e, LogError::Poisoned(_) | LogError::WriterGone) || e.is_disk_full()
 }
 
 /// Settles an append: takes the batch out of the in-flight set; on a refusal by the log, takes

@@ -40,7 +40,7 @@ pub use read::{EventIter, Subscription};
 pub use storage::{DiscardedTail, JournalReplay, OpenReport, Storage, StorageError};
 pub use types::*;
 pub use verify::{Digest, VerifyProblem, VerifyProblemKind, VerifyReport};
-pub use writer::{Pending, WriterStats};
+pub use writer::{Pending, WriteHealth, WriterStats};
 
 /// How to open a store.
 pub struct OpenOptions {
@@ -262,6 +262,12 @@ impl Log {
     pub fn submit(&self, batch: AppendBatch) -> Result<Pending, LogError> {
         self.check_appendable()?;
         self.writer.submit(batch)
+    }
+
+    /// Whether appends are taken now: after a failed commit they are refused (a full disk:
+    /// until a batch finds space again; anything else: until a restart). For `/healthz`.
+    pub fn write_health(&self) -> WriteHealth {
+        self.writer.write_health()
     }
 
     /// The durable head: the last position a reader may see (0 for an empty log).

@@ -3,7 +3,8 @@
 //! The [`Storage`] trait is narrow on purpose: the store header, the durable head, a commit
 //! (segments and index chunks, then the head, its commit point), a flush that makes every commit
 //! so far durable, reads of the segments and index chunks in position order, setting aside what
-//! lies past the head, and the size on disk. An engine's own recovery (sled's commit journal,
+//! lies past the head, the size on disk, and a recovery back to the durable head after a
+//! failed commit or flush (a full disk: [`StorageError::DiskFull`]). An engine's own recovery (sled's commit journal,
 //! its snapshot files; a database's own crash recovery) runs inside its open and is told to the
 //! log once, as an [`OpenReport`]: a second engine implements this trait without copying the
 //! first one's recovery.
@@ -41,10 +42,48 @@ pub enum StorageError {
         "{path} is not a carelog commit journal ({detail}): give the path of a store's `journal` file, or of a `journal.*` file an open set aside"
     )]
     NotAJournal { path: PathBuf, detail: String },
+    /// The file system holding the store is full (ENOSPC, or a quota: EDQUOT): an environment
+    /// problem, never damage. The writer refuses the batch whole and recovers once space returns.
+    #[error(
+        "the disk holding {path} is full ({detail}): nothing of the refused batch was written. Free space on that disk, then retry"
+    )]
+    DiskFull { path: PathBuf, detail: String },
     #[error("store I/O failed at {path}: {detail}")]
     Io { path: PathBuf, detail: String },
     #[error(transparent)]
     Codec(#[from] codec::CodecError),
+}
+
+/// Whether an I/O error says the file system is full: ENOSPC (os error 28) or EDQUOT (122).
+pub fn is_storage_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28 | 122))
+        || matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+}
+
+/// An I/O failure at `path`: [`StorageError::DiskFull`] when the disk is full, otherwise
+/// [`StorageError::Io`] with `detail`.
+pub fn io_failure(path: &Path, detail: String, e: &std::io::Error) -> StorageError {
+    if is_storage_full(e) {
+        StorageError::DiskFull {
+            path: path.to_path_buf(),
+            detail,
+        }
+    } else {
+        StorageError::Io {
+            path: path.to_path_buf(),
+            detail,
+        }
+    }
+}
+
+impl StorageError {
+    /// Whether this is a full disk ([`StorageError::DiskFull`]).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StorageError::DiskFull { .. })
+    }
 }
 
 /// One commit: written atomically (all keys or none).
@@ -159,4 +198,15 @@ pub trait Storage: Send + Sync {
     fn write_tree_chunks(&self, chunks: Vec<(u64, Vec<u8>)>) -> Result<(), StorageError>;
     /// Approximate bytes on disk.
     fn size_on_disk(&self) -> Result<u64, StorageError>;
+    /// After a failed commit or flush: brings the store back to its durable head (whatever of
+    /// the commits written since the last successful flush reached the disk is taken back out,
+    /// durably) so that appends can go on. Called only when nothing is being written. An error
+    /// leaves the store refusing flushes, as before the call; the call may be retried.
+    fn recover(&self) -> Result<(), StorageError> {
+        Err(StorageError::Io {
+            path: self.path().to_path_buf(),
+            detail: "this storage engine cannot recover from a failed flush: restart carelog"
+                .into(),
+        })
+    }
 }

@@ -82,6 +82,40 @@ pub enum LogError {
     JournalSetAside { files: String },
     #[error("the log's writer has stopped; restart carelog")]
     WriterGone,
+    /// The disk holding the store was full when this batch, or one written before it, was
+    /// committed: the batch was refused whole and nothing of it is in the log. The writer
+    /// recovers by itself at the first batch submitted once there is space again.
+    #[error(
+        "the disk holding {path} is full ({detail}): nothing of this batch was written. Free space on that disk, then retry (no restart is needed)"
+    )]
+    DiskFull {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+}
+
+impl LogError {
+    /// The same refusal, for another caller refused by the same failure.
+    pub(crate) fn clone_refusal(&self) -> LogError {
+        match self {
+            LogError::DiskFull { path, detail }
+            | LogError::Storage(StorageError::DiskFull { path, detail }) => LogError::DiskFull {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            LogError::Poisoned(reason) => LogError::Poisoned(reason.clone()),
+            LogError::WriterGone => LogError::WriterGone,
+            other => LogError::Poisoned(other.to_string()),
+        }
+    }
+
+    /// Whether the disk holding the store is full (the batch was refused, nothing written).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            LogError::DiskFull { .. } | LogError::Storage(StorageError::DiskFull { .. })
+        )
+    }
 }
 
 pub use crate::expected::ExpectedVersion;
@@ -148,6 +182,10 @@ impl NewEvent {
 pub struct AppendBatch {
     pub events: Vec<NewEvent>,
     pub expectations: Vec<(String, ExpectedVersion)>,
+    /// Whether this batch may make the writer recover from a full disk (true unless told).
+    /// A caller that checked it against batches of its own still unanswered says no: those
+    /// may be refused, and this one must not be written without them.
+    pub may_recover: bool,
 }
 
 impl AppendBatch {
@@ -155,7 +193,14 @@ impl AppendBatch {
         Self {
             events,
             expectations: Vec::new(),
+            may_recover: true,
         }
+    }
+
+    /// Refused, not recovered from, while the writer is failed (see [`AppendBatch::may_recover`]).
+    pub fn without_recovery(mut self) -> Self {
+        self.may_recover = false;
+        self
     }
 
     /// Adds an expectation for a stream (checked before anything of the batch is written).

@@ -22,6 +22,11 @@ use std::thread::JoinHandle;
 
 use uuid::Uuid;
 
+mod failure;
+
+pub use failure::WriteHealth;
+use failure::{Failure, Poison};
+
 use super::hash;
 use super::read::Shared;
 use super::storage::{Commit, Storage};
@@ -68,6 +73,8 @@ struct Counters {
     written_commits: AtomicU64,
     /// Commits known durable: a ticket at or below it needs no flush of its own.
     durable_commits: AtomicU64,
+    /// Batches handed to the queue so far: each request's number (see `Poison`).
+    submitted: AtomicU64,
 }
 
 type Answer = Result<Vec<Ack>, LogError>;
@@ -76,6 +83,8 @@ type Reply = SyncSender<Answer>;
 struct Request {
     batch: AppendBatch,
     reply: Reply,
+    /// Its number in submission order, from 1.
+    number: u64,
 }
 
 /// A submitted batch; [`Pending::wait`] returns its acks once they are durable.
@@ -89,28 +98,12 @@ impl Pending {
     }
 }
 
-/// Set once a commit could not be written or flushed: no further appends are taken.
-#[derive(Default)]
-struct Poison(Mutex<Option<String>>);
-
-impl Poison {
-    fn get(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn set(&self, reason: String) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(reason);
-    }
-}
-
 /// The handle callers use; dropping the last one stops the threads after they drain.
 pub struct WriterHandle {
     sender: Mutex<Option<SyncSender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<Counters>,
+    poison: Arc<Poison>,
 }
 
 impl WriterHandle {
@@ -159,7 +152,7 @@ impl WriterHandle {
             tree_edge,
             last_recorded,
             counters: counters.clone(),
-            poison,
+            poison: poison.clone(),
             unflushed: Unflushed::default(),
             tickets: Some(tickets),
             inline,
@@ -177,7 +170,20 @@ impl WriterHandle {
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
             counters,
+            poison,
         })
+    }
+
+    /// Whether appends are taken now (see [`WriteHealth`]).
+    pub(super) fn write_health(&self) -> WriteHealth {
+        match self.poison.get() {
+            None => WriteHealth::Ok,
+            Some(Failure {
+                disk_full: Some((path, detail)),
+                ..
+            }) => WriteHealth::DiskFull { path, detail },
+            Some(f) => WriteHealth::Poisoned(f.reason),
+        }
     }
 
     pub(super) fn append(&self, batch: AppendBatch) -> Result<Vec<Ack>, LogError> {
@@ -193,7 +199,17 @@ impl WriterHandle {
         };
         let (reply, answer) = sync_channel(1);
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        if sender.send(Request { batch, reply }).is_err() {
+        // Numbered and sent under one lock, so numbers grow along the queue.
+        let sent = {
+            let _order = self.sender.lock().map_err(|_| LogError::WriterGone)?;
+            let number = self.counters.submitted.fetch_add(1, Ordering::AcqRel) + 1;
+            sender.send(Request {
+                batch,
+                reply,
+                number,
+            })
+        };
+        if sent.is_err() {
             self.counters.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(LogError::WriterGone);
         }
@@ -265,9 +281,9 @@ impl Flusher {
         // write has poisoned the writer since.
         let covered =
             ticket.commit > 0 && ticket.commit <= c.durable_commits.load(Ordering::Acquire);
-        if !covered && let Some(reason) = self.poison.get() {
+        if !covered && let Some(failure) = self.poison.get() {
             for (reply, _) in ticket.answers {
-                let _ = reply.send(Err(LogError::Poisoned(reason.clone())));
+                let _ = reply.send(Err(failure.error()));
             }
             return;
         }
@@ -282,12 +298,18 @@ impl Flusher {
             let started = std::time::Instant::now();
             if let Err(e) = self.storage.flush() {
                 // The commit may be partly on disk but was never made durable: take no
-                // further appends rather than guess (a restart re-reads the true head).
-                let reason = e.to_string();
-                self.poison.set(reason.clone());
+                // further appends rather than guess (a restart, or after a full disk the
+                // writer's recovery, re-reads the true head).
+                self.poison.set(&LogError::Storage(e));
+                let error = self
+                    .poison
+                    .get()
+                    .map_or(LogError::WriterGone, |f| f.error());
                 for (reply, _) in ticket.answers {
-                    let _ = reply.send(Err(LogError::Poisoned(reason.clone())));
+                    let _ = reply.send(Err(error.clone_refusal()));
                 }
+                self.poison
+                    .answered(self.counters.submitted.load(Ordering::Acquire));
                 return;
             }
             c.flush_nanos_total
@@ -408,13 +430,28 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, requests: Vec<Request>) {
+    fn commit_group(&mut self, mut requests: Vec<Request>) {
         let started = std::time::Instant::now();
-        if let Some(reason) = self.poison.get() {
-            for r in requests {
-                let _ = r.reply.send(Err(LogError::Poisoned(reason.clone())));
+        if let Some(failure) = self.poison.get() {
+            // Those queued before the failure was answered are refused, and those whose caller
+            // will not have them written without batches it has in flight; a later one may
+            // find the disk has space again.
+            let (refused, later): (Vec<Request>, Vec<Request>) = requests
+                .into_iter()
+                .partition(|r| r.number <= failure.refused_through || !r.batch.may_recover);
+            for r in refused {
+                let _ = r.reply.send(Err(failure.error()));
             }
-            return;
+            if later.is_empty() {
+                return;
+            }
+            if let Err(e) = self.recover(&failure) {
+                for r in later {
+                    let _ = r.reply.send(Err(e.clone_refusal()));
+                }
+                return;
+            }
+            requests = later;
         }
         self.unflushed.prune(self.shared.durable_head().0);
         let now = self.clock.now();
@@ -471,13 +508,18 @@ impl Writer {
                 "a commit's events chain from the head before it"
             );
             if let Err(e) = self.write(&group.events, head_before_group.position) {
-                let reason = e.to_string();
-                self.poison.set(reason.clone());
+                self.poison.set(&e);
                 self.head = head_before_group;
                 self.last_recorded = recorded_before_group;
+                let error = self
+                    .poison
+                    .get()
+                    .map_or(LogError::WriterGone, |f| f.error());
                 for (reply, _) in answers {
-                    let _ = reply.send(Err(LogError::Poisoned(reason.clone())));
+                    let _ = reply.send(Err(error.clone_refusal()));
                 }
+                self.poison
+                    .answered(self.counters.submitted.load(Ordering::Acquire));
                 return;
             }
             self.unflushed.add(&group.events, &group.streams);

@@ -23,7 +23,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::log::storage::StorageError;
+use crate::log::storage::{StorageError, io_failure};
 
 /// The anchor's file name inside the store directory.
 pub const ANCHOR_FILE: &str = "anchor";
@@ -114,9 +114,8 @@ pub fn read(store: &Path) -> Result<Option<Anchor>, StorageError> {
 
 /// Writes the anchor durably and atomically: a reader sees the old one or the new one whole.
 pub fn write(store: &Path, anchor: &Anchor) -> Result<(), StorageError> {
-    let io = |what: &str, e: std::io::Error| StorageError::Io {
-        path: store.to_path_buf(),
-        detail: format!("{what} the store's anchor: {e}"),
+    let io = |what: &str, e: std::io::Error| {
+        io_failure(store, format!("{what} the store's anchor: {e}"), &e)
     };
     let temporary = store.join(format!("{ANCHOR_FILE}.new"));
     let mut file = std::fs::File::create(&temporary).map_err(|e| io("cannot create", e))?;

@@ -81,6 +81,11 @@ pub struct Journal {
     prepared_bytes: u64,
     /// The records never pass this.
     max_bytes: u64,
+    /// The end of what an append that did not finish may have written past `write_offset`
+    /// (`write_offset` when none did): bytes no sync was ever confirmed for.
+    unsynced_until: u64,
+    /// Set when a reset's header write or sync failed: the header on disk may be either.
+    header_unsynced: bool,
 }
 
 /// What [`Journal::append`] did.
@@ -160,6 +165,8 @@ impl Journal {
                 write_offset: end,
                 prepared_bytes: file_bytes,
                 max_bytes,
+                unsynced_until: end,
+                header_unsynced: false,
             },
             payloads,
             damaged_moved_to: None,
@@ -185,6 +192,8 @@ impl Journal {
             write_offset: HEADER_BYTES,
             prepared_bytes: 0,
             max_bytes,
+            unsynced_until: HEADER_BYTES,
+            header_unsynced: false,
         };
         journal.prepare_up_to(HEADER_BYTES)?;
         journal.write_header()?;
@@ -231,6 +240,7 @@ impl Journal {
         if end > self.prepared_bytes {
             self.prepare_up_to((end.div_ceil(GROW_BYTES) * GROW_BYTES).min(self.max_bytes))?;
         }
+        self.unsynced_until = self.unsynced_until.max(end);
         self.file
             .write_all_at(&buffer, self.write_offset)
             .map_err(|e| io_error(&self.path, "write", e))?;
@@ -238,15 +248,55 @@ impl Journal {
             .sync_data()
             .map_err(|e| io_error(&self.path, "fdatasync", e))?;
         self.write_offset = end;
+        self.unsynced_until = end;
         Ok(Appended::Written)
+    }
+
+    /// After a failed append or reset: zeroes whatever a failed append may have written past
+    /// the last synced record, and writes a header a failed reset may have left half done, then
+    /// syncs. Afterwards no record the storage was refused can ever be read back.
+    pub fn discard_unsynced(&mut self) -> Result<(), StorageError> {
+        if self.header_unsynced {
+            // The reset came after sled held every record durably: none of them is needed.
+            self.write_header()?;
+            self.header_unsynced = false;
+            self.write_offset = HEADER_BYTES;
+            self.unsynced_until = HEADER_BYTES;
+            return Ok(());
+        }
+        if self.unsynced_until <= self.write_offset {
+            return Ok(());
+        }
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        let mut at = self.write_offset;
+        while at < self.unsynced_until {
+            let n = (self.unsynced_until - at).min(ZEROS.len() as u64);
+            self.file
+                .write_all_at(&ZEROS[..n as usize], at)
+                .map_err(|e| io_error(&self.path, "zero a refused record of", e))?;
+            at += n;
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| io_error(&self.path, "fdatasync", e))?;
+        self.unsynced_until = self.write_offset;
+        Ok(())
+    }
+
+    /// The bound on the records (as opened).
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
     }
 
     /// Starts a new generation: every record so far stops counting. Only after sled holds all
     /// of them durably.
     pub fn reset(&mut self) -> Result<(), StorageError> {
         self.generation = new_generation(&self.path, self.generation)?;
+        self.header_unsynced = true;
         self.write_header()?;
+        self.header_unsynced = false;
         self.write_offset = HEADER_BYTES;
+        self.unsynced_until = HEADER_BYTES;
         Ok(())
     }
 
@@ -569,10 +619,14 @@ fn read_record(bytes: &[u8], offset: usize, generation: u64) -> Option<(&[u8], u
     (check.finalize() == crc).then_some((payload, start + len))
 }
 
-fn io_error(path: &Path, doing: &str, e: impl std::fmt::Display) -> StorageError {
-    StorageError::Io {
-        path: path.to_path_buf(),
-        detail: format!("{doing} the commit journal: {e}"),
+fn io_error(path: &Path, doing: &str, e: impl std::fmt::Display + 'static) -> StorageError {
+    let detail = format!("{doing} the commit journal: {e}");
+    match (&e as &dyn std::any::Any).downcast_ref::<std::io::Error>() {
+        Some(io) => crate::log::storage::io_failure(path, detail, io),
+        None => StorageError::Io {
+            path: path.to_path_buf(),
+            detail,
+        },
     }
 }
 
@@ -748,6 +802,66 @@ mod tests {
         long.push(0);
         assert!(decode_payload(&long).is_none());
         assert!(decode_payload(&u32::MAX.to_le_bytes()).is_none());
+    }
+}
+
+#[cfg(test)]
+mod refused_record_tests {
+    use super::*;
+
+    #[test]
+    fn a_record_whose_sync_was_never_confirmed_is_zeroed_and_never_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+            .unwrap()
+            .journal;
+        let kept = vec![1u8; 100];
+        j.append(std::slice::from_ref(&kept)).unwrap();
+        // What an append whose fdatasync failed leaves: a whole record past `write_offset`.
+        let mut record = Vec::new();
+        encode_record(&mut record, j.generation(), &[2u8; 100]);
+        j.file.write_all_at(&record, j.write_offset).unwrap();
+        j.unsynced_until = j.write_offset + record.len() as u64;
+        j.discard_unsynced().unwrap();
+        drop(j);
+        let opened = Journal::open(dir.path(), JOURNAL_MAX_BYTES).unwrap();
+        assert_eq!(
+            opened.payloads,
+            vec![kept.clone()],
+            "the refused record is gone"
+        );
+        // The next record goes where the refused one was, and both survive a reopen.
+        let mut j = opened.journal;
+        j.append(&[vec![3u8; 10]]).unwrap();
+        drop(j);
+        assert_eq!(
+            Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+                .unwrap()
+                .payloads,
+            vec![kept, vec![3u8; 10]]
+        );
+    }
+
+    #[test]
+    fn a_reset_whose_header_write_failed_is_redone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+            .unwrap()
+            .journal;
+        j.append(&[vec![1u8; 100]]).unwrap();
+        // A reset that changed the generation but never wrote its header.
+        j.generation = new_generation(&j.path, j.generation).unwrap();
+        j.header_unsynced = true;
+        j.discard_unsynced().unwrap();
+        assert!(!j.holds_records());
+        j.append(&[vec![4u8; 10]]).unwrap();
+        drop(j);
+        assert_eq!(
+            Journal::open(dir.path(), JOURNAL_MAX_BYTES)
+                .unwrap()
+                .payloads,
+            vec![vec![4u8; 10]]
+        );
     }
 }
 

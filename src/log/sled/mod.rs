@@ -34,25 +34,33 @@ pub mod journal;
 pub mod keys;
 mod open;
 mod recovery;
+mod restore;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::codec::{self, StoreHeaderV1, StoredHeadV1};
-use crate::log::storage::{Commit, DiscardedTail, RawSegment, Storage, StorageError};
+use crate::log::storage::{
+    Commit, DiscardedTail, RawSegment, Storage, StorageError, io_failure, is_storage_full,
+};
 use journal::{Appended, Journal};
 
 /// The sled implementation.
 pub struct SledStorage {
     path: PathBuf,
-    db: sled::Db,
-    tree: sled::Tree,
-    /// sled's log file, synced with `fdatasync` after each flush: sled 0.34 only calls
-    /// `sync_file_range`, which neither flushes the disk's cache nor the file's size.
-    log_file: std::fs::File,
+    /// sled itself: None only while [`Storage::recover`] reopens it (sled 0.34 refuses every
+    /// write for the rest of a database's life once one of its own writes failed).
+    engine: RwLock<Option<Engine>>,
     /// sled's segment size for this store, as it was opened with.
     segment_bytes: usize,
+    /// How the store was opened (a recovery reopens sled the same way).
+    options: SledOptions,
+    /// Per commit written to sled and not yet durable in the journal, oldest first: each
+    /// write's key and the value it replaced (None: the key was absent), so that a commit that
+    /// failed can be taken back out of sled. Bounded like `unjournaled`.
+    undo: Mutex<VecDeque<CommitUndo>>,
     /// Held for a whole append to the journal (and a sled flush when it is full), so that
     /// records reach it in commit order.
     journal: Mutex<Journal>,
@@ -63,14 +71,34 @@ pub struct SledStorage {
     /// resets the journal only when set: after a failed open or flush, the journal may hold
     /// what sled does not.
     healthy: AtomicBool,
-    /// Why a flush failed, once one did: every later flush fails too (the writer poisons itself
-    /// on the first; this keeps a second caller from being told its commits are durable).
-    failure: OnceLock<String>,
+    /// Why a commit or flush failed, once one did: every later flush fails too (the writer
+    /// poisons itself on the first; this keeps a second caller from being told its commits are
+    /// durable) until [`Storage::recover`] restored the durable head.
+    failure: Mutex<Option<Failed>>,
     /// The length of sled's file when it was last synced (see the module overview).
     synced_db_bytes: AtomicU64,
     /// SHA-256 of the store header's bytes, as the anchor records it ([`anchor`]).
     header_sha256: [u8; 32],
 }
+
+/// The sled database and its log file, replaced whole when a recovery reopens sled.
+struct Engine {
+    db: sled::Db,
+    tree: sled::Tree,
+    /// sled's log file, synced with `fdatasync` after each flush: sled 0.34 only calls
+    /// `sync_file_range`, which neither flushes the disk's cache nor the file's size.
+    log_file: Arc<std::fs::File>,
+}
+
+/// Why a commit or flush failed, and whether the disk was full (then a recovery may follow).
+#[derive(Clone)]
+struct Failed {
+    reason: String,
+    disk_full: bool,
+}
+
+/// One commit's sled writes: key and the value it replaced.
+type CommitUndo = Vec<(Vec<u8>, Option<sled::IVec>)>;
 
 /// What a caught panic said.
 pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -110,10 +138,11 @@ impl SledStorage {
     /// Flushes sled itself and syncs its log file: after this, the journal's records are
     /// redundant.
     fn flush_sled(&self) -> Result<(), StorageError> {
-        self.db.flush().map_err(|e| self.io(e))?;
+        self.db()?.flush().map_err(|e| self.io(e))?;
         sync_blob_files(&self.path)?;
-        let bytes = file_bytes(&self.path, &self.log_file)?;
-        sync_sled_file(&self.path, &self.log_file)?;
+        let log_file = self.log_file()?;
+        let bytes = file_bytes(&self.path, &log_file)?;
+        sync_sled_file(&self.path, &log_file)?;
         self.synced_db_bytes.store(bytes, Ordering::Release);
         Ok(())
     }
@@ -147,9 +176,10 @@ impl SledStorage {
     /// Syncs sled's file when sled grew it since the last sync: what sled writes past the old
     /// end needs the file's new size synced too, and only a sync of that file does it.
     fn sync_sled_file_if_grown(&self) -> Result<(), StorageError> {
-        let bytes = file_bytes(&self.path, &self.log_file)?;
+        let log_file = self.log_file()?;
+        let bytes = file_bytes(&self.path, &log_file)?;
         if bytes != self.synced_db_bytes.load(Ordering::Acquire) {
-            sync_sled_file(&self.path, &self.log_file)?;
+            sync_sled_file(&self.path, &log_file)?;
             self.synced_db_bytes.store(bytes, Ordering::Release);
         }
         Ok(())
@@ -158,8 +188,43 @@ impl SledStorage {
     /// Records the first failed flush (see `failure`) and returns its error.
     fn failed(&self, e: StorageError) -> StorageError {
         self.healthy.store(false, Ordering::Release);
-        let _ = self.failure.set(e.to_string());
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| Failed {
+                reason: e.to_string(),
+                disk_full: e.is_disk_full(),
+            });
         e
+    }
+
+    /// Forgets the undo of the oldest `commits`: they are durable, never taken back out.
+    fn forget_undo(&self, commits: usize) -> Result<(), StorageError> {
+        let mut undo = self.undo.lock().map_err(|_| self.poisoned())?;
+        let commits = commits.min(undo.len());
+        undo.drain(..commits);
+        Ok(())
+    }
+
+    /// sled's tree (a handle: cheap to clone, and what an iterator keeps).
+    fn tree(&self) -> Result<sled::Tree, StorageError> {
+        self.with_engine(|engine| engine.tree.clone())
+    }
+
+    fn db(&self) -> Result<sled::Db, StorageError> {
+        self.with_engine(|engine| engine.db.clone())
+    }
+
+    fn log_file(&self) -> Result<Arc<std::fs::File>, StorageError> {
+        self.with_engine(|engine| engine.log_file.clone())
+    }
+
+    fn with_engine<T>(&self, f: impl FnOnce(&Engine) -> T) -> Result<T, StorageError> {
+        let guard = self.engine.read().map_err(|_| self.poisoned())?;
+        guard.as_ref().map(f).ok_or_else(|| StorageError::Io {
+            path: self.path.clone(),
+            detail: "sled is being reopened after a failed write; retry".into(),
+        })
     }
 
     fn lock_journal(&self) -> Result<MutexGuard<'_, Journal>, StorageError> {
@@ -186,6 +251,10 @@ fn sled_error(path: &Path, e: sled::Error) -> StorageError {
             path: path.to_path_buf(),
             detail: e.to_string(),
         },
+        sled::Error::Io(ref io) if is_storage_full(io) => StorageError::DiskFull {
+            path: path.to_path_buf(),
+            detail: format!("sled: {e}"),
+        },
         other => StorageError::Io {
             path: path.to_path_buf(),
             detail: other.to_string(),
@@ -210,9 +279,8 @@ fn flush_and_sync(
 /// large set-aside. Run before sled's own file is synced, whose entries point into them.
 fn sync_blob_files(path: &Path) -> Result<(), StorageError> {
     let dir = path.join("blobs");
-    let io = |doing: &str, e: std::io::Error| StorageError::Io {
-        path: dir.clone(),
-        detail: format!("{doing} sled's blob files: {e}"),
+    let io = |doing: &str, e: std::io::Error| {
+        io_failure(&dir, format!("{doing} sled's blob files: {e}"), &e)
     };
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -234,10 +302,9 @@ fn sync_blob_files(path: &Path) -> Result<(), StorageError> {
 }
 
 fn sync_sled_file(path: &Path, log_file: &std::fs::File) -> Result<(), StorageError> {
-    log_file.sync_data().map_err(|e| StorageError::Io {
-        path: path.to_path_buf(),
-        detail: format!("fdatasync of sled's file: {e}"),
-    })
+    log_file
+        .sync_data()
+        .map_err(|e| io_failure(path, format!("fdatasync of sled's file: {e}"), &e))
 }
 
 fn file_bytes(path: &Path, file: &std::fs::File) -> Result<u64, StorageError> {
@@ -254,7 +321,7 @@ impl SledStorage {
     /// The keys in `from..=to`, collected first: removing while iterating a sled range is not
     /// defined to be stable.
     fn keys_in(&self, from: [u8; 9], to: [u8; 9]) -> Result<Vec<sled::IVec>, StorageError> {
-        self.tree
+        self.tree()?
             .range(from..=to)
             .keys()
             .collect::<Result<_, _>>()
@@ -268,7 +335,7 @@ impl SledStorage {
         key: &sled::IVec,
         head: Option<&StoredHeadV1>,
     ) -> Result<bool, StorageError> {
-        let Some(bytes) = self.tree.get(key).map_err(|e| self.io(e))? else {
+        let Some(bytes) = self.tree()?.get(key).map_err(|e| self.io(e))? else {
             return Ok(false);
         };
         Ok(recovery::segment_continues(&bytes, head))
@@ -280,10 +347,10 @@ impl SledStorage {
     /// so on a log of a million events no queue ever filled, and every tree node the scan read
     /// stayed in memory whatever the cache capacity (spacejam/sled#1036). Measured on a
     /// 1 M-event log: rebuild peak RSS 479 → 293 MiB, no slower (4 reads: 304 MiB; 16: 292).
-    fn let_sled_evict(&self, key: &[u8]) {
+    fn let_sled_evict(tree: &sled::Tree, key: &[u8]) {
         for _ in 0..SCAN_EXTRA_READS_PER_VALUE {
             // Only the access matters; an error here would show on the scan's own next read.
-            let _ = self.tree.get(key);
+            let _ = tree.get(key);
         }
     }
 }
@@ -295,7 +362,7 @@ impl Storage for SledStorage {
 
     fn header(&self) -> Result<StoreHeaderV1, StorageError> {
         let bytes = self
-            .tree
+            .tree()?
             .get(keys::HEADER)
             .map_err(|e| self.io(e))?
             .ok_or_else(|| StorageError::Corrupt {
@@ -306,7 +373,7 @@ impl Storage for SledStorage {
     }
 
     fn head(&self) -> Result<Option<StoredHeadV1>, StorageError> {
-        match self.tree.get(keys::HEAD).map_err(|e| self.io(e))? {
+        match self.tree()?.get(keys::HEAD).map_err(|e| self.io(e))? {
             None => Ok(None),
             Some(bytes) => Ok(Some(codec::decode("durable head", &bytes).map_err(
                 |e| StorageError::Corrupt {
@@ -348,9 +415,19 @@ impl Storage for SledStorage {
             .chain(head.as_deref().map(|bytes| (keys::HEAD, bytes)))
             .collect();
         let record = journal::encode_payload(&writes);
+        let tree = self.tree()?;
+        let mut undo = self.undo.lock().map_err(|_| self.poisoned())?;
+        // Before the first insert: whatever of the commit sled takes must be undoable.
+        undo.push_back(Vec::with_capacity(writes.len()));
         for (key, value) in writes {
-            self.tree.insert(key, value).map_err(|e| self.io(e))?;
+            let replaced = tree
+                .insert(key, value)
+                .map_err(|e| self.failed(self.io(e)))?;
+            if let Some(writes) = undo.back_mut() {
+                writes.push((key.to_vec(), replaced));
+            }
         }
+        drop(undo);
         // Only a commit sled took whole is journaled: a failed one is never replayed.
         self.unjournaled
             .lock()
@@ -371,7 +448,7 @@ impl Storage for SledStorage {
         let chunks = self.keys_in(keys::index_chunk(past), keys::index_chunk(u64::MAX))?;
         // The tree hashes of a commit cut before its head: those from the head's stored count on.
         let tree_past = crate::merkle::stored_count(head_position);
-        let tree = self.keys_in(keys::tree_hashes(tree_past), keys::tree_hashes(u64::MAX))?;
+        let tree_keys = self.keys_in(keys::tree_hashes(tree_past), keys::tree_hashes(u64::MAX))?;
         // What a crash leaves past the head is what the writer had in flight and the journal
         // never took (never acknowledged). More than that means the head was lost or changed
         // (history sled still holds), and setting it aside would shorten the log.
@@ -395,16 +472,16 @@ impl Storage for SledStorage {
                 ),
             });
         }
-        if segments.is_empty() && chunks.is_empty() && tree.is_empty() {
+        if segments.is_empty() && chunks.is_empty() && tree_keys.is_empty() {
             return Ok(None);
         }
-        for key in &tree {
-            if let Some(value) = self.tree.get(key).map_err(|e| self.io(e))? {
-                self.tree
-                    .insert(keys::set_aside(key), value)
+        let tree = self.tree()?;
+        for key in &tree_keys {
+            if let Some(value) = tree.get(key).map_err(|e| self.io(e))? {
+                tree.insert(keys::set_aside(key), value)
                     .map_err(|e| self.io(e))?;
             }
-            self.tree.remove(key).map_err(|e| self.io(e))?;
+            tree.remove(key).map_err(|e| self.io(e))?;
         }
         if segments.is_empty() && chunks.is_empty() {
             self.flush_sled()?;
@@ -433,12 +510,11 @@ impl Storage for SledStorage {
                     .is_some_and(|at| at > head_position),
                 "only keys past the head are set aside"
             );
-            if let Some(value) = self.tree.get(key).map_err(|e| self.io(e))? {
-                self.tree
-                    .insert(keys::set_aside(key), value)
+            if let Some(value) = tree.get(key).map_err(|e| self.io(e))? {
+                tree.insert(keys::set_aside(key), value)
                     .map_err(|e| self.io(e))?;
             }
-            self.tree.remove(key).map_err(|e| self.io(e))?;
+            tree.remove(key).map_err(|e| self.io(e))?;
         }
         self.flush_sled()?;
         Ok(Some(DiscardedTail {
@@ -451,39 +527,71 @@ impl Storage for SledStorage {
 
     fn flush(&self) -> Result<(), StorageError> {
         let mut journal = self.lock_journal()?;
-        if let Some(reason) = self.failure.get() {
-            return Err(StorageError::Io {
-                path: self.path.clone(),
-                detail: format!(
-                    "an earlier flush failed ({reason}); restart the process (the next open replays the journal)"
-                ),
+        if let Some(failed) = self.failure.lock().map_err(|_| self.poisoned())?.clone() {
+            let path = self.path.clone();
+            return Err(if failed.disk_full {
+                StorageError::DiskFull {
+                    path,
+                    detail: format!("an earlier write failed: {}", failed.reason),
+                }
+            } else {
+                StorageError::Io {
+                    path,
+                    detail: format!(
+                        "an earlier commit or flush failed ({}); restart the process (the next open replays the journal)",
+                        failed.reason
+                    ),
+                }
             });
         }
         let records = std::mem::take(&mut *self.unjournaled.lock().map_err(|_| self.poisoned())?);
+        let journaled = records.len();
         if records.is_empty() {
             // Whatever was queued before this call went with a flush that held the journal.
             return Ok(());
         }
         // sled's file first: the journal's sync flushes the disk's cache, and what sled moved
         // must not become durable after the copy it overwrote.
-        let flushed = self
+        let appended = self
             .sync_sled_file_if_grown()
             .and_then(|()| journal.append(&records))
-            .and_then(|appended| match appended {
-                Appended::Written => Ok(()),
-                // Every queued record's writes are in sled already: flushing it covers them.
-                Appended::Full => self.flush_and_renew_journal(&mut journal),
-            });
-        flushed.map_err(|e| self.failed(e))
+            .map_err(|e| self.failed(e))?;
+        match appended {
+            // Those commits are durable: nothing of them is ever taken back out.
+            Appended::Written => self.forget_undo(journaled),
+            // Every queued record's writes are in sled already: flushing it covers them.
+            Appended::Full => {
+                // The head (and the commits in sled under it) read together: the anchor may
+                // take that head as its floor, so none of them may be taken back out after.
+                let (head, in_sled) = {
+                    let undo = self.undo.lock().map_err(|_| self.poisoned())?;
+                    (self.head()?, undo.len())
+                };
+                self.flush_sled().map_err(|e| self.failed(e))?;
+                self.forget_undo(in_sled)?;
+                // These commits are durable in sled now. Renewing the journal failing stops
+                // later flushes (until a recovery rewrites its header), not these.
+                if let Err(e) = self
+                    .write_anchor(floor_of(head.as_ref()))
+                    .and_then(|()| journal.reset())
+                {
+                    self.failed(e);
+                }
+                Ok(())
+            }
+        }
     }
 
     fn segments_from(
         &self,
         from_position: u64,
     ) -> Box<dyn Iterator<Item = Result<RawSegment, StorageError>> + Send + '_> {
+        let tree = match self.tree() {
+            Ok(tree) => tree,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
         // The segment holding `from_position` starts at or before it.
-        let start = match self
-            .tree
+        let start = match tree
             .range(keys::segment(0)..=keys::segment(from_position.max(1)))
             .next_back()
         {
@@ -491,9 +599,9 @@ impl Storage for SledStorage {
             _ => keys::segment(from_position.max(1)).to_vec(),
         };
         let end = keys::segment(u64::MAX);
-        Box::new(self.tree.range(start..=end.to_vec()).map(move |entry| {
+        Box::new(tree.range(start..=end.to_vec()).map(move |entry| {
             let (k, v) = entry.map_err(|e| self.io(e))?;
-            self.let_sled_evict(&k);
+            Self::let_sled_evict(&tree, &k);
             let first = keys::segment_position(&k).ok_or_else(|| StorageError::Corrupt {
                 path: self.path.clone(),
                 detail: "a segment key is damaged".into(),
@@ -505,12 +613,16 @@ impl Storage for SledStorage {
     fn index_chunks(
         &self,
     ) -> Box<dyn Iterator<Item = Result<RawSegment, StorageError>> + Send + '_> {
+        let tree = match self.tree() {
+            Ok(tree) => tree,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
         Box::new(
-            self.tree
+            tree.clone()
                 .scan_prefix([keys::INDEX_PREFIX])
                 .map(move |entry| {
                     let (k, v) = entry.map_err(|e| self.io(e))?;
-                    self.let_sled_evict(&k);
+                    Self::let_sled_evict(&tree, &k);
                     let first =
                         keys::index_chunk_position(&k).ok_or_else(|| StorageError::Corrupt {
                             path: self.path.clone(),
@@ -527,9 +639,9 @@ impl Storage for SledStorage {
             detail: format!("Merkle tree hash {index} {why}: run `carelog verify`"),
         };
         let mut out = Vec::with_capacity(indexes.len());
+        let tree = self.tree()?;
         for &index in indexes {
-            let found = self
-                .tree
+            let found = tree
                 .range(keys::tree_hashes(0)..=keys::tree_hashes(index))
                 .next_back()
                 .transpose()
@@ -555,7 +667,7 @@ impl Storage for SledStorage {
 
     fn tree_stored_count(&self) -> Result<u64, StorageError> {
         let last = self
-            .tree
+            .tree()?
             .range(keys::tree_hashes(0)..=keys::tree_hashes(u64::MAX))
             .next_back()
             .transpose()
@@ -571,12 +683,16 @@ impl Storage for SledStorage {
     fn tree_chunks(
         &self,
     ) -> Box<dyn Iterator<Item = Result<RawSegment, StorageError>> + Send + '_> {
+        let tree = match self.tree() {
+            Ok(tree) => tree,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
         Box::new(
-            self.tree
+            tree.clone()
                 .scan_prefix([keys::TREE_PREFIX])
                 .map(move |entry| {
                     let (k, v) = entry.map_err(|e| self.io(e))?;
-                    self.let_sled_evict(&k);
+                    Self::let_sled_evict(&tree, &k);
                     let first =
                         keys::tree_hashes_index(&k).ok_or_else(|| StorageError::Corrupt {
                             path: self.path.clone(),
@@ -588,9 +704,9 @@ impl Storage for SledStorage {
     }
 
     fn write_tree_chunks(&self, chunks: Vec<(u64, Vec<u8>)>) -> Result<(), StorageError> {
+        let tree = self.tree()?;
         for (first, bytes) in chunks {
-            self.tree
-                .insert(keys::tree_hashes(first), bytes)
+            tree.insert(keys::tree_hashes(first), bytes)
                 .map_err(|e| self.io(e))?;
         }
         self.flush_sled()
@@ -598,7 +714,11 @@ impl Storage for SledStorage {
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         let journal_bytes = self.lock_journal()?.bytes_on_disk();
-        Ok(self.db.size_on_disk().map_err(|e| self.io(e))? + journal_bytes)
+        Ok(self.db()?.size_on_disk().map_err(|e| self.io(e))? + journal_bytes)
+    }
+
+    fn recover(&self) -> Result<(), StorageError> {
+        self.recover_durable_head()
     }
 }
 

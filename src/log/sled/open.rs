@@ -3,21 +3,23 @@
 //! replay, executed from the plan [`super::recovery::plan`] makes. Everything the open did is
 //! told once, in the [`OpenReport`] it returns.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::anchor::{self, Anchor};
 use super::journal::{self, Journal};
 use super::recovery::{self, JournalRecords, View};
-use super::{SledOptions, SledStorage, file_bytes, flush_and_sync, keys, sled_error};
+use super::{Engine, SledOptions, SledStorage, file_bytes, flush_and_sync, keys, sled_error};
 use crate::codec::{self, StoreHeaderV1, StoredHeadV1};
 use crate::log::segments;
-use crate::log::storage::{OpenReport, STORE_FORMAT_VERSION, Storage, StorageError};
+use crate::log::storage::{
+    OpenReport, STORE_FORMAT_VERSION, Storage, StorageError, io_failure, is_storage_full,
+};
 
 /// The name of the one tree the log lives in.
-const LOG_TREE: &str = "carelog-log-v1";
+pub(super) const LOG_TREE: &str = "carelog-log-v1";
 
 impl SledStorage {
     /// Opens the store at `path`; with `options.create`, creates it (and its header) when
@@ -48,10 +50,7 @@ impl SledStorage {
         let segment_bytes = sled_segment_bytes(&path);
         let (db, snapshots_moved_to) = open_with_retry(&path, &options, segment_bytes)?;
         let tree = db.open_tree(LOG_TREE).map_err(|e| open_error(&path, e))?;
-        let log_file = std::fs::File::open(path.join("db")).map_err(|e| StorageError::Io {
-            path: path.clone(),
-            detail: format!("cannot open sled's log file to sync it: {e}"),
-        })?;
+        let log_file = open_log_file(&path)?;
         // Before the journal is touched: a store this build refuses keeps its journal as is.
         let kept_anchor = anchor::read(&path)?;
         let header_sha256 = ensure_header(
@@ -85,14 +84,18 @@ impl SledStorage {
         let synced_db_bytes = file_bytes(&path, &log_file)?;
         let storage = Self {
             path,
-            db,
-            tree,
-            log_file,
+            engine: RwLock::new(Some(Engine {
+                db,
+                tree,
+                log_file: Arc::new(log_file),
+            })),
             segment_bytes,
+            options,
+            undo: Mutex::new(VecDeque::new()),
             journal: Mutex::new(opened_journal.journal),
             unjournaled: Mutex::new(Vec::new()),
             healthy: AtomicBool::new(false),
-            failure: OnceLock::new(),
+            failure: Mutex::new(None),
             synced_db_bytes: AtomicU64::new(synced_db_bytes),
             header_sha256,
         };
@@ -125,7 +128,7 @@ impl SledStorage {
     /// while it is there; otherwise a new generation starts. Either way sled is made durable
     /// first: what it recovered from its file may be all that holds an acknowledged commit once
     /// the journal is reset.
-    fn replay_journal(
+    pub(super) fn replay_journal(
         &self,
         records: &JournalRecords<'_>,
         kept_anchor: Option<&Anchor>,
@@ -142,15 +145,14 @@ impl SledStorage {
         }
         self.flush_sled()?;
         let plan = recovery::plan(records, &view)?;
+        let tree = self.tree()?;
         for restore in &plan.restores {
-            self.tree
-                .insert(restore.key.as_slice(), restore.value.as_slice())
+            tree.insert(restore.key.as_slice(), restore.value.as_slice())
                 .map_err(|e| self.io(e))?;
         }
         // In the order the commits wrote them: each one's head last.
         for (key, value) in plan.applies.iter().flat_map(|a| &a.writes) {
-            self.tree
-                .insert(key.as_slice(), value.as_slice())
+            tree.insert(key.as_slice(), value.as_slice())
                 .map_err(|e| self.io(e))?;
         }
         if plan.writes() {
@@ -206,7 +208,7 @@ impl View for SledView<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self
             .storage
-            .tree
+            .tree()?
             .get(key)
             .map_err(|e| self.storage.io(e))?
             .map(|v| v.to_vec()))
@@ -473,7 +475,7 @@ fn sled_segment_bytes(path: &Path) -> usize {
 /// up to a log position, rebuilt from the log when missing) is ahead of the log or cut short
 /// (sled issues #1527 and #1533; seen here once in some 300 kill -9 rounds). Returns where they
 /// went, if they were moved.
-fn open_with_retry(
+pub(super) fn open_with_retry(
     path: &Path,
     options: &SledOptions,
     segment_bytes: usize,
@@ -534,10 +536,7 @@ fn open_with_retry(
 /// `sled-snapshots.set-aside-<unix nanos>`, and syncs the store's directory. None when there
 /// were none.
 fn set_aside_sled_snapshots(path: &Path) -> Result<Option<PathBuf>, StorageError> {
-    let io = |what: &str, e: std::io::Error| StorageError::Io {
-        path: path.to_path_buf(),
-        detail: format!("{what}: {e}"),
-    };
+    let io = |what: &str, e: std::io::Error| io_failure(path, format!("{what}: {e}"), &e);
     let mut snapshots = Vec::new();
     for entry in std::fs::read_dir(path).map_err(|e| io("list the store", e))? {
         let entry = entry.map_err(|e| io("list the store", e))?;
@@ -565,9 +564,25 @@ fn set_aside_sled_snapshots(path: &Path) -> Result<Option<PathBuf>, StorageError
     Ok(Some(aside))
 }
 
+/// sled's log file, opened to sync it (sled 0.34 never `fdatasync`s it).
+pub(super) fn open_log_file(path: &Path) -> Result<std::fs::File, StorageError> {
+    std::fs::File::open(path.join("db")).map_err(|e| {
+        io_failure(
+            path,
+            format!("cannot open sled's log file to sync it: {e}"),
+            &e,
+        )
+    })
+}
+
 fn open_error(path: &Path, e: sled::Error) -> StorageError {
     let text = e.to_string();
     match e {
+        // sled writes at open (its snapshot): on a full disk that is no damage.
+        sled::Error::Io(ref io) if is_storage_full(io) => StorageError::DiskFull {
+            path: path.to_path_buf(),
+            detail: format!("sled could not open the store: {text}"),
+        },
         sled::Error::Io(ref io)
             if io.kind() == std::io::ErrorKind::WouldBlock
                 || text.contains("could not acquire lock") =>
