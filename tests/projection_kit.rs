@@ -604,7 +604,10 @@ fn generate(seed: u64) -> Vec<Value> {
 
 const SEED: u64 = 0x5eed_2023;
 
-fn allow(_: &carelog::domain::Records, _: &IncomingEvent) -> Result<(), String> {
+fn allow(
+    _: &carelog::domain::Records,
+    _: &IncomingEvent,
+) -> Result<(), carelog::app::access::Refusal> {
     Ok(())
 }
 

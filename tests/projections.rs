@@ -25,7 +25,10 @@ struct Store {
     app: App,
 }
 
-fn allow(_: &carelog::domain::Records, _: &IncomingEvent) -> Result<(), String> {
+fn allow(
+    _: &carelog::domain::Records,
+    _: &IncomingEvent,
+) -> Result<(), carelog::app::access::Refusal> {
     Ok(())
 }
 

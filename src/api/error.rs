@@ -60,39 +60,25 @@ impl ApiError {
         self
     }
 
-    /// 403 for an event a recorder may not record (`App::append_as`'s refusal). The app's
-    /// reason names the person a pairing is recorded for, which tells a stranger that the
-    /// pairing exists and who holds it: the answer says only which rule refused, the same for
-    /// another's pairing as for none. Other errors pass unchanged.
-    pub fn not_own_record(e: AppError) -> Self {
-        let AppError::Forbidden(reason) = &e else {
-            return e.into();
-        };
-        // The app's reason reads "event N: …" (the event's place in the batch).
-        let index = reason
-            .strip_prefix("event ")
-            .and_then(|rest| rest.split_once(':'))
-            .and_then(|(n, _)| n.parse::<usize>().ok());
+    /// 403 under the rule that refused. The app's reason names people and ids (the person a
+    /// pairing is recorded for tells a stranger that the pairing exists and who holds it): the
+    /// answer says only which rule refused and what the rule is, the same for another's pairing
+    /// as for none.
+    pub fn forbidden(index: Option<usize>, rule: &'static str) -> Self {
         let place = index.map_or(String::new(), |i| format!("event {i}: "));
-        let rest = reason.split_once(": ").map_or("", |(_, rest)| rest);
-        if rest.starts_with(access::OWN_SCHOOL_ONLY) {
-            return Self::new(
-                StatusCode::FORBIDDEN,
-                access::OWN_SCHOOL_ONLY,
-                format!(
-                    "{place}a teacher records only for pupils enrolled, on the event's day, at the teacher's own school; this event is for another school's pupil: check its ids and date, or ask an admin to record it; nothing was written"
-                ),
-            )
-            .with_index(index);
-        }
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "own_records_only",
-            format!(
-                "{place}a recorder records only for the pairings it holds and the care plans it teaches, on the event's day (the registry, pairings, claims, voids, corrections and tokens are an admin's); this event is not one of them: check its ids and date, or ask an admin to record it; nothing was written"
-            ),
-        )
-        .with_index(index)
+        let what = match rule {
+            access::OWN_RECORDS_ONLY => {
+                "a recorder records only for the pairings it holds and the care plans it teaches, on the event's day (the registry, pairings, claims, voids, corrections and tokens are an admin's); this event is not one of them: check its ids and date, or ask an admin to record it; nothing was written"
+            }
+            access::OWN_SCHOOL_ONLY => {
+                "a teacher records only for pupils enrolled, on the event's day, at the teacher's own school; this event is for another school's pupil: check its ids and date, or ask an admin to record it; nothing was written"
+            }
+            access::UNIT_SCOPE => {
+                "this token is scoped to a unit, and what was asked for is not attributable to that unit or a unit under it"
+            }
+            _ => "this token's role may not do this",
+        };
+        Self::new(StatusCode::FORBIDDEN, rule, format!("{place}{what}")).with_index(index)
     }
 
     fn with_index(mut self, index: Option<usize>) -> Self {
@@ -300,7 +286,7 @@ impl From<AppError> for ApiError {
                 ApiError::not_found("unknown_projection", message)
             }
             AppError::Usage(_) => ApiError::new(StatusCode::BAD_REQUEST, "usage", message),
-            AppError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            AppError::Forbidden { index, refusal } => ApiError::forbidden(index, refusal.rule),
             // The records hold amounts no i64 sums: an operator must look, not the caller.
             AppError::SumOverflow { .. } => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "sum_overflow", message)

@@ -318,8 +318,7 @@ pub(super) async fn post_events(
         .run_api(move |app| {
             let who = super::authorize_in(app, bearer.as_deref(), Action::Record, &span)?;
             let incoming = parse_events(&body.bytes)?;
-            app.append_as(&who, incoming)
-                .map_err(ApiError::not_own_record)
+            app.append_as(&who, incoming).map_err(ApiError::from)
         })
         .await?;
     let metrics = &state.shared.metrics;
@@ -383,15 +382,9 @@ pub(super) async fn get_stream(
     let name = stream.clone();
     let (events, version) = state
         .run_api(move |app| {
-            let events = app.read_stream_for(&who, &name, from, limit).map_err(|e| {
-                let scoped = matches!(e, AppError::Forbidden(_));
-                let error = ApiError::from(e);
-                if scoped {
-                    error.with_rule("unit_scope")
-                } else {
-                    error
-                }
-            })?;
+            let events = app
+                .read_stream_for(&who, &name, from, limit)
+                .map_err(ApiError::from)?;
             Ok((
                 events,
                 app.log().stream_version(&name).map_err(AppError::from)?,

@@ -278,39 +278,73 @@ fn no_longer_valid(
         .map(|on| AccessError::StaffLeft { token_id: id, on })
 }
 
-/// Whether one principal may record one event, given the records before it. The reason, when
-/// not, is what a 403 says.
+/// Why an access was refused: the rule, and the reason for the operator's log and the local
+/// command line (it may name people and ids, which the HTTP shell never passes on: a 403 there
+/// says only the rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub rule: &'static str,
+    pub reason: String,
+}
+
+impl Refusal {
+    pub fn new(rule: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            rule,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The rule a recorder's token breaks recording what is not its own.
+pub const OWN_RECORDS_ONLY: &str = "own_records_only";
+/// The rule a teacher's token breaks recording for another school's pupil.
+pub const OWN_SCHOOL_ONLY: &str = "own_school_only";
+/// The rule a role that records nothing breaks recording.
+pub const ROLE: &str = "role";
+/// The rule a unit-scoped token breaks reading outside its unit.
+pub const UNIT_SCOPE: &str = "unit_scope";
+
+/// Whether one principal may record one event, given the records before it.
 pub fn authorize_record(
     who: &Principal,
     records: &Records,
     incoming: &IncomingEvent,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     match who.role {
         Role::Admin => Ok(()),
         Role::Recorder => {
             let Some(me) = who.person_id else {
-                return Err("this recorder token belongs to no cadre or teacher".into());
+                return Err(Refusal::new(
+                    OWN_RECORDS_ONLY,
+                    "this recorder token belongs to no cadre or teacher",
+                ));
             };
             let day = Date(time::shanghai_date(&incoming.occurred_at));
             match records.responsible_person(&incoming.event, day) {
                 Some(person) if person == me => within_own_school(records, me, incoming, day),
-                Some(person) => Err(format!(
-                    "{} is recorded for {person} on {day}, not for this token's {me}: a recorder records only for its own pairings and care plans",
-                    incoming.event.event_type()
+                Some(person) => Err(Refusal::new(
+                    OWN_RECORDS_ONLY,
+                    format!(
+                        "{} is recorded for {person} on {day}, not for this token's {me}: a recorder records only for its own pairings and care plans",
+                        incoming.event.event_type()
+                    ),
                 )),
-                None => Err(format!(
-                    "{} is not tied to one of this token's pairings or care plans on {day}: ask an admin to record it",
-                    incoming.event.event_type()
+                None => Err(Refusal::new(
+                    OWN_RECORDS_ONLY,
+                    format!(
+                        "{} is not tied to one of this token's pairings or care plans on {day}: ask an admin to record it",
+                        incoming.event.event_type()
+                    ),
                 )),
             }
         }
-        other => Err(format!("a {} token may not record", role_name(other))),
+        other => Err(Refusal::new(
+            ROLE,
+            format!("a {} token may not record", role_name(other)),
+        )),
     }
 }
-
-/// The rule a teacher's token breaks recording for another school's pupil: its refusal's reason
-/// starts with it (the HTTP shell answers 403 under this rule name).
-pub const OWN_SCHOOL_ONLY: &str = "own_school_only";
 
 /// A teacher acts only within their own school: a school-side event recorded with a teacher's
 /// token must be for a pupil enrolled, on the event's day, at the school the teacher is at.
@@ -319,7 +353,7 @@ fn within_own_school(
     me: Uuid,
     incoming: &IncomingEvent,
     day: Date,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let Some(staff) = records.staff.get(&me) else {
         return Ok(());
     };
@@ -327,9 +361,12 @@ fn within_own_school(
         return Ok(());
     }
     match records.is_for_school(&incoming.event, staff.unit, day) {
-        Some(false) => Err(format!(
-            "{OWN_SCHOOL_ONLY}: {} is for a pupil not enrolled on {day} at the school of this token's teacher: a teacher records only for their own school's pupils",
-            incoming.event.event_type()
+        Some(false) => Err(Refusal::new(
+            OWN_SCHOOL_ONLY,
+            format!(
+                "{} is for a pupil not enrolled on {day} at the school of this token's teacher: a teacher records only for their own school's pupils",
+                incoming.event.event_type()
+            ),
         )),
         Some(true) | None => Ok(()),
     }
@@ -597,9 +634,15 @@ impl App {
                 stream_within(r, stream, first.as_ref().map(|f| &f.event), scope)
             })?;
             if !within {
-                return Err(AppError::Forbidden(format!(
-                    "stream {stream:?} is not attributable to unit {scope} or a unit under it, the scope of this token"
-                )));
+                return Err(AppError::Forbidden {
+                    index: None,
+                    refusal: Refusal::new(
+                        UNIT_SCOPE,
+                        format!(
+                            "stream {stream:?} is not attributable to unit {scope} or a unit under it, the scope of this token"
+                        ),
+                    ),
+                });
             }
         }
         self.read_stream(stream, from_version, limit)

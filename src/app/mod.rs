@@ -17,6 +17,7 @@ pub mod access;
 pub mod checkpoint;
 pub mod demo;
 pub mod export;
+pub mod late_entries;
 pub mod report;
 pub mod scenario;
 pub mod verify;
@@ -30,6 +31,7 @@ use uuid::Uuid;
 use crate::domain::cloudevent::{FormatError, IncomingEvent};
 use crate::domain::events::EventDecodeError;
 use crate::domain::records::late_entry;
+pub use crate::domain::records::late_entry::LATE_ENTRY_WINDOW_DAYS_DEFAULT;
 use crate::domain::{DomainError, DomainEvent, Records, stream_of};
 use crate::log::{
     Ack, AppendBatch, ExpectedVersion, Log, LogError, NewEvent, OpenOptions, RecordedEvent,
@@ -94,8 +96,11 @@ pub enum AppError {
     },
     #[error("{0}")]
     Usage(String),
-    #[error("{0}")]
-    Forbidden(String),
+    #[error("{}{}", index.map_or(String::new(), |i| format!("event {i}: ")), refusal.reason)]
+    Forbidden {
+        index: Option<usize>,
+        refusal: access::Refusal,
+    },
     #[error(
         "the figure {figure} does not fit an i64 (its sum overflowed), so it has no value: `carelog explain` or the events behind it show which amounts are wrong; void or correct them"
     )]
@@ -111,6 +116,7 @@ impl AppError {
             | AppError::IdConflict { index, .. }
             | AppError::InFlight { index, .. }
             | AppError::VersionConflict { index, .. } => Some(*index),
+            AppError::Forbidden { index, .. } => *index,
             AppError::Log(LogError::InvalidEvent { index, .. }) => Some(*index),
             _ => None,
         }
@@ -380,7 +386,7 @@ impl App {
         incoming: Vec<IncomingEvent>,
         actor: &str,
         keep: Keep,
-        authorize: &dyn Fn(&Records, &IncomingEvent) -> Result<(), String>,
+        authorize: &dyn Fn(&Records, &IncomingEvent) -> Result<(), access::Refusal>,
     ) -> Result<Vec<Ack>, AppError> {
         self.submit(incoming, actor, keep, authorize)?.wait()
     }
@@ -401,7 +407,7 @@ impl App {
         incoming: Vec<IncomingEvent>,
         actor: &str,
         keep: Keep,
-        authorize: &dyn Fn(&Records, &IncomingEvent) -> Result<(), String>,
+        authorize: &dyn Fn(&Records, &IncomingEvent) -> Result<(), access::Refusal>,
     ) -> Result<PendingAppend<'_>, AppError> {
         if incoming.is_empty() {
             return Err(AppError::Usage("no events to append".into()));
@@ -531,8 +537,11 @@ impl App {
         let mut expectations: Vec<(String, ExpectedVersion)> = Vec::new();
         let window_days = self.late_entry_window_days();
         for ((index, e), new) in incoming.iter().enumerate().zip(shaped.events) {
-            if let Err(reason) = authorize(&state.records, e) {
-                let error = AppError::Forbidden(format!("event {index}: {reason}"));
+            if let Err(refusal) = authorize(&state.records, e) {
+                let error = AppError::Forbidden {
+                    index: Some(index),
+                    refusal,
+                };
                 return refuse(&mut state, index, error);
             }
             if let Some(expected) = e.expected_version {

@@ -195,7 +195,7 @@ pub enum Command {
         timeline_mib: u64,
         /// An event recorded more than DAYS after the day it happened needs a
         /// `lateentryreason` (a period's figures may already be filed); 0 turns the window off.
-        #[arg(long, value_name = "DAYS", default_value_t = crate::domain::records::late_entry::LATE_ENTRY_WINDOW_DAYS_DEFAULT, value_parser = clap::value_parser!(u32).range(0..=36_500))]
+        #[arg(long, value_name = "DAYS", default_value_t = crate::app::LATE_ENTRY_WINDOW_DAYS_DEFAULT, value_parser = clap::value_parser!(u32).range(0..=36_500))]
         late_entry_days: u32,
         #[command(flatten)]
         limits: serve::ServeLimits,
