@@ -239,6 +239,26 @@ fn a_changed_header_or_a_lost_file_beside_sled_is_refused() {
     std::fs::remove_file(no_anchor.join("anchor")).unwrap();
     assert_refused(&no_anchor, &["anchor", "missing"]);
 
+    // The journal holds what sled may not have flushed: without it, acknowledged events could
+    // be gone with no trace, so the store is refused.
+    let no_journal = fixture.copy("no-journal");
+    std::fs::remove_file(no_journal.join("journal")).unwrap();
+    assert_refused(&no_journal, &["journal", "missing"]);
+    // A crash between moving a journal aside and making the next leaves the moved one: that
+    // store opens (its set-aside journal then holds appends until a person has looked).
+    let moved = fixture.copy("journal-moved-aside");
+    std::fs::rename(
+        moved.join("journal"),
+        moved.join("journal.unapplied-1700000000000000000"),
+    )
+    .unwrap();
+    let verify = carelog(&moved, &["verify"]);
+    assert!(
+        !stderr(&verify).contains("is missing"),
+        "a moved-aside journal is not a lost one: {}",
+        stderr(&verify)
+    );
+
     // sled's files gone, the journal and the anchor still there: never a new log.
     let no_sled = fixture.copy("no-sled");
     for entry in std::fs::read_dir(&no_sled).unwrap() {

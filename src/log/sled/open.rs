@@ -62,6 +62,7 @@ impl SledStorage {
             kept_anchor.as_ref(),
             &files,
         )?;
+        refuse_lost_journal(&path, &tree, kept_anchor.as_ref())?;
         let opened_journal = Journal::open(&path, options.journal_max_bytes)?;
         let mut report = OpenReport::default();
         if let Some(moved_to) = &snapshots_moved_to {
@@ -222,6 +223,33 @@ impl View for SledView<'_> {
 }
 
 /// The commit journals moved aside (by any open) still in the store directory, sorted.
+/// The journal keeps what was acknowledged since sled last flushed: a store holding events and
+/// an anchor without it may have lost acknowledged events, which no other check would see
+/// (sled's head is then at or past the anchor's floor). Only a crash between moving a journal
+/// aside and making the next one leaves none legitimately, and that leaves the moved file.
+fn refuse_lost_journal(
+    path: &Path,
+    tree: &sled::Tree,
+    kept_anchor: Option<&Anchor>,
+) -> Result<(), StorageError> {
+    let holds_events = tree
+        .get(keys::HEAD)
+        .map_err(|e| sled_error(path, e))?
+        .is_some();
+    if kept_anchor.is_some()
+        && holds_events
+        && !path.join(journal::JOURNAL_FILE).exists()
+        && journals_set_aside(path).is_empty()
+    {
+        return Err(StorageError::Damaged {
+            path: path.to_path_buf(),
+            detail: "its commit journal (file `journal`) is missing: the events acknowledged                      since sled last flushed are kept there, and without it they would be lost                      without a trace. Restore the store, journal included, from a backup"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 fn journals_set_aside(path: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(path)
         .into_iter()
