@@ -236,7 +236,10 @@ pub(super) async fn export(
 enum Stop {
     AtHead,
     ClientGone,
+    /// A fault: the walk could not go on.
     Failed(String),
+    /// Ended on purpose: the token is no longer valid, or the server stops.
+    Ended(String),
 }
 
 /// Sends one chunk of an export once the token is still valid: Err(why not) when the export
@@ -247,7 +250,7 @@ fn send_chunk(
     chunk: Vec<u8>,
 ) -> Result<(), Stop> {
     if let Some(refused) = token.refusal() {
-        return Err(Stop::Failed(refused.message));
+        return Err(Stop::Ended(refused.message));
     }
     tx.blocking_send(Ok(Bytes::from(chunk)))
         .map_err(|_| Stop::ClientGone)
@@ -267,7 +270,7 @@ fn write_export(
             return Err(AppError::Usage("the export reached its head".into()));
         }
         if stopping.load(Ordering::Relaxed) {
-            stop = Some(Stop::Failed(
+            stop = Some(Stop::Ended(
                 "the server is shutting down: export again once it is back".into(),
             ));
             return Err(AppError::Usage("shutting down".into()));
@@ -293,23 +296,28 @@ fn write_export(
     let failure = match (walked, stop) {
         (Ok(()), _) | (Err(_), Some(Stop::AtHead)) => None,
         (Err(_), Some(Stop::ClientGone)) => return,
-        (Err(_), Some(Stop::Failed(message))) => Some(message),
-        (Err(e), None) => Some(e.to_string()),
+        (Err(_), Some(Stop::Failed(message))) => Some((true, message)),
+        (Err(_), Some(Stop::Ended(message))) => Some((false, message)),
+        (Err(e), None) => Some((true, e.to_string())),
     };
     let failure = match failure {
         None if chunk.is_empty() => None,
         None => match send_chunk(token, tx, chunk) {
             Ok(()) | Err(Stop::ClientGone) => None,
-            Err(Stop::Failed(message)) => Some(message),
+            Err(Stop::Failed(message)) => Some((true, message)),
+            Err(Stop::Ended(message)) => Some((false, message)),
             Err(Stop::AtHead) => None,
         },
         failed => failed,
     };
-    match failure {
-        None => {}
-        Some(message) => {
+    if let Some((fault, message)) = failure {
+        // A fault of the store is an operator's matter; a token that stopped being valid, or a
+        // shutdown, is the stream ending as it should.
+        if fault {
             tracing::error!("export failed: {message}");
-            let _ = tx.blocking_send(Err(std::io::Error::other(message)));
+        } else {
+            tracing::warn!("export ended early: {message}");
         }
+        let _ = tx.blocking_send(Err(std::io::Error::other(message)));
     }
 }
