@@ -147,14 +147,37 @@ fn a_restore_carries_the_note_as_the_line_after_the_late_event() {
 fn a_reason_is_checked_like_any_text_and_no_window_asks_for_none() {
     let (_dir, app, pairing) = store(31);
     let head = app.log().head_position();
-    let long = contact(
+    // A reason is bounded at parse, like any text, and named.
+    let mut long = json!({
+        "specversion": "1.0", "type": "carelog.contact.recorded", "source": "/t",
+        "time": "2023-03-01T10:00:00+08:00",
+        "data": {"pairing_id": pairing, "channel": "phone", "summary": "s", "duration_minutes": 1},
+    });
+    long["lateentryreason"] = json!("x".repeat(5000));
+    let error = parse_value(long.clone()).unwrap_err();
+    assert_eq!(error.field, "lateentryreason", "{error}");
+    long["lateentryreason"] = json!("  ");
+    assert_eq!(parse_value(long).unwrap_err().field, "lateentryreason");
+    assert_eq!(app.log().head_position(), head, "nothing written");
+
+    // A refusal by the log names the caller's event, not its place among the notes made: the
+    // second event sent (third written, after the first one's note) is refused as event 1.
+    let late = contact(
         pairing,
         "2023-03-01T10:00:00+08:00",
-        json!({"recordedat": "2023-06-01T10:00:00+08:00", "lateentryreason": "x".repeat(5000)}),
+        json!({"recordedat": "2023-06-01T10:00:00+08:00", "lateentryreason": "found in June"}),
     );
-    match restore(&app, vec![long]) {
-        Err(AppError::Rejected { error, .. }) => assert_eq!(error.field, "lateentryreason"),
-        other => panic!("expected the long reason refused, got {other:?}"),
+    // Recorded before the one ahead of it: the writer refuses a recording time going back.
+    let earlier = contact(
+        pairing,
+        "2023-04-30T10:00:00+08:00",
+        json!({"recordedat": "2023-05-01T10:00:00+08:00"}),
+    );
+    match restore(&app, vec![late, earlier]) {
+        Err(AppError::Log(carelog::log::LogError::InvalidEvent { index, field, .. })) => {
+            assert_eq!((index, field), (1, "recordedat"));
+        }
+        other => panic!("expected the earlier recording time refused, got {other:?}"),
     }
     assert_eq!(app.log().head_position(), head, "nothing written");
 

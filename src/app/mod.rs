@@ -143,6 +143,8 @@ struct RecordsState {
     in_flight: BTreeMap<u64, InFlight>,
     in_flight_ids: HashSet<Uuid>,
     next_submission: u64,
+    /// The newest submission the log wrote and that has settled.
+    newest_written: Option<u64>,
     stats: RecordsStats,
 }
 
@@ -212,6 +214,7 @@ impl App {
                 in_flight: BTreeMap::new(),
                 in_flight_ids: HashSet::new(),
                 next_submission: 0,
+                newest_written: None,
                 stats: RecordsStats::default(),
             }),
             clock,
@@ -521,10 +524,11 @@ impl App {
         if journaled {
             state.records.begin(submission);
         }
-        let refuse = |state: &mut RecordsState, index: usize, error: AppError| {
+        // `folded_any`: whether events of this batch (or a note) are already in the records.
+        let refuse = |state: &mut RecordsState, folded_any: bool, error: AppError| {
             if journaled {
                 state.records.roll_back_from(submission);
-            } else if index > 0 {
+            } else if folded_any {
                 state.stale = true;
             }
             Err(error)
@@ -542,7 +546,7 @@ impl App {
                     index: Some(index),
                     refusal,
                 };
-                return refuse(&mut state, index, error);
+                return refuse(&mut state, !folded.is_empty(), error);
             }
             if let Some(expected) = e.expected_version {
                 // The records count every event folded in, durable or queued ahead of this one:
@@ -555,7 +559,7 @@ impl App {
                         expected,
                         actual,
                     };
-                    return refuse(&mut state, index, error);
+                    return refuse(&mut state, !folded.is_empty(), error);
                 }
                 // The writer checks it again at commit time (its version before the batch).
                 if !events.iter().any(|n: &NewEvent| n.stream == new.stream) {
@@ -568,7 +572,7 @@ impl App {
                     event_type: e.event.event_type(),
                     error,
                 };
-                return refuse(&mut state, index, error);
+                return refuse(&mut state, !folded.is_empty(), error);
             }
             let recorded_at = match (keep.recorded_at, e.recorded_at) {
                 (true, Some(kept)) => kept,
@@ -593,7 +597,7 @@ impl App {
                         event_type: e.event.event_type(),
                         error,
                     };
-                    return refuse(&mut state, index, error);
+                    return refuse(&mut state, !folded.is_empty(), error);
                 }
             }
             state.records.apply(new.event_id, &e.event, &e.occurred_at);
@@ -611,9 +615,12 @@ impl App {
                         event_type: e.event.event_type(),
                         error,
                     };
-                    return refuse(&mut state, index, error);
+                    return refuse(&mut state, !folded.is_empty(), error);
                 }
-                let shaped_note = new_event(&note, actor, keep)?;
+                let shaped_note = match new_event(&note, actor, keep) {
+                    Ok(n) => n,
+                    Err(error) => return refuse(&mut state, true, error),
+                };
                 state
                     .records
                     .apply(shaped_note.event_id, &note.event, &note.occurred_at);
@@ -652,7 +659,7 @@ impl App {
                 } else {
                     state.stale = true;
                 }
-                return Err(e.into());
+                return Err(callers_index(e, &notes_at).into());
             }
         };
         state.in_flight_ids.extend(ids.iter().copied());
@@ -666,7 +673,7 @@ impl App {
         if keeps_time {
             // A kept recording time can still be refused by the writer (earlier than the last);
             // wait under the lock so no other batch is checked against records that may not be.
-            let result = pending.wait();
+            let result = pending.wait().map_err(|e| callers_index(e, &notes_at));
             let acks = finish(&mut state, Some(submission), result)?;
             return Ok(PendingAppend {
                 app: self,
@@ -789,7 +796,7 @@ impl PendingAppend<'_> {
             None => Err(AppError::Usage("the append was already settled".into())),
             Some(Inner::Done(acks)) => Ok(acks),
             Some(Inner::Waiting(pending)) => {
-                let result = pending.wait();
+                let result = pending.wait().map_err(|e| callers_index(e, &self.notes_at));
                 let mut state = self.app.lock();
                 let acks = finish(&mut state, self.submission, result)?;
                 Ok(without_notes(acks, &self.notes_at))
@@ -815,7 +822,14 @@ fn finish(
     result: Result<Vec<Ack>, LogError>,
 ) -> Result<Vec<Ack>, AppError> {
     let Some(submission) = submission else {
-        // Copies of events in flight: nothing of them was folded.
+        // Copies of events in flight: nothing of them was folded. Each is answered as its
+        // original's duplicate; one written as a new event (its original refused) is in the log
+        // and not in the records.
+        if let Ok(acks) = &result
+            && acks.iter().any(|a| !a.duplicate)
+        {
+            state.stale = true;
+        }
         return result.map_err(AppError::from);
     };
     let batch = state.in_flight.remove(&submission);
@@ -832,6 +846,7 @@ fn finish(
                 return Ok(acks);
             };
             assert_eq!(acks.len(), batch.events.len(), "one ack per event");
+            state.newest_written = state.newest_written.max(Some(submission));
             // Every batch before the oldest still in flight is durable: never to be undone.
             let oldest = state
                 .in_flight
@@ -852,7 +867,11 @@ fn finish(
                 .range(submission..)
                 .map(|(k, _)| *k)
                 .collect();
+            // A later batch already written has its changes on top of this one's: rolling back
+            // from here would take them out too.
+            let written_since = state.newest_written.is_some_and(|w| w > submission);
             let undoable = batch.journaled
+                && !written_since
                 && (later.is_empty()
                     || (refuses_later_batches(&e)
                         && later.iter().all(|k| state.in_flight[k].journaled)));
@@ -873,6 +892,29 @@ fn finish(
             }
             Err(e.into())
         }
+    }
+}
+
+/// A refusal of the log names an event by its place in the batch written, which holds the notes
+/// made here: named instead by its place in the caller's batch (a note by the event it is for,
+/// under the field that gave its reason).
+fn callers_index(e: LogError, notes_at: &[usize]) -> LogError {
+    match e {
+        LogError::InvalidEvent { index, field, rule } if !notes_at.is_empty() => {
+            let notes_before = notes_at.iter().filter(|&&n| n < index).count();
+            let is_note = notes_at.contains(&index);
+            LogError::InvalidEvent {
+                // A note follows its event: the event is one place before it.
+                index: index - notes_before - usize::from(is_note),
+                field: if is_note {
+                    late_entry::LATE_ENTRY_REASON_FIELD
+                } else {
+                    field
+                },
+                rule,
+            }
+        }
+        other => other,
     }
 }
 

@@ -54,6 +54,9 @@ const KNOWN_ATTRIBUTES: &[&str] = &[
 /// The event id shown in documented examples (a valid UUIDv7).
 pub const EXAMPLE_EVENT_ID: Uuid = Uuid::from_u128(0x018b_d200_0000_7000_8000_0000_0000_00ff);
 
+/// The longest late-entry reason (the domain's bound on any text).
+pub const LATE_ENTRY_REASON_MAX_BYTES: usize = 4096;
+
 /// The most bytes one JSON line may hold.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 
@@ -217,6 +220,14 @@ pub fn parse_value(value: Value) -> Result<IncomingEvent, FormatError> {
     let causation_id = uuid_field(&obj, "causationid")?;
     let expected_version = expected_version_field(&obj)?;
     let late_entry_reason = string_field(&obj, "lateentryreason")?.map(str::to_string);
+    if let Some(reason) = &late_entry_reason
+        && (reason.trim().is_empty() || reason.len() > LATE_ENTRY_REASON_MAX_BYTES)
+    {
+        return bad(
+            "lateentryreason",
+            format!("why the event is recorded late, 1 to {LATE_ENTRY_REASON_MAX_BYTES} bytes"),
+        );
+    }
     string_field(&obj, "source")?;
     let data = obj.remove("data").ok_or_else(|| FormatError {
         field: "data".into(),

@@ -43,7 +43,8 @@ impl Poison {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Records the first failure (a later one changes nothing but a full disk's path).
+    /// Records the first failure; a later one that is not a full disk turns a full disk's into
+    /// one that needs a restart.
     pub(super) fn set(&self, e: &LogError) {
         let disk_full = match e {
             LogError::DiskFull { path, detail }
@@ -52,14 +53,22 @@ impl Poison {
             }
             _ => None,
         };
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(Failure {
-                reason: e.to_string(),
-                disk_full,
-                refused_through: u64::MAX,
-            });
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match held.as_mut() {
+            None => {
+                *held = Some(Failure {
+                    reason: e.to_string(),
+                    disk_full,
+                    refused_through: u64::MAX,
+                });
+            }
+            // A full disk, then another failure: no longer one a recovery may undo.
+            Some(first) if first.disk_full.is_some() && disk_full.is_none() => {
+                first.reason = format!("{}; then: {e}", first.reason);
+                first.disk_full = None;
+            }
+            Some(_) => {}
+        }
     }
 
     /// The callers of the failed commits have their answers: batches submitted from now on
