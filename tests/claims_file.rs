@@ -107,7 +107,9 @@ fn a_filed_claim_is_checked_and_at_most_is_honoured() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("filed claim") && out.contains("home_visits") && out.contains(&store.p.county_a.to_string()),
+        out.contains("filed claim")
+            && out.contains("home_visits")
+            && out.contains(&store.p.county_a.to_string()),
         "the text says what was filed: {out}"
     );
 }
@@ -156,14 +158,27 @@ fn each_bad_field_is_named_and_nothing_is_written() {
         }
         let (code, _, err) = run(&store.data, &args);
         assert_eq!(code, 2, "{flag} {bad}: {err}");
-        assert!(err.contains(named), "{flag} {bad}: expected {named:?} in {err}");
+        assert!(
+            err.contains(named),
+            "{flag} {bad}: expected {named:?} in {err}"
+        );
         assert!(err.contains("nothing was written"), "{err}");
     }
     let (_, _, err) = run(
         &store.data,
         &[
-            "claims", "file", "--metric", "nope", "--period", "2024-01-01..2024-12-31",
-            "--value", "1", "--reported-on", "2024-06-30", "--source", "x",
+            "claims",
+            "file",
+            "--metric",
+            "nope",
+            "--period",
+            "2024-01-01..2024-12-31",
+            "--value",
+            "1",
+            "--reported-on",
+            "2024-06-30",
+            "--source",
+            "x",
         ],
     );
     assert!(
@@ -197,7 +212,11 @@ fn a_csv_is_filed_whole_or_not_at_all() {
     assert_eq!(code, 2, "{out} {err}");
     assert!(err.contains("line 3: field value"), "{err}");
     assert!(err.contains("nothing of the file was written"), "{err}");
-    assert_eq!(head(&store.data), before, "the good row before it is not written");
+    assert_eq!(
+        head(&store.data),
+        before,
+        "the good row before it is not written"
+    );
 
     // A rule only the domain knows (the scope must be a unit) is named with its line too.
     let unknown = uuid::Uuid::now_v7();
@@ -220,7 +239,12 @@ fn a_csv_is_filed_whole_or_not_at_all() {
     std::fs::write(&good_path, good).expect("write");
     let out = cli(
         &store.data,
-        &["claims", "import", good_path.to_str().expect("utf-8"), "--json"],
+        &[
+            "claims",
+            "import",
+            good_path.to_str().expect("utf-8"),
+            "--json",
+        ],
     );
     let filed: Value = serde_json::from_str(&out).expect("JSON");
     let filed = filed.as_array().expect("an array");
@@ -251,7 +275,11 @@ async fn claims_are_filed_over_http_by_admins_and_supervisors_within_their_scope
     let before = server.head(&store.admin).await;
 
     let (status, body) = server
-        .post("/v1/claims", &store.admin, &json!([claim(None), claim(Some(store.p.county_b))]))
+        .post(
+            "/v1/claims",
+            &store.admin,
+            &json!([claim(None), claim(Some(store.p.county_b))]),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let filed = body["claims"].as_array().expect("claims");
@@ -281,7 +309,11 @@ async fn claims_are_filed_over_http_by_admins_and_supervisors_within_their_scope
 
     // A supervisor scoped to county A: its county, yes; county B or the whole programme, no.
     let (status, body) = server
-        .post("/v1/claims", &store.scoped_supervisor, &claim(Some(store.p.county_b)))
+        .post(
+            "/v1/claims",
+            &store.scoped_supervisor,
+            &claim(Some(store.p.county_b)),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(error_of(&body).1, "unit_scope");
@@ -289,9 +321,17 @@ async fn claims_are_filed_over_http_by_admins_and_supervisors_within_their_scope
         .post("/v1/claims", &store.scoped_supervisor, &claim(None))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(server.head(&store.admin).await, head, "nothing written on a 403");
+    assert_eq!(
+        server.head(&store.admin).await,
+        head,
+        "nothing written on a 403"
+    );
     let (status, body) = server
-        .post("/v1/claims", &store.scoped_supervisor, &claim(Some(store.p.county_a)))
+        .post(
+            "/v1/claims",
+            &store.scoped_supervisor,
+            &claim(Some(store.p.county_a)),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
@@ -320,5 +360,9 @@ async fn claims_are_filed_over_http_by_admins_and_supervisors_within_their_scope
     let (status, body) = server.post("/v1/claims", &store.admin, &typo).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(error_of(&body).0.as_deref(), Some("value"));
-    assert_eq!(server.head(&store.admin).await, head, "nothing written on a refusal");
+    assert_eq!(
+        server.head(&store.admin).await,
+        head,
+        "nothing written on a refusal"
+    );
 }

@@ -571,7 +571,11 @@ fn parse_claims(bytes: &[u8]) -> Result<Vec<ClaimInput>, ApiError> {
         .map(|(index, value)| {
             serde_path_to_error::deserialize::<_, ClaimInput>(value).map_err(|e| {
                 let field = e.path().to_string();
-                let field = if field == "." { "body".to_string() } else { field };
+                let field = if field == "." {
+                    "body".to_string()
+                } else {
+                    field
+                };
                 let mut refusal = ApiError::bad_request(
                     &field,
                     "format",

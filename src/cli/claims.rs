@@ -221,7 +221,10 @@ fn describe(f: &FiledClaim) -> String {
 }
 
 /// The records of a CSV text, each with the line it starts on. Blank lines are skipped.
-fn parse_csv(text: &str) -> Result<Vec<(usize, Vec<String>)>, (usize, String)> {
+/// A CSV record: the line it starts on, and its fields.
+type CsvRow = (usize, Vec<String>);
+
+fn parse_csv(text: &str) -> Result<Vec<CsvRow>, (usize, String)> {
     let mut rows = Vec::new();
     let mut chars = text.chars().peekable();
     let mut line = 1usize;
@@ -291,10 +294,17 @@ mod tests {
 
     #[test]
     fn quoted_fields_keep_commas_quotes_and_line_breaks_and_rows_know_their_line() {
-        let rows = parse_csv("a,b\r\n\"x, y\",\"say \"\"hi\"\"\"\n\n\"two\nlines\",z\nlast,1").unwrap();
+        let rows =
+            parse_csv("a,b\r\n\"x, y\",\"say \"\"hi\"\"\"\n\n\"two\nlines\",z\nlast,1").unwrap();
         assert_eq!(rows.len(), 4);
-        assert_eq!(rows[1], (2, vec!["x, y".to_string(), "say \"hi\"".to_string()]));
-        assert_eq!(rows[2], (4, vec!["two\nlines".to_string(), "z".to_string()]));
+        assert_eq!(
+            rows[1],
+            (2, vec!["x, y".to_string(), "say \"hi\"".to_string()])
+        );
+        assert_eq!(
+            rows[2],
+            (4, vec!["two\nlines".to_string(), "z".to_string()])
+        );
         assert_eq!(rows[3].0, 6);
         assert!(parse_csv("a,\"open\n").is_err());
         assert!(parse_csv("a,b\"c\n").is_err());
