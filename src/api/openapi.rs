@@ -16,11 +16,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::{MAX_BODY_BYTES, MAX_EVENTS_PER_POST, MAX_READ_LIMIT};
-use crate::app::claims::MAX_CLAIMS_PER_BATCH;
+use crate::app::claims::{MAX_CLAIM_VALUE, MAX_CLAIMS_PER_BATCH};
 use crate::app::report::{METRICS, projection_list};
 use crate::domain::EVENT_TYPES;
 use crate::domain::cloudevent::EXAMPLE_EVENT_ID;
-use crate::domain::records::MAX_CLAIM_VALUE;
 use crate::log::MAX_NAME_BYTES;
 
 /// `GET /v1/openapi.json`.

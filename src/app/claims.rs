@@ -19,6 +19,9 @@ use crate::domain::events::{ClaimFiledV1, Comparison};
 use crate::domain::records::{DomainError, Rule};
 use crate::domain::{Date, DomainEvent, Records};
 
+/// The largest value a claim may report (the domain's bound).
+pub use crate::domain::records::MAX_CLAIM_VALUE;
+
 /// The most claims one batch files (one CSV file, one request).
 pub const MAX_CLAIMS_PER_BATCH: usize = UNDO_BATCH_EVENTS_MAX;
 
