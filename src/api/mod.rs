@@ -15,6 +15,7 @@
 //! | `GET /v1/projections`, `/v1/projections/{name}` | supervisor, auditor, admin | as the CLI |
 //! | `GET /v1/explain/{metric}` | supervisor, auditor, admin | a figure and the events behind it |
 //! | `GET /v1/claims` | supervisor, auditor, admin | the claims check |
+//! | `POST /v1/claims` | supervisor (scoped: its unit), admin | file claims, all or none |
 //! | `GET /v1/verify`, `/v1/digest` | auditor, admin | as the CLI |
 //! | `GET /v1/export` | auditor, admin | every event as JSON lines, streamed |
 //! | `GET /v1/checkpoint?size=N` | supervisor, auditor, admin | the signed checkpoint (text/plain), as `carelog checkpoint` |
@@ -250,6 +251,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/projections/{name}"),
     ("GET", "/v1/explain/{metric}"),
     ("GET", "/v1/claims"),
+    ("POST", "/v1/claims"),
     ("GET", "/v1/verify"),
     ("GET", "/v1/digest"),
     ("GET", "/v1/export"),
@@ -276,6 +278,7 @@ fn handler_of(method: &str, path: &str) -> Option<MethodRouter<ApiState>> {
         ("GET", "/v1/projections/{name}") => get(routes::project),
         ("GET", "/v1/explain/{metric}") => get(routes::explain),
         ("GET", "/v1/claims") => get(routes::claims),
+        ("POST", "/v1/claims") => post(routes::post_claims),
         ("GET", "/v1/verify") => get(routes::verify),
         ("GET", "/v1/digest") => get(routes::digest),
         ("GET", "/v1/export") => get(streams::export),

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::{MAX_BODY_BYTES, MAX_EVENTS_PER_POST, MAX_READ_LIMIT};
+use crate::app::claims::{MAX_CLAIM_VALUE, MAX_CLAIMS_PER_BATCH};
 use crate::app::report::{METRICS, projection_list};
 use crate::domain::EVENT_TYPES;
 use crate::domain::cloudevent::EXAMPLE_EVENT_ID;
@@ -317,6 +318,18 @@ fn paths() -> Value {
     let metric_names: Vec<&str> = METRICS.iter().map(|m| m.metric).collect();
     let nullable_uuid = json!({ "type": "string", "format": "uuid", "nullable": true });
     let roles = json!({ "type": "string", "enum": ["recorder", "supervisor", "auditor", "admin"] });
+    let date = json!({ "type": "string", "format": "date" });
+    let claim_input = json!({ "type": "object", "additionalProperties": false,
+        "required": ["metric", "period_from", "period_to", "value", "reported_on", "source"],
+        "properties": {
+            "metric": { "type": "string", "enum": metric_names.clone(), "description": "a metric of the report" },
+            "period_from": date.clone(), "period_to": date.clone(),
+            "value": { "type": "integer", "minimum": 0, "maximum": MAX_CLAIM_VALUE, "description": "the figure reported (fen for amounts)" },
+            "comparison": { "type": "string", "enum": ["exactly", "at_least", "more_than", "at_most"], "default": "exactly" },
+            "scope": nullable_uuid.clone(),
+            "reported_on": { "type": "string", "format": "date", "description": "the day it was reported; not in the future" },
+            "source": { "type": "string", "minLength": 1, "maxLength": 4096 }
+        } });
     let report_params = {
         let mut p = as_of_params();
         p.push(query(
@@ -383,7 +396,17 @@ fn paths() -> Value {
         "/v1/explain/{metric}": { "get": operation("A figure and the events behind it", "As `carelog explain METRIC` (supervisor, auditor, admin).", explain_params,
             responses(&[("200", ok_json("the figure", json!({ "type": "object", "required": ["metric", "value", "as_of", "events"], "properties": { "metric": { "type": "string" }, "as_of": schema("AsOf"), "events": { "type": "array", "items": { "type": "object", "required": ["id", "position"], "properties": { "id": { "type": "string", "format": "uuid" }, "position": { "type": "integer", "minimum": 1 } } } } } })))], &concat(GUARDED_QUERY, &["404"])), false) },
         "/v1/claims": { "get": operation("The claims check", "Every reported figure (claim) against the records; a scoped supervisor gets its unit's (supervisor, auditor, admin).", vec![],
-            responses(&[("200", ok_json("the claims", json!({ "type": "object", "required": ["all_hold", "claims"], "properties": { "all_hold": { "type": "boolean" }, "scope_unit_id": nullable_uuid, "claims": { "type": "array", "items": { "type": "object" } } } })))], GUARDED), false) },
+            responses(&[("200", ok_json("the claims", json!({ "type": "object", "required": ["all_hold", "claims"], "properties": { "all_hold": { "type": "boolean" }, "scope_unit_id": nullable_uuid, "claims": { "type": "array", "items": { "type": "object" } } } })))], GUARDED), false),
+            "post": {
+                "summary": "File claims",
+                "description": "One reported figure (a claim) or an array of them, filed all or none as carelog.claim.filed events (admin, supervisor; a scoped supervisor only for its unit or one under it). A refusal names the field and, for an array, the claim's index; nothing is written.",
+                "requestBody": { "required": true, "content": { "application/json": {
+                    "schema": { "oneOf": [claim_input.clone(), { "type": "array", "minItems": 1, "maxItems": MAX_CLAIMS_PER_BATCH, "items": claim_input }] },
+                    "example": { "metric": "home_visits", "period_from": "2023-01-01", "period_to": "2023-06-30", "value": 150, "comparison": "at_most", "reported_on": "2023-07-05", "source": "county half-year report" }
+                } } },
+                "responses": responses(&[("201", ok_json("the claims filed, in the order sent", json!({ "type": "object", "required": ["claims"], "properties": { "claims": { "type": "array", "items": { "type": "object", "required": ["index", "claim_id", "position"], "properties": { "index": { "type": "integer", "minimum": 0 }, "claim_id": { "type": "string", "format": "uuid" }, "position": { "type": "integer", "minimum": 1 } } } } } })))],
+                    &concat(GUARDED, &["400", "408", "409", "413", "422"]))
+            } },
         "/v1/verify": { "get": operation("Verify the store", "Every hash, position and index rechecked, as `carelog verify --json`; 200 with `intact` either way (auditor, admin).",
             vec![query("skip_indexes", "skip the index check", json!({ "type": "boolean", "default": false }), false)],
             responses(&[("200", ok_json("the verdict", json!({ "type": "object", "required": ["intact", "log_intact", "events_checked", "head"], "properties": { "intact": { "type": "boolean" }, "log_intact": { "type": "boolean" }, "events_checked": position_schema(), "head": schema("Digest"), "store_problems": { "type": "array" } } })))], GUARDED_QUERY), false) },

@@ -18,6 +18,7 @@ use super::{
     ApiError, ApiState, MAX_BODY_BUDGET_BYTES, MAX_BODY_BYTES, MAX_EVENTS_PER_POST, MAX_READ_LIMIT,
 };
 use crate::app::access::{self, Action};
+use crate::app::claims::{ClaimInput, MAX_CLAIMS_PER_BATCH};
 use crate::app::report::{check_metric_name, check_projection_name, projection_list};
 use crate::app::{AppError, LoggedEvent};
 use crate::domain::cloudevent::{self, IncomingEvent};
@@ -517,6 +518,74 @@ pub(super) async fn claims(
         })
         .await?;
     Ok(Json(report).into_response())
+}
+
+/// `POST /v1/claims`: one claim object or an array of them, filed all or none (admin, supervisor;
+/// a scoped supervisor only within its unit); 201 with each claim's id and position.
+pub(super) async fn post_claims(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bearer = super::bearer_of(&headers);
+    state.authorize(&headers, Action::FileClaims).await?;
+    let body = read_body(&state, body).await?;
+    let span = tracing::Span::current();
+    let filed = state
+        .run_api(move |app| {
+            let who = super::authorize_in(app, bearer.as_deref(), Action::FileClaims, &span)?;
+            let claims = parse_claims(&body.bytes)?;
+            app.file_claims_as(&who, claims).map_err(ApiError::from)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "claims": filed }))).into_response())
+}
+
+/// The claims of a `POST /v1/claims` body: a type error names the field and the claim's index.
+fn parse_claims(bytes: &[u8]) -> Result<Vec<ClaimInput>, ApiError> {
+    let values = match parse_json(bytes)? {
+        Value::Array(list) => list,
+        one @ Value::Object(_) => vec![one],
+        _ => {
+            return Err(ApiError::bad_request(
+                "body",
+                "format",
+                "the body is one claim (an object) or an array of them",
+            ));
+        }
+    };
+    if values.len() > MAX_CLAIMS_PER_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_claims",
+            format!(
+                "{} claims in one request; at most {MAX_CLAIMS_PER_BATCH}: split them",
+                values.len()
+            ),
+        )
+        .with_field("body"));
+    }
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            serde_path_to_error::deserialize::<_, ClaimInput>(value).map_err(|e| {
+                let field = e.path().to_string();
+                let field = if field == "." {
+                    "body".to_string()
+                } else {
+                    field
+                };
+                let mut refusal = ApiError::bad_request(
+                    &field,
+                    "format",
+                    format!("claim {index}: {}; nothing was written", e.inner()),
+                );
+                refusal.index = Some(index);
+                refusal
+            })
+        })
+        .collect()
 }
 
 /// `GET /v1/verify?skip_indexes=true`: the store's verdict (`app::verify`, as `carelog verify

@@ -14,6 +14,7 @@
 //! | read one stream | – | yes (scoped) | yes | yes |
 //! | report, projections, explain | – | yes (unscoped only) | yes | yes |
 //! | claims check | – | yes (scoped) | yes | yes |
+//! | file claims | – | yes (scoped) | – | yes |
 //! | read the log, subscribe, export, verify, digest | – | – | yes | yes |
 //! | metrics, manage tokens | – | – | – | yes |
 //!
@@ -135,6 +136,8 @@ pub enum Action {
     ReadFigures,
     /// The claims check.
     ReadClaims,
+    /// File claims (`POST /v1/claims`); a scoped supervisor only within its unit.
+    FileClaims,
     /// Verify and digest.
     Verify,
     /// Export every event.
@@ -175,6 +178,7 @@ pub fn permit(who: &Principal, action: Action) -> Result<(), AccessError> {
     let allowed: &[Role] = match action {
         A::Record => &[R::Recorder, R::Admin],
         A::ReadStream | A::ReadFigures | A::ReadClaims => &[R::Supervisor, R::Auditor, R::Admin],
+        A::FileClaims => &[R::Supervisor, R::Admin],
         A::ReadLog | A::Subscribe | A::Export | A::Verify => &[R::Auditor, R::Admin],
         A::Metrics | A::ManageTokens => &[R::Admin],
     };

@@ -15,6 +15,7 @@
 
 pub mod access;
 pub mod checkpoint;
+pub mod claims;
 pub mod demo;
 pub mod export;
 pub mod late_entries;

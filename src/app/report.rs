@@ -841,6 +841,7 @@ impl App {
                 Comparison::Exactly => recorded == c.value,
                 Comparison::AtLeast => recorded >= c.value,
                 Comparison::MoreThan => recorded > c.value,
+                Comparison::AtMost => recorded <= c.value,
             };
             let mut reasons = Vec::new();
             if !holds {

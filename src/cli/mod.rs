@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a check failed (verify, claims check), 2 bad input or usage.
 //! Errors go to stderr and name the line, the field and the rule.
 
+mod claims;
 mod figures;
 mod guard;
 mod output;
@@ -239,6 +240,39 @@ pub enum ProveCommand {
 pub enum ClaimsCommand {
     /// Compare every claim with the records, now and as of the claim; exit 1 when any differs.
     Check {
+        #[arg(long)]
+        json: bool,
+    },
+    /// File one reported figure (a claim) to be checked against the records.
+    File {
+        /// A report metric (`carelog report --json` lists them).
+        #[arg(long)]
+        metric: String,
+        /// The period the figure covers, FROM..TO (dates, e.g. 2023-01-01..2023-06-30).
+        #[arg(long)]
+        period: String,
+        /// The figure: a whole number (fen for amounts).
+        #[arg(long, allow_hyphen_values = true)]
+        value: String,
+        /// How the records must compare with the figure: exactly, at_least, more_than, at_most.
+        #[arg(long)]
+        comparison: Option<String>,
+        /// The unit the figure is for (with its sub-units); the whole programme when left out.
+        #[arg(long)]
+        scope: Option<String>,
+        /// The day the figure was reported (YYYY-MM-DD).
+        #[arg(long)]
+        reported_on: String,
+        /// The document the figure comes from.
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// File the claims of a CSV (header: metric,period_from,period_to,value,comparison,scope,
+    /// reported_on,source), one a row: all of them, or none when a row is refused.
+    Import {
+        file: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -493,6 +527,35 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         Command::Claims {
             command: ClaimsCommand::Check { json },
         } => figures::claims_check(&open_existing(&cli.data)?, *json),
+        Command::Claims {
+            command:
+                ClaimsCommand::File {
+                    metric,
+                    period,
+                    value,
+                    comparison,
+                    scope,
+                    reported_on,
+                    source,
+                    json,
+                },
+        } => claims::file(
+            &open_existing(&cli.data)?,
+            &claims::ClaimOptions {
+                metric,
+                period,
+                value,
+                comparison: comparison.as_deref(),
+                scope: scope.as_deref(),
+                reported_on,
+                source,
+            },
+            &actor(cli),
+            *json,
+        ),
+        Command::Claims {
+            command: ClaimsCommand::Import { file, json },
+        } => claims::import(&open_existing(&cli.data)?, file, &actor(cli), *json),
         Command::Serve {
             addr,
             no_timeline,

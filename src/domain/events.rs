@@ -533,6 +533,8 @@ pub enum Comparison {
     Exactly,
     AtLeast,
     MoreThan,
+    /// Added after the others: a variant at the end keeps the old bytes decodable.
+    AtMost,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
