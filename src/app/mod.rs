@@ -17,6 +17,7 @@ pub mod access;
 pub mod checkpoint;
 pub mod demo;
 pub mod export;
+pub mod figure_text;
 pub mod late_entries;
 pub mod report;
 pub mod scenario;
