@@ -190,7 +190,13 @@ fn the_chinese_report_reads_as_chinese_and_lines_up() {
     let rows = figure_rows(&text);
     assert_eq!(rows.len(), 27, "one row per figure:\n{text}");
     // Every row's period begins with 期间 or 截至, at the same display column.
-    let period_marker = |r: &str| if r.contains("期间 ") { "期间 " } else { "截至 " };
+    let period_marker = |r: &str| {
+        if r.contains("期间 ") {
+            "期间 "
+        } else {
+            "截至 "
+        }
+    };
     let mut by_marker: Vec<(usize, usize)> = Vec::new();
     for row in &rows {
         let marker = period_marker(row);
@@ -210,7 +216,10 @@ fn the_chinese_report_reads_as_chinese_and_lines_up() {
     // One number format: thousands separators, money in 元 with two decimals.
     let contacts = row_of(&rows, "电话、视频、信息联系交流 (次)");
     assert!(contacts.contains(" 1,203 "), "{contacts}");
-    assert!(contacts.contains("期间 2023-01-01 至 2023-12-31"), "{contacts}");
+    assert!(
+        contacts.contains("期间 2023-01-01 至 2023-12-31"),
+        "{contacts}"
+    );
     let aid = row_of(&rows, "资助资金(含物资折合) (元)");
     assert!(aid.contains(" 70,404.00 元 "), "{aid}");
     let cadres = row_of(&rows, "局机关干部结对帮扶 (名)");
@@ -238,11 +247,14 @@ fn the_english_report_uses_the_same_number_format_and_lines_up() {
         };
         columns.push((row[..start].trim_end().width(), row[..start].width()));
     }
-    assert!(columns.windows(2).all(|w| w[0] == w[1]), "{columns:?}\n{text}");
+    assert!(
+        columns.windows(2).all(|w| w[0] == w[1]),
+        "{columns:?}\n{text}"
+    );
     let contacts = row_of(&rows, "contacts by phone");
     assert!(contacts.contains(" 1,203 "), "{contacts}");
     assert!(contacts.contains("[contacts]"), "{contacts}");
-    let aid = row_of(&rows, "aid given");
+    let aid = row_of(&rows, "money and goods given");
     assert!(aid.contains(" 70,404.00 元 "), "{aid}");
     assert!(text.contains("as of position 1,212 (recorded "), "{text}");
     // JSON keeps the number as a number beside the shown text.
@@ -265,7 +277,13 @@ fn the_workbook_has_the_figures_and_the_claims() {
     let file = tmp.path().join("report.xlsx");
     let out = ok(
         &data,
-        &["report", "--format", "xlsx", "--output", file.to_str().unwrap()],
+        &[
+            "report",
+            "--format",
+            "xlsx",
+            "--output",
+            file.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(out, "", "the workbook goes to the file only");
@@ -273,10 +291,25 @@ fn the_workbook_has_the_figures_and_the_claims() {
     assert_eq!(book.sheet_names(), vec!["figures", "claims"]);
 
     let figures = book.worksheet_range("figures").unwrap();
-    let header: Vec<String> = figures.rows().next().unwrap().iter().map(|c| c.to_string()).collect();
+    let header: Vec<String> = figures
+        .rows()
+        .next()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     assert_eq!(
         header,
-        ["section", "label_zh", "label_en", "value", "period", "as_of_position", "as_of_recorded_at", "metric"]
+        [
+            "section",
+            "label_zh",
+            "label_en",
+            "value",
+            "period",
+            "as_of_position",
+            "as_of_recorded_at",
+            "metric"
+        ]
     );
     assert_eq!(figures.height(), 28, "a header and 27 figures");
     let row = |metric: &str| {
@@ -292,13 +325,22 @@ fn the_workbook_has_the_figures_and_the_claims() {
     assert_eq!(aid[0], Data::String("A".into()));
     let contacts = row("contacts");
     assert_eq!(contacts[3], Data::Float(CONTACTS as f64));
-    assert_eq!(contacts[2], Data::String("contacts by phone, video or message".into()));
+    assert_eq!(
+        contacts[2],
+        Data::String("contacts by phone, video or message".into())
+    );
     assert_eq!(contacts[4], Data::String("2023-01-01..2023-12-31".into()));
     assert_eq!(contacts[5], Data::Float(1_212.0));
 
     let claims = book.worksheet_range("claims").unwrap();
     assert_eq!(claims.height(), 2, "a header and the one claim");
-    let header: Vec<String> = claims.rows().next().unwrap().iter().map(|c| c.to_string()).collect();
+    let header: Vec<String> = claims
+        .rows()
+        .next()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     assert_eq!(header[..3], ["claim_id", "metric", "claimed"]);
     let claim: Vec<Data> = claims.rows().nth(1).unwrap().to_vec();
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
@@ -306,7 +348,10 @@ fn the_workbook_has_the_figures_and_the_claims() {
     assert_eq!(claim[col("claimed")], Data::Float(2.0));
     assert_eq!(claim[col("recorded_now")], Data::Float(1.0));
     assert_eq!(claim[col("verdict")], Data::String("differs".into()));
-    assert_eq!(claim[col("source_document")], Data::String("年度报告, 第 3 页".into()));
+    assert_eq!(
+        claim[col("source_document")],
+        Data::String("年度报告, 第 3 页".into())
+    );
 }
 
 /// Splits one RFC 4180 record (no embedded line breaks in these fields).
@@ -352,7 +397,13 @@ fn csv_is_the_figures_sheet_to_stdout_or_a_file() {
     let file = tmp.path().join("report.csv");
     let out = ok(
         &data,
-        &["report", "--format", "csv", "--output", file.to_str().unwrap()],
+        &[
+            "report",
+            "--format",
+            "csv",
+            "--output",
+            file.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(out, "");

@@ -111,9 +111,15 @@ fn pad_start(text: &str, width: usize) -> String {
 
 fn as_of_line(report: &Report, zh: bool) -> String {
     let Some(recorded) = &report.as_of.recorded_at else {
-        return if zh { "尚无记录" } else { "the store is empty" }.to_string();
+        return if zh {
+            "尚无记录"
+        } else {
+            "the store is empty"
+        }
+        .to_string();
     };
-    let shown = time::parse_instant(recorded).map_or_else(|_| recorded.clone(), |t| time::display_shanghai(&t));
+    let shown = time::parse_instant(recorded)
+        .map_or_else(|_| recorded.clone(), |t| time::display_shanghai(&t));
     let position = count_text(i64::try_from(report.as_of.position).unwrap_or(i64::MAX));
     if zh {
         format!("截至第 {position} 条记录（记录于 {shown}）")
@@ -130,9 +136,24 @@ fn write_text(report: &Report, zh: bool) -> Result<(), Failure> {
         "Qingyang Education Bureau paired care (结对关爱) — from the records"
     };
     writeln!(out, "{title}\n{}\n", as_of_line(report, zh))?;
-    let label_width = report.figures.iter().map(|f| f.label.width()).max().unwrap_or(0);
-    let value_width = report.figures.iter().map(|f| f.value_text.width()).max().unwrap_or(0);
-    let period_width = report.figures.iter().map(|f| f.period.width()).max().unwrap_or(0);
+    let label_width = report
+        .figures
+        .iter()
+        .map(|f| f.label.width())
+        .max()
+        .unwrap_or(0);
+    let value_width = report
+        .figures
+        .iter()
+        .map(|f| f.value_text.width())
+        .max()
+        .unwrap_or(0);
+    let period_width = report
+        .figures
+        .iter()
+        .map(|f| f.period.width())
+        .max()
+        .unwrap_or(0);
     let mut section = ' ';
     for (f, def) in report.figures.iter().zip(METRICS) {
         if def.section != section {
