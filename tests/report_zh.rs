@@ -131,46 +131,12 @@ fn figure_rows(text: &str) -> Vec<&str> {
     text.lines().filter(|l| l.starts_with("  ")).collect()
 }
 
-/// The display column where `needle` starts in `row`.
-fn display_column(row: &str, needle: &str) -> usize {
-    let byte = row
-        .find(needle)
-        .unwrap_or_else(|| panic!("{needle:?} not in {row:?}"));
-    row[..byte].width()
-}
-
 /// The row whose label is `label`.
 fn row_of<'a>(rows: &[&'a str], label: &str) -> &'a str {
     rows.iter()
         .copied()
         .find(|r| r.trim_start().starts_with(label))
         .unwrap_or_else(|| panic!("no row {label:?} in {rows:#?}"))
-}
-
-/// Every row's value ends, and its period starts, at the same display column.
-fn assert_aligned(rows: &[&str], period_marker: &str) {
-    let mut value_ends = Vec::new();
-    let mut period_starts = Vec::new();
-    for row in rows {
-        let period_at = display_column(row, period_marker);
-        // The value is the last run of non-spaces before the period.
-        let before: String = {
-            let byte = row.find(period_marker).unwrap();
-            row[..byte].trim_end().to_string()
-        };
-        value_ends.push(before.width());
-        period_starts.push(period_at);
-    }
-    assert!(
-        value_ends.windows(2).all(|w| w[0] == w[1]),
-        "values end at columns {value_ends:?}:\n{}",
-        rows.join("\n")
-    );
-    assert!(
-        period_starts.windows(2).all(|w| w[0] == w[1]),
-        "periods start at columns {period_starts:?}:\n{}",
-        rows.join("\n")
-    );
 }
 
 #[test]
