@@ -334,7 +334,7 @@ fn paths() -> Value {
         let mut p = as_of_params();
         p.push(query(
             "lang",
-            "the labels' language",
+            "the language of the labels and the periods",
             json!({ "type": "string", "enum": ["en", "zh"], "default": "en" }),
             false,
         ));

@@ -18,6 +18,7 @@ pub mod checkpoint;
 pub mod claims;
 pub mod demo;
 pub mod export;
+pub mod figure_text;
 pub mod late_entries;
 pub mod report;
 pub mod scenario;

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::figure_text;
 use super::late_entries::{LateEntry, LateEntryNotes, late_entries_among};
 use super::{App, AppError};
 use crate::domain::Date;
@@ -337,15 +338,15 @@ pub const METRICS: &[MetricDef] = &[
 pub fn section_title(section: char, zh: bool) -> &'static str {
     match (section, zh) {
         ('A', false) => "A. Bureau cadres paired with people in hardship (since 2023)",
-        ('A', true) => "A. 局机关干部结对关爱 (2023年以来)",
+        ('A', true) => "一、局机关干部结对关爱 (2023年以来)",
         ('B', false) => "B. Schooling for disabled children, 2020–2023",
-        ('B', true) => "B. 适龄残疾儿童安置 (2020年至2023年)",
+        ('B', true) => "二、适龄残疾儿童安置 (2020年至2023年)",
         ('C', false) => "C. Student financial aid, 2023",
-        ('C', true) => "C. 学生资助 (2023年)",
+        ('C', true) => "三、学生资助 (2023年)",
         ('D', false) => "D. Special children in school",
-        ('D', true) => "D. 特殊儿童在校接受教育",
+        ('D', true) => "四、特殊儿童在校接受教育",
         ('E', false) => "E. Individual care plans",
-        ('E', true) => "E. 关爱帮扶方案",
+        ('E', true) => "五、关爱帮扶方案",
         _ => "",
     }
 }
@@ -434,9 +435,15 @@ impl MetricDef {
     }
 
     fn period_text(&self, period: Period, as_of_day: Option<Date>) -> String {
+        self.period_text_in(period, as_of_day, false)
+    }
+
+    fn period_text_in(&self, period: Period, as_of_day: Option<Date>, zh: bool) -> String {
         match self.basis {
-            Basis::Period => period.to_string(),
-            Basis::OnDay => format!("on {}", as_of_day.map_or(period.to, |d| d.min(period.to))),
+            Basis::Period => figure_text::period_text(period, zh),
+            Basis::OnDay => {
+                figure_text::on_day_text(as_of_day.map_or(period.to, |d| d.min(period.to)), zh)
+            }
         }
     }
 }
@@ -685,15 +692,11 @@ impl App {
             figures.push(ReportFigure {
                 metric: def.metric,
                 value,
-                period: def.period_text(p, replayed.as_of_day),
+                period: def.period_text_in(p, replayed.as_of_day, zh),
                 scope: "庆阳市 (whole programme)",
                 section: def.section.to_string(),
                 label: if zh { def.label_zh } else { def.label_en },
-                value_text: if def.money {
-                    crate::domain::Money(value).yuan_text()
-                } else {
-                    value.to_string()
-                },
+                value_text: figure_text::value_text(value, def.money),
                 events: fig.map_or(0, |f| f.events.len()),
             });
         }

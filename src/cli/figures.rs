@@ -1,11 +1,12 @@
-//! The commands that show figures: report, project, projections, explain, claims check.
+//! The commands that show figures: project, projections, explain, claims check (the report
+//! is `report_out.rs`).
 
 use std::io::Write;
 
 use super::output::print_json;
 use super::{Failure, progress_wanted, usage};
 use crate::app::App;
-use crate::app::report::{ClaimsReport, METRICS, section_title};
+use crate::app::report::ClaimsReport;
 use crate::projection::{AsOf, Period, Query};
 use crate::time;
 
@@ -66,44 +67,6 @@ pub fn progress() -> impl FnMut(u64, u64) {
             }
         }
     }
-}
-
-pub fn report(app: &App, args: &AsOfArgs, json_out: bool, zh: bool) -> Result<u8, Failure> {
-    args.configure(app);
-    let report = app.report(args.as_of()?, args.period()?, zh, &mut progress())?;
-    if json_out {
-        print_json(&report)?;
-        return Ok(0);
-    }
-    let mut out = std::io::stdout().lock();
-    let title = if zh {
-        "庆阳市教育局 结对关爱 — 记录汇总"
-    } else {
-        "Qingyang Education Bureau paired care (结对关爱) — from the records"
-    };
-    writeln!(out, "{title}")?;
-    let as_of = match &report.as_of.recorded_at {
-        Some(t) => format!("as of position {} (recorded {})", report.as_of.position, t),
-        None => "the store is empty".to_string(),
-    };
-    writeln!(out, "{as_of}\n")?;
-    let mut section = ' ';
-    for (f, def) in report.figures.iter().zip(METRICS) {
-        if def.section != section {
-            section = def.section;
-            writeln!(out, "{}", section_title(section, zh))?;
-        }
-        writeln!(
-            out,
-            "  {:<48} {:>16}   {}  [{}]",
-            f.label, f.value_text, f.period, f.metric
-        )?;
-    }
-    writeln!(
-        out,
-        "\nEach figure is computed from individual events: `carelog explain METRIC` lists them."
-    )?;
-    Ok(0)
 }
 
 pub fn explain(app: &App, metric: &str, args: &AsOfArgs, json_out: bool) -> Result<u8, Failure> {

@@ -9,6 +9,7 @@ mod guard;
 mod output;
 mod proofs;
 mod records_io;
+mod report_out;
 mod serve;
 
 use std::io::{IsTerminal, Write};
@@ -125,10 +126,16 @@ pub enum Command {
     },
     /// The programme report: every figure of the source report, from the records.
     Report {
-        #[arg(long)]
+        /// The same as --format json.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
         #[arg(long, value_enum, default_value = "en")]
         lang: Lang,
+        #[arg(long, value_enum, default_value = "text")]
+        format: report_out::ReportFormat,
+        /// Write the workbook or the CSV to this file (xlsx needs it; CSV goes to stdout without).
+        #[arg(long)]
+        output: Option<PathBuf>,
         #[command(flatten)]
         at: figures::AsOfArgs,
     },
@@ -487,11 +494,22 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Events { json, markdown } => records_io::list_event_types(*json, *markdown),
-        Command::Report { json, lang, at } => figures::report(
+        Command::Report {
+            json,
+            lang,
+            format,
+            output,
+            at,
+        } => report_out::report(
             &open_existing(&cli.data)?,
             at,
-            *json,
+            if *json {
+                report_out::ReportFormat::Json
+            } else {
+                *format
+            },
             matches!(lang, Lang::Zh),
+            output.as_deref(),
         ),
         Command::Project {
             name,
