@@ -18,6 +18,7 @@ pub mod checkpoint;
 pub mod demo;
 pub mod export;
 pub mod late_entries;
+pub mod reconcile;
 pub mod report;
 pub mod scenario;
 pub mod verify;
