@@ -358,3 +358,37 @@ fn the_text_output_states_the_unexplained_remainder() {
     );
     assert!(text.contains("difference 52: 0 explained, 52 unexplained"), "{text}");
 }
+
+/// Over HTTP: a supervisor scoped to county A sees only county A's claim, and its figure counts
+/// only county A's contacts; an unscoped supervisor sees county B's claim counting B's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_supervisor_sees_and_checks_only_its_scope() {
+    use http_support::{Store as HttpStore, contact};
+    let store = HttpStore::new();
+    let p = &store.p;
+    let server = store.start();
+    for (pairing, n) in [(p.pairing_a, 2), (p.pairing_b, 3)] {
+        for _ in 0..n {
+            let (status, body) = server.post("/v1/events", &store.admin, &contact(pairing)).await;
+            assert!(status.is_success(), "{body}");
+        }
+    }
+    let recorded = |claims: &Value, id: Uuid| {
+        claims["claims"]
+            .as_array()
+            .expect("claims")
+            .iter()
+            .find(|c| c["claim_id"] == json!(id))
+            .map(|c| c["recorded_now"].clone())
+    };
+    let (status, scoped) = server.get("/v1/claims", Some(&store.scoped_supervisor)).await;
+    assert_eq!(status.as_u16(), 200, "{scoped}");
+    assert_eq!(scoped["scope_unit_id"], json!(p.county_a));
+    assert_eq!(scoped["claims"].as_array().map(Vec::len), Some(1), "{scoped}");
+    assert_eq!(recorded(&scoped, p.claim_a), Some(json!(2)), "{scoped}");
+
+    let (status, all) = server.get("/v1/claims", Some(&store.supervisor)).await;
+    assert_eq!(status.as_u16(), 200, "{all}");
+    assert_eq!(recorded(&all, p.claim_a), Some(json!(2)), "{all}");
+    assert_eq!(recorded(&all, p.claim_b), Some(json!(3)), "{all}");
+}
