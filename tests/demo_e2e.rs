@@ -39,6 +39,9 @@ fn run(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A reason of the claims check: (kind, what it explains, count, [(id, position)]).
+type Reason = (String, String, u64, Vec<(String, u64)>);
+
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -196,7 +199,7 @@ fn demo_reproduces_the_report_and_late_changes_make_exactly_their_claims_differ(
     for c in claims {
         let metric = c["metric"].as_str().unwrap();
         // (kind, what it explains, count, [(id, position)])
-        let reasons: Vec<(String, String, u64, Vec<(String, u64)>)> = c["reasons"]
+        let reasons: Vec<Reason> = c["reasons"]
             .as_array()
             .unwrap()
             .iter()

@@ -231,7 +231,11 @@ fn voided_and_near_period_events_explain_a_claim_above_capped_at_the_difference(
             ("near_period", "difference", 3)
         ]
     );
-    assert_eq!(c.reasons[0].events[0].detail.contains(&ids[0].to_string()), true);
+    assert!(
+        c.reasons[0].events[0].detail.contains(&ids[0].to_string()),
+        "{:?}",
+        c.reasons[0]
+    );
     assert_eq!((c.explained, c.unexplained), (3, 0));
     assert_eq!(c.unexplained_text, None);
     closes(&c);
@@ -278,7 +282,13 @@ fn corrections_and_events_recorded_after_the_report_explain_their_side() {
     );
     let after = &c.reasons[1].events[0];
     assert_eq!(after.id, late[0]);
-    assert!(after.recorded_at.as_deref().unwrap().starts_with("2023-07-08"));
+    assert!(
+        after
+            .recorded_at
+            .as_deref()
+            .unwrap()
+            .starts_with("2023-07-08")
+    );
     assert!(after.time.as_deref().unwrap().starts_with("2023-04-10"));
     // Only the correction bears on the difference.
     assert_eq!((c.explained, c.unexplained), (1, 1));
@@ -301,7 +311,11 @@ fn a_county_claim_counts_only_that_county_and_explains_the_rest_as_out_of_scope(
     let c = s.check(inflated);
     assert_eq!((c.recorded_then, c.difference), (Some(4), Some(30)));
     assert_eq!(kinds(&c), [("out_of_scope", "difference", 30)]);
-    assert_eq!(c.reasons[0].events.len(), 20, "the list is capped, the count is not");
+    assert_eq!(
+        c.reasons[0].events.len(),
+        20,
+        "the list is capped, the count is not"
+    );
     assert_eq!((c.explained, c.unexplained), (30, 0));
     closes(&c);
 
@@ -356,7 +370,10 @@ fn the_text_output_states_the_unexplained_remainder() {
         text.contains("52 of the 150 claimed home visits are in no record"),
         "{text}"
     );
-    assert!(text.contains("difference 52: 0 explained, 52 unexplained"), "{text}");
+    assert!(
+        text.contains("difference 52: 0 explained, 52 unexplained"),
+        "{text}"
+    );
 }
 
 /// Over HTTP: a supervisor scoped to county A sees only county A's claim, and its figure counts
@@ -369,7 +386,9 @@ async fn a_scoped_supervisor_sees_and_checks_only_its_scope() {
     let server = store.start();
     for (pairing, n) in [(p.pairing_a, 2), (p.pairing_b, 3)] {
         for _ in 0..n {
-            let (status, body) = server.post("/v1/events", &store.admin, &contact(pairing)).await;
+            let (status, body) = server
+                .post("/v1/events", &store.admin, &contact(pairing))
+                .await;
             assert!(status.is_success(), "{body}");
         }
     }
@@ -381,10 +400,16 @@ async fn a_scoped_supervisor_sees_and_checks_only_its_scope() {
             .find(|c| c["claim_id"] == json!(id))
             .map(|c| c["recorded_now"].clone())
     };
-    let (status, scoped) = server.get("/v1/claims", Some(&store.scoped_supervisor)).await;
+    let (status, scoped) = server
+        .get("/v1/claims", Some(&store.scoped_supervisor))
+        .await;
     assert_eq!(status.as_u16(), 200, "{scoped}");
     assert_eq!(scoped["scope_unit_id"], json!(p.county_a));
-    assert_eq!(scoped["claims"].as_array().map(Vec::len), Some(1), "{scoped}");
+    assert_eq!(
+        scoped["claims"].as_array().map(Vec::len),
+        Some(1),
+        "{scoped}"
+    );
     assert_eq!(recorded(&scoped, p.claim_a), Some(json!(2)), "{scoped}");
 
     let (status, all) = server.get("/v1/claims", Some(&store.supervisor)).await;

@@ -216,16 +216,10 @@ impl App {
                 }
             };
             let mut attribution = Attribution::new();
-            let fig_now = self.scoped(
-                now.figure(def, period)?,
-                c.scope_unit_id,
-                &mut attribution,
-            )?;
-            let fig_then = self.scoped(
-                then.figure(def, period)?,
-                c.scope_unit_id,
-                &mut attribution,
-            )?;
+            let fig_now =
+                self.scoped(now.figure(def, period)?, c.scope_unit_id, &mut attribution)?;
+            let fig_then =
+                self.scoped(then.figure(def, period)?, c.scope_unit_id, &mut attribution)?;
             let (Some(fig_now), Some(fig_then)) = (fig_now, fig_then) else {
                 out.push(not_checked(
                     &record,
@@ -438,9 +432,7 @@ impl App {
     ) -> Result<Vec<ClaimReason>, AppError> {
         let mut out = Vec::new();
         let by_report = |a: &&Adjustment| a.by.position <= then_position;
-        let of_kind = |kind: AdjustmentKind| {
-            move |a: &&Adjustment| a.kind == kind
-        };
+        let of_kind = |kind: AdjustmentKind| move |a: &&Adjustment| a.kind == kind;
         let adjustment_events = |list: Vec<&Adjustment>| -> Vec<(Source, String)> {
             list.into_iter()
                 .map(|a| {
@@ -460,7 +452,11 @@ impl App {
                 })
                 .collect()
         };
-        let voided = || now.adjustments.iter().filter(of_kind(AdjustmentKind::Voided));
+        let voided = || {
+            now.adjustments
+                .iter()
+                .filter(of_kind(AdjustmentKind::Voided))
+        };
         let corrected = || {
             now.adjustments
                 .iter()
@@ -550,7 +546,13 @@ impl App {
 fn widened(period: Period) -> Period {
     let days = chrono::Days::new(NEAR_PERIOD_DAYS);
     Period {
-        from: Date(period.from.0.checked_sub_days(days).unwrap_or(period.from.0)),
+        from: Date(
+            period
+                .from
+                .0
+                .checked_sub_days(days)
+                .unwrap_or(period.from.0),
+        ),
         to: Date(period.to.0.checked_add_days(days).unwrap_or(period.to.0)),
     }
 }

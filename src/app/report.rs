@@ -512,7 +512,11 @@ impl Replayed {
     }
 
     /// A figure, or an error naming it when its sum overflowed (never a wrapped number).
-    pub(super) fn figure(&self, def: &MetricDef, period: Period) -> Result<Option<Figure>, AppError> {
+    pub(super) fn figure(
+        &self,
+        def: &MetricDef,
+        period: Period,
+    ) -> Result<Option<Figure>, AppError> {
         let query = def.query(period, self.as_of_day);
         let figure = self
             .figures(def.projection, &query)
