@@ -23,7 +23,8 @@
 //! it. A money figure's events are not weighed by amount here, so they explain nothing of a
 //! money difference (`explained` 0). `unexplained` = |difference| − `explained`, stated in words
 //! (`unexplained_text`: "52 of the 150 claimed home visits are in no record"). A claim that holds
-//! has no reasons. Claims come in the report's section order.
+//! has no reasons and explains nothing (an `at_least` claim's surplus is all `unexplained`).
+//! Claims come in the report's section order.
 //!
 //! A scoped figure counts the events within the scope; only figures that are a count of their
 //! events can be cut so (a money or state figure of a scoped claim is answered as
@@ -292,7 +293,7 @@ impl App {
             let unexplained_text = (!holds && unexplained > 0).then(|| {
                 let show = |v: i64| {
                     if def.money {
-                        format!("{} 元", Money(v).yuan_text())
+                        Money(v).yuan_text()
                     } else {
                         v.to_string()
                     }
