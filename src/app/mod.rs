@@ -20,6 +20,7 @@ pub mod demo;
 pub mod export;
 pub mod figure_text;
 pub mod late_entries;
+pub mod reconcile;
 pub mod report;
 pub mod scenario;
 pub mod verify;

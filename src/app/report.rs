@@ -1,21 +1,17 @@
 //! The programme report, `explain`, `project` and the claims check: figures computed from the
 //! projections, each with its period and scope and the events behind it.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::figure_text;
-use super::late_entries::{LateEntry, LateEntryNotes, late_entries_among};
+use super::late_entries::{LateEntry, late_entries_among};
+pub use super::reconcile::{ClaimCheck, ClaimReason, ClaimsReport, ReasonEvent};
 use super::{App, AppError};
 use crate::domain::Date;
-use crate::domain::events::Comparison;
 use crate::projection::checkpoint::Checkpoints;
 use crate::projection::engine::{self, EngineError};
 use crate::projection::{AnyProjection, AsOf, Figure, Period, Query, Source};
-use crate::projections::claims::ClaimRecord;
 
 /// How a figure is counted: over a period of occurred days, or as a state on a day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -434,7 +430,7 @@ impl MetricDef {
         }
     }
 
-    fn period_text(&self, period: Period, as_of_day: Option<Date>) -> String {
+    pub(super) fn period_text(&self, period: Period, as_of_day: Option<Date>) -> String {
         self.period_text_in(period, as_of_day, false)
     }
 
@@ -488,55 +484,6 @@ pub struct Explanation {
     pub late_entries: Vec<LateEntry>,
 }
 
-/// The claims check as both shells give it: every claim (a scoped supervisor's: those of its
-/// unit) and whether all hold.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClaimsReport {
-    pub all_hold: bool,
-    /// The unit the checks were limited to (a scoped supervisor's), if any.
-    pub scope_unit_id: Option<Uuid>,
-    pub claims: Vec<ClaimCheck>,
-}
-
-impl ClaimsReport {
-    pub fn new(scope_unit_id: Option<Uuid>, claims: Vec<ClaimCheck>) -> Self {
-        Self {
-            all_hold: claims.iter().all(|c| c.verdict == "holds"),
-            scope_unit_id,
-            claims,
-        }
-    }
-}
-
-/// One claim checked against the records.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClaimCheck {
-    pub claim_id: Uuid,
-    pub metric: String,
-    pub claimed: i64,
-    pub comparison: Comparison,
-    pub period: String,
-    pub source_document: String,
-    pub recorded_at: String,
-    /// The value the records give now.
-    pub recorded: Option<i64>,
-    /// The value the records gave when the claim was recorded.
-    pub recorded_then: Option<i64>,
-    pub verdict: &'static str,
-    /// For a difference: the events that explain it.
-    pub reasons: Vec<ClaimReason>,
-    /// The events behind the figure now that were recorded late, with the reason given.
-    pub late_entries: Vec<LateEntry>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ClaimReason {
-    pub kind: &'static str,
-    pub id: Uuid,
-    pub position: u64,
-    pub detail: String,
-}
-
 impl From<EngineError> for AppError {
     fn from(e: EngineError) -> Self {
         match e {
@@ -551,13 +498,13 @@ impl From<EngineError> for AppError {
 /// Called with (events done, events to do) during long replays.
 pub type ProgressFn<'a> = &'a mut dyn FnMut(u64, u64);
 
-struct Replayed {
+pub(super) struct Replayed {
     registry: Vec<Box<dyn AnyProjection>>,
-    states: Vec<Box<dyn std::any::Any + Send>>,
+    pub(super) states: Vec<Box<dyn std::any::Any + Send>>,
     /// The engine's shared pairing book, as of the same position as the states.
     book: crate::projection::PairingBook,
-    names: Vec<&'static str>,
-    info: AsOfInfo,
+    pub(super) names: Vec<&'static str>,
+    pub(super) info: AsOfInfo,
     as_of_day: Option<Date>,
 }
 
@@ -572,7 +519,11 @@ impl Replayed {
     }
 
     /// A figure, or an error naming it when its sum overflowed (never a wrapped number).
-    fn figure(&self, def: &MetricDef, period: Period) -> Result<Option<Figure>, AppError> {
+    pub(super) fn figure(
+        &self,
+        def: &MetricDef,
+        period: Period,
+    ) -> Result<Option<Figure>, AppError> {
         let query = def.query(period, self.as_of_day);
         let figure = self
             .figures(def.projection, &query)
@@ -594,7 +545,7 @@ impl App {
 
     /// Replays the named projections (all when empty) as of a point, in one pass; from the
     /// timeline when this process holds one (all projections, then).
-    fn replay(
+    pub(super) fn replay(
         &self,
         names: &[&str],
         as_of: AsOf,
@@ -774,184 +725,4 @@ impl App {
         view["as_of"] = json!(replayed.info);
         Ok(view)
     }
-
-    /// Every claim compared with the records, now and as of the claim's own recording.
-    pub fn claims_check(&self, progress: ProgressFn<'_>) -> Result<Vec<ClaimCheck>, AppError> {
-        let now = self.replay(&[], AsOf::Now, progress)?;
-        let claims_index = now.names.iter().position(|n| *n == "claims");
-        let Some(ci) = claims_index else {
-            return Ok(Vec::new());
-        };
-        let state = now.states[ci]
-            .downcast_ref::<crate::projections::claims::State>()
-            .ok_or_else(|| {
-                AppError::Usage("the claims projection has another state type".into())
-            })?;
-        let claims: Vec<(Source, ClaimRecord)> = state
-            .claims
-            .live
-            .values()
-            .map(|f| (f.source, f.value.clone()))
-            .collect();
-        let notes = self.late_entry_notes(now.info.position)?;
-        // One replay per distinct moment a claim was recorded.
-        let mut then_by_position: BTreeMap<u64, Replayed> = BTreeMap::new();
-        let mut out = Vec::new();
-        for (source, record) in claims {
-            let c = &record.claim;
-            let Some(def) = metric_def(&c.metric) else {
-                out.push(ClaimCheck {
-                    claim_id: c.claim_id,
-                    metric: c.metric.clone(),
-                    claimed: c.value,
-                    comparison: c.comparison,
-                    period: String::new(),
-                    source_document: c.source_document.clone(),
-                    recorded_at: record.recorded_at.clone(),
-                    recorded: None,
-                    recorded_then: None,
-                    verdict: "differs",
-                    late_entries: Vec::new(),
-                    reasons: vec![ClaimReason {
-                        kind: "unknown_metric",
-                        id: source.id,
-                        position: source.position,
-                        detail: format!("no report metric is named {:?}", c.metric),
-                    }],
-                });
-                continue;
-            };
-            let period = match (c.period_from, c.period_to) {
-                (Some(from), Some(to)) => Period { from, to },
-                _ => def.period(None),
-            };
-            // "As of the claim's own date": the records as they stood when it was recorded.
-            let claimed_at = crate::time::parse_instant(&record.recorded_at)
-                .map_err(|e| AppError::Usage(e.to_string()))?;
-            let then_position =
-                engine::position_as_of(self.log(), &claimed_at)?.max(source.position);
-            let then = match then_by_position.entry(then_position) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(self.replay(&[], AsOf::Position(then_position), &mut |_, _| {})?)
-                }
-            };
-            let then = &*then;
-            let fig_now = now.figure(def, period)?;
-            let fig_then = then.figure(def, period)?;
-            let recorded = fig_now.as_ref().map_or(0, |f| f.value);
-            let holds = match c.comparison {
-                Comparison::Exactly => recorded == c.value,
-                Comparison::AtLeast => recorded >= c.value,
-                Comparison::MoreThan => recorded > c.value,
-                Comparison::AtMost => recorded <= c.value,
-            };
-            let mut reasons = Vec::new();
-            if !holds {
-                reasons = explain_difference(
-                    &now,
-                    def,
-                    period,
-                    fig_now.as_ref(),
-                    fig_then.as_ref(),
-                    then_position,
-                    &notes,
-                );
-            }
-            let late_entries = fig_now
-                .as_ref()
-                .map_or_else(Vec::new, |f| late_entries_among(&f.events, &notes));
-            out.push(ClaimCheck {
-                claim_id: c.claim_id,
-                metric: c.metric.clone(),
-                claimed: c.value,
-                comparison: c.comparison,
-                period: def.period_text(period, None),
-                source_document: c.source_document.clone(),
-                recorded_at: record.recorded_at.clone(),
-                recorded: Some(recorded),
-                recorded_then: fig_then.map(|f| f.value),
-                verdict: if holds { "holds" } else { "differs" },
-                reasons,
-                late_entries,
-            });
-        }
-        Ok(out)
-    }
-}
-
-/// Why a figure differs from a claim: entries recorded after the claim, voids and corrections
-/// since, and events of the same kind outside the claim's period.
-fn explain_difference(
-    now: &Replayed,
-    def: &MetricDef,
-    period: Period,
-    fig_now: Option<&Figure>,
-    fig_then: Option<&Figure>,
-    claim_position: u64,
-    notes: &LateEntryNotes,
-) -> Vec<ClaimReason> {
-    let mut reasons = Vec::new();
-    let then_events: std::collections::BTreeSet<Source> = fig_then
-        .map(|f| f.events.iter().copied().collect())
-        .unwrap_or_default();
-    if let Some(f) = fig_now {
-        for e in f
-            .events
-            .iter()
-            .filter(|e| e.position > claim_position && !then_events.contains(e))
-        {
-            reasons.push(ClaimReason {
-                kind: "recorded_after_claim",
-                id: e.id,
-                position: e.position,
-                detail: match notes.get(&e.id) {
-                    Some((reason, _)) => {
-                        format!("entered after the claim was made, as a late entry: {reason}")
-                    }
-                    None => "entered after the claim was made".into(),
-                },
-            });
-        }
-        for a in f
-            .adjustments
-            .iter()
-            .filter(|a| a.by.position > claim_position)
-        {
-            let kind = match a.kind {
-                crate::projection::AdjustmentKind::Voided => "voided_after_claim",
-                crate::projection::AdjustmentKind::Corrected => "corrected_after_claim",
-            };
-            reasons.push(ClaimReason {
-                kind,
-                id: a.by.id,
-                position: a.by.position,
-                detail: format!(
-                    "{kind} of event {} (position {}): {}",
-                    a.target.id, a.target.position, a.reason
-                ),
-            });
-        }
-    }
-    if def.basis == Basis::Period {
-        let wide = Period {
-            from: Date::ymd(1900, 1, 1).unwrap_or(period.from),
-            to: Date::ymd(2200, 12, 31).unwrap_or(period.to),
-        };
-        // Only the events are read here: an overflowed value was refused with `fig_now`.
-        if let Ok(Some(all)) = now.figure(def, wide) {
-            let inside: std::collections::BTreeSet<Source> = fig_now
-                .map(|f| f.events.iter().copied().collect())
-                .unwrap_or_default();
-            for e in all.events.iter().filter(|e| !inside.contains(e)).take(100) {
-                reasons.push(ClaimReason {
-                    kind: "outside_period",
-                    id: e.id,
-                    position: e.position,
-                    detail: format!("happened outside {period}"),
-                });
-            }
-        }
-    }
-    reasons
 }

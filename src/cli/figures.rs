@@ -159,7 +159,7 @@ pub fn project(app: &App, name: &str, args: &AsOfArgs, params: &[String]) -> Res
 }
 
 pub fn claims_check(app: &App, json_out: bool) -> Result<u8, Failure> {
-    // Each claim is checked as of its own recording: many points, one pass with a timeline.
+    // Each claim is checked as of its reported-on day: many points, one pass with a timeline.
     app.set_hold_timeline(true);
     let report = ClaimsReport::new(None, app.claims_check(&mut progress())?);
     let (all_hold, checks) = (report.all_hold, &report.claims);
@@ -179,16 +179,35 @@ pub fn claims_check(app: &App, json_out: bool) -> Result<u8, Failure> {
                 "{:<38} {:>14} {:>14} {:>14}  {}",
                 c.metric,
                 c.claimed,
-                show(c.recorded),
+                show(c.recorded_now),
                 show(c.recorded_then),
                 c.verdict
             )?;
-            for r in c.reasons.iter().take(20) {
+            if c.verdict != "holds" && c.difference.is_some_and(|d| d != 0) {
                 writeln!(
                     out,
-                    "    {}: #{} {} — {}",
-                    r.kind, r.position, r.id, r.detail
+                    "    difference {}: {} explained, {} unexplained",
+                    show(c.difference),
+                    c.explained,
+                    c.unexplained
                 )?;
+            }
+            if let Some(text) = &c.unexplained_text {
+                writeln!(out, "    {text}")?;
+            }
+            for r in &c.reasons {
+                writeln!(out, "    {} ({}): {} events", r.kind, r.explains, r.count)?;
+                for e in &r.events {
+                    writeln!(out, "      #{} {} — {}", e.position, e.id, e.detail)?;
+                }
+                if r.count > r.events.len() {
+                    writeln!(
+                        out,
+                        "      … and {} more (--json lists the first {})",
+                        r.count - r.events.len(),
+                        r.events.len()
+                    )?;
+                }
             }
             for l in c.late_entries.iter().take(20) {
                 writeln!(

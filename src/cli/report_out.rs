@@ -264,7 +264,7 @@ fn write_workbook(report: &Report, claims: &[ClaimCheck], path: &Path) -> Result
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         sheet.write_string(row, 3, comparison)?;
-        for (col, v) in [(4u16, c.recorded_then), (5, c.recorded)] {
+        for (col, v) in [(4u16, c.recorded_then), (5, c.recorded_now)] {
             if let Some(v) = v {
                 sheet.write_number(row, col, v as f64)?;
             }
