@@ -263,8 +263,14 @@ pub(super) async fn healthz(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-/// The events of a posted body: one CloudEvent or an array of at most [`MAX_EVENTS_PER_POST`].
-fn parse_events(bytes: &[u8]) -> Result<Vec<IncomingEvent>, ApiError> {
+/// A posted body of one `thing` (an object) or an array of at most `max` (`things`, in the
+/// 413's rule `too_many_{things}`).
+fn one_or_many(
+    bytes: &[u8],
+    thing: &str,
+    things: &str,
+    max: usize,
+) -> Result<Vec<Value>, ApiError> {
     let values = match parse_json(bytes)? {
         Value::Array(list) => list,
         one @ Value::Object(_) => vec![one],
@@ -272,27 +278,33 @@ fn parse_events(bytes: &[u8]) -> Result<Vec<IncomingEvent>, ApiError> {
             return Err(ApiError::bad_request(
                 "body",
                 "format",
-                "the body is one CloudEvent (an object) or an array of them",
+                format!("the body is one {thing} (an object) or an array of them"),
             ));
         }
     };
+    if values.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("too_many_{things}"),
+            format!(
+                "{} {things} in one request; at most {max}: split them",
+                values.len()
+            ),
+        )
+        .with_field("body"));
+    }
+    Ok(values)
+}
+
+/// The events of a posted body: one CloudEvent or an array of at most [`MAX_EVENTS_PER_POST`].
+fn parse_events(bytes: &[u8]) -> Result<Vec<IncomingEvent>, ApiError> {
+    let values = one_or_many(bytes, "CloudEvent", "events", MAX_EVENTS_PER_POST)?;
     if values.is_empty() {
         return Err(ApiError::bad_request(
             "body",
             "format",
             "the array holds no events",
         ));
-    }
-    if values.len() > MAX_EVENTS_PER_POST {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_events",
-            format!(
-                "{} events in one request; at most {MAX_EVENTS_PER_POST}: split them",
-                values.len()
-            ),
-        )
-        .with_field("body"));
     }
     values
         .into_iter()
@@ -543,28 +555,7 @@ pub(super) async fn post_claims(
 
 /// The claims of a `POST /v1/claims` body: a type error names the field and the claim's index.
 fn parse_claims(bytes: &[u8]) -> Result<Vec<ClaimInput>, ApiError> {
-    let values = match parse_json(bytes)? {
-        Value::Array(list) => list,
-        one @ Value::Object(_) => vec![one],
-        _ => {
-            return Err(ApiError::bad_request(
-                "body",
-                "format",
-                "the body is one claim (an object) or an array of them",
-            ));
-        }
-    };
-    if values.len() > MAX_CLAIMS_PER_BATCH {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_claims",
-            format!(
-                "{} claims in one request; at most {MAX_CLAIMS_PER_BATCH}: split them",
-                values.len()
-            ),
-        )
-        .with_field("body"));
-    }
+    let values = one_or_many(bytes, "claim", "claims", MAX_CLAIMS_PER_BATCH)?;
     values
         .into_iter()
         .enumerate()

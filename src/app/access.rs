@@ -589,17 +589,7 @@ impl App {
         occurred_at: Instant,
         actor: &str,
     ) -> Result<Ack, AppError> {
-        let incoming = IncomingEvent {
-            id: None,
-            event,
-            occurred_at,
-            recorded_by: None,
-            recorded_at: None,
-            correlation_id: None,
-            causation_id: None,
-            expected_version: None,
-            late_entry_reason: None,
-        };
+        let incoming = IncomingEvent::new(event, occurred_at);
         let acks = self.append(vec![incoming], actor, Keep::default(), &|_, _| Ok(()))?;
         acks.into_iter()
             .next()

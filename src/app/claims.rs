@@ -301,17 +301,7 @@ impl App {
             claim.check_metric().map_err(|e| rejected(index, e))?;
             let claim_id = Uuid::now_v7();
             ids.push(claim_id);
-            incoming.push(IncomingEvent {
-                id: None,
-                event: claim.event(claim_id),
-                occurred_at: now,
-                recorded_by: None,
-                recorded_at: None,
-                correlation_id: None,
-                causation_id: None,
-                expected_version: None,
-                late_entry_reason: None,
-            });
+            incoming.push(IncomingEvent::new(claim.event(claim_id), now));
         }
         let acks = self
             .append(incoming, actor, Keep::default(), authorize)

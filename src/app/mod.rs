@@ -941,19 +941,16 @@ fn late_entry_note(
     reason: &str,
     recorded_at: crate::time::Instant,
 ) -> IncomingEvent {
+    let note = DomainEvent::LateEntryNoted(crate::domain::events::LateEntryNotedV1 {
+        target_event_id: target,
+        reason: reason.to_string(),
+    });
     IncomingEvent {
-        id: None,
-        event: DomainEvent::LateEntryNoted(crate::domain::events::LateEntryNotedV1 {
-            target_event_id: target,
-            reason: reason.to_string(),
-        }),
-        occurred_at: recorded_at,
         recorded_by: e.recorded_by.clone(),
         recorded_at: e.recorded_at,
         correlation_id: e.correlation_id,
         causation_id: Some(target),
-        expected_version: None,
-        late_entry_reason: None,
+        ..IncomingEvent::new(note, recorded_at)
     }
 }
 

@@ -91,6 +91,24 @@ pub struct IncomingEvent {
     pub late_entry_reason: Option<String>,
 }
 
+impl IncomingEvent {
+    /// An event the application makes itself: no id yet (one is generated), none of the
+    /// envelope's optional attributes.
+    pub fn new(event: DomainEvent, occurred_at: Instant) -> Self {
+        Self {
+            id: None,
+            event,
+            occurred_at,
+            recorded_by: None,
+            recorded_at: None,
+            correlation_id: None,
+            causation_id: None,
+            expected_version: None,
+            late_entry_reason: None,
+        }
+    }
+}
+
 /// The `expectedversion` extension: `"any"`, `"none"`, or a version as a number or digits.
 fn expected_version_field(
     obj: &Map<String, Value>,

@@ -101,6 +101,16 @@ pub enum WriteHealth {
 }
 
 impl Writer {
+    /// Replaces the failure with one no recovery undoes (a restart is needed); its error.
+    fn poison_for_good(&self, reason: String) -> LogError {
+        self.poison.clear();
+        self.poison.set(&LogError::Poisoned(reason));
+        self.poison.answered(0);
+        self.poison
+            .get()
+            .map_or(LogError::WriterGone, |f| f.error())
+    }
+
     /// After a full disk: waits for the flusher to answer what it holds, has the storage take
     /// back out whatever of the failed commits it kept, and starts again from the durable
     /// head. Any other failure, or one found while recovering, stays (a restart is needed).
@@ -122,14 +132,10 @@ impl Writer {
                 return Err(LogError::Storage(e));
             }
             // Not a full disk: this failure stays for the process's life.
-            let reason = format!("{}; recovering from it failed: {e}", failure.reason);
-            self.poison.clear();
-            self.poison.set(&LogError::Poisoned(reason));
-            self.poison.answered(0);
-            return Err(self
-                .poison
-                .get()
-                .map_or(LogError::WriterGone, |f| f.error()));
+            return Err(self.poison_for_good(format!(
+                "{}; recovering from it failed: {e}",
+                failure.reason
+            )));
         }
         let head = self.storage.head()?;
         let durable = self.shared.durable_head();
@@ -139,18 +145,11 @@ impl Writer {
                 (h.position, h.chain_hash)
             });
         if found != durable {
-            let reason = format!(
+            return Err(self.poison_for_good(format!(
                 "{}; after recovering, the store's head (position {}) is not the last one \
                  acknowledged (position {})",
                 failure.reason, found.0, durable.0
-            );
-            self.poison.clear();
-            self.poison.set(&LogError::Poisoned(reason));
-            self.poison.answered(0);
-            return Err(self
-                .poison
-                .get()
-                .map_or(LogError::WriterGone, |f| f.error()));
+            )));
         }
         self.tree_edge = crate::log::tree::right_edge(self.storage.as_ref(), head.as_ref())?;
         self.last_recorded = match &head {
